@@ -1,0 +1,742 @@
+"""Elaboration: surface IR -> resolved `Graph`, with every figure and every diagnostic.
+
+Blocks are expanded at their call sites (their `in` is the incoming shape, so expansion and
+shape inference go together), labels become state_dict paths, each layer's arguments are
+bound and validated against its kind's parameter model, and output shapes, parameters,
+buffers, MACs and receptive fields are computed layer by layer. Errors are collected, not
+raised: a layer whose input shape is unknown after an error is still checked for everything
+that does not need the shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pydantic import ValidationError
+
+from cnnspec import ir
+from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
+from cnnspec.analysis.stats import FP32, ReceptiveField, Row, apply_window, merge_fields, start_field
+from cnnspec.diagnostics import Diagnostic, Label
+from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
+from cnnspec.layers import REGISTRY, LayerError
+from cnnspec.layers.base import describe_shape
+from cnnspec.layers.formulas import product
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that refuse a spec before anything is built."""
+
+    max_params: int = 10 ** 11
+    max_activation: int = 10 ** 11
+    max_layers: int = 200_000
+    max_repeat: int = 10_000
+    max_call_depth: int = 64
+
+
+@dataclass
+class Flow:
+    shape: tuple[int, ...] | None
+    rf: ReceptiveField
+
+
+@dataclass
+class Frame:
+    """The network or one block call: its totals, for `expect` bounds inside it."""
+
+    what: str
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+    layers: int = 0
+    memory: int = 0
+    expects: list = field(default_factory=list)
+
+    def metric(self, name: str) -> int | None:
+        return {"params": self.params, "macs": self.macs, "flops": 2 * self.macs, "buffers": self.buffers,
+                "layers": self.layers, "memory": self.memory, "activations": self.memory}.get(name)
+
+
+METRICS = ("params", "macs", "flops", "buffers", "layers", "memory", "activations")
+
+
+class Scope:
+    """A naming scope: a labelled group or a block call, numbering its items like nn.Sequential."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.counter = 0
+        self.labels: dict[str, ir.Span] = {}
+
+    def join(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def next_position(self) -> str:
+        path = self.join(str(self.counter))
+        self.counter += 1
+        return path
+
+
+@dataclass
+class Env:
+    names: dict
+    in_shape: tuple[int, ...] | None
+    frames: tuple[Frame, ...]
+    calls: tuple[tuple[str, ir.Span], ...] = ()
+    scopes: tuple[str, ...] = ()
+
+
+class _Abort(Exception):
+    """Stop elaborating: the spec expands beyond the limits."""
+
+
+@dataclass
+class Elaboration:
+    graph: Graph | None
+    rows: list[Row]
+    diagnostics: list[Diagnostic]
+    totals: Frame
+    scope_blocks: dict[str, str]
+
+
+@dataclass
+class BlockEntry:
+    definition: ir.BlockDef
+
+
+class Elaborator:
+    def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits()):
+        self.blocks = blocks
+        self.limits = limits
+        self.diagnostics: list[Diagnostic] = []
+        self.rows: list[Row] = []
+        self.next_id = 0
+        self.layer_count = 0
+        self.params_refused = False
+        self.scope_blocks: dict[str, str] = {}
+        self.warned: set = set()
+
+    # ---------------------------------------------------------------- reporting
+    def error(self, code: str, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
+              labels: tuple[Label, ...] = (), notes: tuple[str, ...] = (), severity: str = "error") -> None:
+        self.diagnostics.append(Diagnostic(code=code, severity=severity, message=message, span=span, label=label,
+                                           help=help, labels=labels, notes=notes))
+
+    def eval_error(self, error: EvalError) -> None:
+        self.error(error.code, error.message, error.span, label=error.label, help=error.help)
+
+    def evaluate(self, expr, env: Env):
+        """Evaluate, reporting failures; `None` when the value cannot be had."""
+        try:
+            return Evaluator(env.names, env.in_shape)(expr)
+        except EvalError as error:
+            self.eval_error(error)
+        except Unknown:
+            pass
+        except RecursionError:
+            self.error("E012", "expression nested too deeply", expr.span)
+        return None
+
+    # ---------------------------------------------------------------- entry
+    def run(self, spec: ir.SpecFile, name: str, input_decl: ir.InputDecl, statements) -> Elaboration:
+        shape = tuple(input_decl.dims)
+        network = Frame("the network")
+        env = Env(names={}, in_shape=shape, frames=(network,))
+        flow = Flow(shape, start_field(shape[1:]))
+        self.check_activation(shape, input_decl.dims_span)
+        items: list = []
+        try:
+            flow = self.statements(statements, flow, Scope(""), env, items)
+        except _Abort:
+            flow = Flow(None, ())
+        self.check_expects(network, "the network")
+        graph = None
+        if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
+            graph = Graph(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
+                          body=SeqNode(items=tuple(items)))
+        return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks)
+
+    # ---------------------------------------------------------------- statements
+    def statements(self, statements, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        for statement in statements:
+            flow = self.statement(statement, flow, scope, env, items)
+        return flow
+
+    def statement(self, st, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        kind = st.node
+        if kind == "items":
+            return self.item_statement(st, flow, scope, env, items)
+        if kind == "expect_shape":
+            self.expect_shape(st, flow)
+            return flow
+        if kind == "expect_metric":
+            if st.metric not in METRICS:
+                near = closest(st.metric, METRICS)
+                self.error("E403", f"unknown metric `{st.metric}` in `expect`", st.span,
+                           help=f"did you mean `{near}`?" if near else "metrics are " + ", ".join(f"`{m}`" for m in METRICS))
+            else:
+                env.frames[-1].expects.append(st)
+            return flow
+        # declarations are handled before elaboration; here they are misplaced
+        what = {"block": "a block", "network": "`network`", "input": "`input`", "import": "`import`"}[kind]
+        self.error("E126", f"{what} cannot be declared inside a block or group", st.span,
+                   help="declare it at the top level of the file")
+        return flow
+
+    def item_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        if st.label is None:
+            for item in st.chain:
+                flow = self.item(item, flow, scope, env, items)
+            return flow
+        path = self.claim(scope, st.label, st.label_span)
+        if len(st.chain) == 1 and st.chain[0].node in ("layer", "call"):
+            return self.item(st.chain[0], flow, scope, env, items, path=path)
+        inner, sub = Scope(path), []
+        inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,))
+        for item in st.chain:
+            flow = self.item(item, flow, inner, inner_env, sub)
+        items.append(SeqNode(items=tuple(sub), scope=path, span=st.span))
+        return flow
+
+    def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
+        if label in scope.labels:
+            first = scope.labels[label]
+            self.error("E125", f"label `{label}` is used twice in this scope", span, label="second use",
+                       labels=(Label(span=first, message="first used here"),),
+                       help="each label becomes a state_dict key and must be unique in its group")
+        else:
+            scope.labels[label] = span
+        scope.counter += 1
+        return scope.join(label)
+
+    # ---------------------------------------------------------------- items
+    def item(self, item, flow: Flow, scope: Scope, env: Env, items: list, path: str | None = None) -> Flow:
+        node = item.node
+        if node == "layer" or node == "call":
+            name = item.kind if node == "layer" else item.name
+            name_span = item.kind_span if node == "layer" else item.name_span
+            if name in self.blocks:
+                return self.call(item, name, name_span, flow, scope, env, items, path)
+            if name in REGISTRY:
+                return self.layer(item, name, flow, env, items, path or scope.next_position())
+            near = closest(name, list(REGISTRY) + list(self.blocks))
+            self.error("E101", f"unknown layer or block `{name}`", name_span, label="not a layer kind or a block",
+                       help=f"did you mean `{near}`?" if near else "run `cnnspec layers` for the layer kinds")
+            self.consume_args(item, env)
+            return Flow(None, ())
+        if node == "group":
+            return self.statements(item.body, flow, scope, env, items)
+        if node == "repeat":
+            return self.repeat(item, flow, scope, env, items)
+        if node == "when":
+            condition = self.evaluate(item.condition, env)
+            if condition is None:
+                return Flow(None, ())
+            if isinstance(condition, Word):
+                self.error("E107", f"unknown name `{condition}`", item.condition.span)
+                return Flow(None, ())
+            chosen = item.then if condition else item.otherwise
+            return self.statements(chosen.body, flow, scope, env, items) if chosen else flow
+        if node == "residual":
+            return self.residual(item, flow, scope, env, items)
+        if node in ("concat", "add"):
+            return self.branches(item, flow, scope, env, items)
+        if node == "scale":
+            return self.scale(item, flow, scope, env, items)
+        raise AssertionError(node)
+
+    def consume_args(self, item, env: Env) -> None:
+        """Evaluate the arguments of an unusable item, so their own errors are reported too."""
+        for expr in list(item.args) + [o.value for o in item.options]:
+            self.evaluate(expr, env)
+
+    def repeat(self, item: ir.Repeat, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        count = self.evaluate(item.count, env)
+        if count is None:
+            return Flow(None, ())
+        if isinstance(count, bool) or not isinstance(count, int):
+            self.error("E122", f"a repeat count must be a whole number, found {describe_value(count)}", item.count.span)
+            return Flow(None, ())
+        if not 1 <= count <= self.limits.max_repeat:
+            self.error("E122", f"repeat count {count} is out of range", item.count.span,
+                       label=f"must be between 1 and {self.limits.max_repeat:,}",
+                       help="a count of 0 would remove the item: delete it instead" if count < 1 else None)
+            return Flow(None, ())
+        for _ in range(count):
+            flow = self.item(item.item, flow, scope, env, items)
+        return flow
+
+    # ---------------------------------------------------------------- block calls
+    def call(self, item, name: str, name_span: ir.Span, flow: Flow, scope: Scope, env: Env, items: list,
+             path: str | None) -> Flow:
+        block = self.blocks[name]
+        stack = [n for n, _ in env.calls]
+        if name in stack:
+            chain = " -> ".join(f"`{n}`" for n in stack[stack.index(name):] + [name])
+            self.error("E121", f"block `{name}` calls itself: {chain}", name_span, label="recursive call",
+                       labels=(Label(span=block.name_span, message="block defined here"),),
+                       help="blocks cannot recurse; write the levels out, or pass a parameter to a separate block")
+            return Flow(None, ())
+        if len(env.calls) >= self.limits.max_call_depth:
+            self.error("E121", f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
+            return Flow(None, ())
+        names = self.bind_block(item, block, env)
+        path = path or scope.next_position()
+        if names is None:
+            return Flow(None, ())
+        frame = Frame(f"block `{name}`")
+        inner_env = Env(names, flow.shape, env.frames + (frame,), env.calls + ((name, name_span),),
+                        env.scopes + (path,))
+        self.scope_blocks[path] = name
+        sub: list = []
+        flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
+        items.append(SeqNode(items=tuple(sub), scope=path, block=name, span=item.span))
+        self.check_expects(frame, f"this call of `{name}`", item.span)
+        return flow
+
+    def bind_block(self, item, block: ir.BlockDef, env: Env) -> dict | None:
+        args = item.args if item.node == "call" else ()
+        options = item.options if item.node == "call" else ()
+        if item.node == "layer" and (item.args or item.options):
+            self.error("E120", f"block `{block.name}` takes its arguments in parentheses", item.span,
+                       help=f"write `{block.name}(...)`")
+            return None
+        params = [p.name for p in block.params]
+        signature = f"`{block.name}({', '.join(params)})`"
+        ok = True
+        if len(args) > len(params):
+            self.error("E120", f"`{block.name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
+                               f"{len(args)} given", args[len(params)].span, label="extra argument",
+                       labels=(Label(span=block.name_span, message=f"defined as {signature}"),))
+            ok = False
+        values = {}
+        for param, expr in zip(block.params, args):
+            values[param.name] = (expr, env)
+        for option in options:
+            if option.key not in params:
+                near = closest(option.key, params)
+                self.error("E120", f"`{block.name}` has no parameter `{option.key}`", option.span,
+                           help=f"did you mean `{near}`?" if near else f"its parameters: {signature}")
+                ok = False
+            elif option.key in values:
+                self.error("E120", f"parameter `{option.key}` given twice", option.span)
+                ok = False
+            else:
+                values[option.key] = (option.value, env)
+        names: dict = {}
+        for param in block.params:
+            if param.name in values:
+                expr, where = values[param.name]
+                value = self.evaluate(expr, where)
+                if isinstance(value, Word):
+                    self.error("E107", f"unknown name `{value}`", expr.span, label="not defined here",
+                               help=self.suggest(value, where))
+                    ok = False
+            elif param.default is not None:
+                value = self.evaluate(param.default, Env(names, env.in_shape, env.frames))
+            else:
+                self.error("E120", f"`{block.name}` needs a value for `{param.name}`", item.span,
+                           labels=(Label(span=block.name_span, message=f"defined as {signature}"),),
+                           help=f"pass it by position or as `{param.name}=...`")
+                ok = False
+                continue
+            if value is None:
+                ok = False
+            names[param.name] = value
+        return names if ok else None
+
+    def suggest(self, name: str, env: Env) -> str | None:
+        near = closest(name, list(env.names) + ["in"])
+        return f"did you mean `{near}`?" if near else None
+
+    # ---------------------------------------------------------------- layers
+    def layer(self, item, kind_name: str, flow: Flow, env: Env, items: list, path: str) -> Flow:
+        kind = REGISTRY[kind_name]
+        bound = self.bind_layer(item, kind, env)
+        if bound is None:
+            return Flow(None, ())
+        values, spans = bound
+        span = item.span
+        try:
+            params = kind.Params(**values)
+        except ValidationError as error:
+            self.validation_errors(kind, error, values, spans, span)
+            return Flow(None, ())
+        if flow.shape is None:
+            return Flow(None, ())
+        self.layer_count += 1
+        if self.layer_count > self.limits.max_layers:
+            self.error("E124", f"the spec expands to more than {self.limits.max_layers:,} layers", span,
+                       help="check the repeat counts and nested blocks")
+            raise _Abort()
+        try:
+            out = kind.infer_shape(params, flow.shape)
+            n_params = kind.count_params(params, flow.shape)
+            buffers = kind.count_buffers(params, flow.shape)
+            macs = kind.count_macs(params, flow.shape, out)
+            window = kind.window(params, flow.shape, out)
+            notes = kind.warnings(params, flow.shape)
+        except LayerError as error:
+            where = spans.get(error.arg, span) if error.arg else span
+            self.error(error.code, error.message, where, label=error.label,
+                       help=error.help, notes=(f"the input to `{kind_name}` is {describe_shape(flow.shape)}",))
+            return Flow(None, ())
+        for note in notes:
+            self.error(note.code, note.message, spans.get(note.arg, span), help=note.help, severity="warning")
+        self.check_activation(out, span)
+        if getattr(kind, "mixes_positions", False) and len(flow.shape) == 1:
+            rf = tuple(f.whole() for f in flow.rf)
+        else:
+            rf = apply_window(flow.rf, window, out[1:]) if len(out) > 1 else (
+                apply_window(flow.rf, window, ()) if window else flow.rf)
+        node_id = self.new_id()
+        trainable = 0 if getattr(params, "frozen", False) else n_params
+        items.append(LayerNode(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
+                               out_shape=out, span=span))
+        self.add_row(Row(node_id, path, kind_name, out, n_params, buffers, macs, rf, len(env.scopes), env.scopes,
+                         trainable=trainable, line=span.line), env, span)
+        return Flow(out, rf)
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id
+
+    def add_row(self, row: Row, env: Env, span: ir.Span) -> None:
+        self.rows.append(row)
+        for frame in env.frames:
+            frame.params += row.params
+            frame.buffers += row.buffers
+            frame.macs += row.macs
+            frame.memory += row.activation_bytes
+            frame.layers += row.kind not in ("add", "concat", "mul")
+        total = env.frames[0].params
+        if total > self.limits.max_params and not self.params_refused:
+            self.params_refused = True
+            self.error("E301", f"the network reaches {total:,} parameters, over the limit of {self.limits.max_params:,}",
+                       span, label=f"this layer alone has {row.params:,}",
+                       help="a dense layer over a large input explodes: pool or stride down before it")
+
+    def check_activation(self, shape, span: ir.Span) -> None:
+        elements = product(shape)
+        if elements > self.limits.max_activation:
+            self.error("E302", f"an activation of {describe_shape(shape)} holds {elements:.3g} elements, over the "
+                               f"limit of {self.limits.max_activation:.3g}", span,
+                       help="downsample earlier, or check the input size")
+
+    def bind_layer(self, item, kind, env: Env):
+        """Positional arguments and options -> field values and the span of each."""
+        values: dict = {}
+        spans: dict = {}
+        positional = list(kind.positional)
+        fields = set(kind.Params.model_fields) - {"kind"}
+        ok = True
+        for expr in item.args:
+            if (positional and positional[0] == "kernel" and expr.node == "binop" and expr.op == "*"
+                    and expr.left.node == "num" and expr.right.node == "num"):
+                a, b = expr.left.value, expr.right.value
+                self.error("E104", f"`{a}*{b}` multiplies to {a * b}; a kernel size is written `{a}x{b}`", expr.span,
+                           label="this is a product", help=f"write `{item.kind} ... {a}x{b}`")
+                ok = False
+                positional.pop(0)
+                continue
+            value = self.evaluate(expr, env)
+            if value is None:
+                ok = False
+                if positional:
+                    positional.pop(0)
+                continue
+            if isinstance(value, Word):
+                if value in kind.flags:
+                    field_name, flag_value = kind.flags[value]
+                    values[field_name] = flag_value
+                    spans[field_name] = expr.span
+                    continue
+                if value in REGISTRY or value in self.blocks:
+                    self.error("E106", f"`{value}` is a layer, not an argument of `{item.kind}`", expr.span,
+                               label="starts a new layer", help="put each layer on its own line, or separate them with `;`")
+                else:
+                    choices = list(env.names) + list(kind.flags) + ["in"]
+                    near = closest(value, choices)
+                    self.error("E107", f"unknown name `{value}`", expr.span, label="not defined here",
+                               help=f"did you mean `{near}`?" if near else self.flag_help(kind))
+                ok = False
+                continue
+            if not positional:
+                taken = ", ".join(f"`{p}`" for p in kind.positional) or "no positional arguments"
+                self.error("E106", f"too many positional arguments for `{item.kind}`", expr.span,
+                           label="extra argument", help=f"`{item.kind}` takes {taken}; give the rest as `key=value`")
+                ok = False
+                continue
+            name = positional.pop(0)
+            if name == "out" and isinstance(value, tuple) and "kernel" in kind.positional:
+                self.error("E105", f"`{item.kind}` needs the number of output channels before the kernel",
+                           expr.span, label="this is the kernel",
+                           help=f"write the channel count first: `{item.kind} 64 {describe_value(value).strip('`')}`")
+                ok = False
+                positional = [p for p in positional if p != "kernel"]
+                continue
+            values[name] = value
+            spans[name] = expr.span
+        for option in item.options:
+            key = option.key
+            field_name = key if key in fields else f"{key}_" if f"{key}_" in fields else None
+            if field_name is None:
+                near = closest(key, [f.rstrip("_") for f in fields])
+                self.error("E102", f"`{item.kind}` has no option `{key}`", option.span, label="unknown option",
+                           help=f"did you mean `{near}`?" if near else
+                           ("its options: " + ", ".join(f"`{f.rstrip('_')}`" for f in sorted(fields)) if fields
+                            else f"`{item.kind}` takes no options"))
+                ok = False
+                continue
+            if field_name in values:
+                self.error("E103", f"`{key}` is given twice", option.span, label="second value")
+                ok = False
+                continue
+            value = self.evaluate(option.value, env)
+            if value is None:
+                ok = False
+                continue
+            values[field_name] = value
+            spans[field_name] = option.value.span
+        return (values, spans) if ok else None
+
+    @staticmethod
+    def flag_help(kind) -> str | None:
+        if kind.flags:
+            return f"`{kind.name}` accepts the words " + ", ".join(f"`{f}`" for f in kind.flags)
+        return None
+
+    def validation_errors(self, kind, error: ValidationError, values: dict, spans: dict, span: ir.Span) -> None:
+        reported = set()
+        for problem in error.errors():
+            field_name = str(problem["loc"][0]) if problem["loc"] else ""
+            if field_name in reported:
+                continue
+            reported.add(field_name)
+            shown = field_name.rstrip("_")
+            where = spans.get(field_name, span)
+            if problem["type"] == "missing":
+                usage = " ".join(f"<{p}>" for p in kind.positional)
+                what = "output channel count" if field_name == "out" else f"`{shown}`"
+                self.error("E106", f"`{kind.name}` needs {'an ' if what[0] == 'o' else ''}{what}", span,
+                           label="missing argument", help=f"write `{kind.name} {usage}`".rstrip() + "`" if False else
+                           f"write it as `{kind.name} {usage}`")
+                continue
+            value = values.get(field_name)
+            if isinstance(value, Word):
+                self.error("E107", f"unknown name `{value}` for `{shown}`", where, label="not defined here",
+                           help=self.accepted_words(kind, field_name))
+                continue
+            message = problem["msg"].replace("Input should be", "should be")
+            message = message[0].lower() + message[1:]
+            self.error("E103", f"`{shown}` {message}, got {describe_value(value)}", where, label="invalid value")
+
+    @staticmethod
+    def accepted_words(kind, field_name: str) -> str | None:
+        import typing
+
+        annotation = kind.Params.model_fields[field_name].annotation
+        words = []
+        for arg in typing.get_args(annotation) or (annotation,):
+            if typing.get_origin(arg) is typing.Literal:
+                words += [a for a in typing.get_args(arg) if isinstance(a, str)]
+        if typing.get_origin(annotation) is typing.Literal:
+            words = [a for a in typing.get_args(annotation) if isinstance(a, str)]
+        return ("it takes " + ", ".join(f"`{w}`" for w in words)) if words else "it takes a number"
+
+    # ---------------------------------------------------------------- merges
+    def merge(self, op: str, branches: list[tuple[list, Flow]], flow: Flow, out, span: ir.Span, env: Env,
+              items: list, crop: bool = False) -> Flow:
+        node_id = self.new_id()
+        rf = merge_fields([b[1].rf for b in branches])
+        path = env.scopes[-1] if env.scopes else ""
+        items.append(MergeNode(id=node_id, op=op, branches=tuple(SeqNode(items=tuple(b[0])) for b in branches),
+                               crop=crop, path=path, in_shape=flow.shape, out_shape=out, span=span))
+        self.add_row(Row(node_id, path, op, out, 0, 0, 0, rf, len(env.scopes), env.scopes, line=span.line), env, span)
+        self.check_activation(out, span)
+        return Flow(out, rf)
+
+    def residual(self, item: ir.Residual, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        main_items: list = []
+        main = self.statements(item.main.body, flow, scope, env, main_items)
+        short_items: list = []
+        shortcut = flow
+        short = item.shortcut
+        active = short is not None
+        if short is not None and short.condition is not None:
+            condition = self.evaluate(short.condition, env)
+            if condition is None or isinstance(condition, Word):
+                if isinstance(condition, Word):
+                    self.error("E107", f"unknown name `{condition}`", short.condition.span)
+                return Flow(None, ())
+            active = bool(condition)
+        if active:
+            if short.label:
+                path = self.claim(scope, short.label, short.label_span)
+                inner, sub = Scope(path), []
+                shortcut = self.statements(short.body.body, flow, inner,
+                                           Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,)), sub)
+                short_items.append(SeqNode(items=tuple(sub), scope=path, span=short.span))
+            else:
+                shortcut = self.statements(short.body.body, flow, scope, env, short_items)
+        elif short is not None and short.label:
+            self.claim(scope, short.label, short.label_span)
+        if main.shape is None or shortcut.shape is None:
+            return Flow(None, ())
+        out = broadcast(main.shape, shortcut.shape)
+        if out is None or out != main.shape and out != shortcut.shape:
+            keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
+                              end_line=item.span.line, end_column=item.span.column + len("residual"))
+            where = short.span if active else None
+            labels = (Label(span=where, message=f"shortcut gives {describe_shape(shortcut.shape)}"),) if where else ()
+            notes = () if active else (f"without an active `shortcut`, the input {describe_shape(flow.shape)} is added unchanged",)
+            self.error("E201", f"residual branches disagree: main path gives {describe_shape(main.shape)}, "
+                               f"shortcut gives {describe_shape(shortcut.shape)}", keyword,
+                       label=f"main path gives {describe_shape(main.shape)}", labels=labels, notes=notes,
+                       help=projection_help(flow.shape, main.shape))
+            return Flow(None, ())
+        return self.merge("add", [(main_items, main), (short_items, shortcut)], flow, out, item.span, env, items)
+
+    def branches(self, item, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        results = []
+        for statement in item.body.body:
+            sub: list = []
+            result = self.statement(statement, flow, scope, env, sub)
+            if statement.node in ("items",):
+                results.append((sub, result, statement.span))
+        if not results:
+            self.error("E106", f"`{item.node}` needs at least one branch", item.span)
+            return Flow(None, ())
+        if any(r[1].shape is None for r in results):
+            return Flow(None, ())
+        shapes = [r[1].shape for r in results]
+        keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
+                          end_line=item.span.line, end_column=item.span.column + len(item.node))
+        if item.node == "add":
+            out = shapes[0]
+            for s in shapes[1:]:
+                out = broadcast(out, s) if out is not None else None
+            if out is None:
+                self.error("E203", "add branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
+                           label="the branches are added here",
+                           labels=tuple(Label(span=r[2], message=f"gives {describe_shape(r[1].shape)}") for r in results),
+                           help="every branch must give the same shape (or one that broadcasts to it)")
+                return Flow(None, ())
+            return self.merge("add", [(r[0], r[1]) for r in results], flow, out, item.span, env, items)
+        crop = "crop" in item.flags
+        for flag in item.flags:
+            if flag != "crop":
+                self.error("E102", f"`concat` has no option `{flag}`", keyword, help="`concat crop { ... }` center-crops "
+                                                                                     "larger maps to the smallest")
+                return Flow(None, ())
+        ranks = {len(s) for s in shapes}
+        problem = None
+        if len(ranks) > 1:
+            problem = "they have different ranks"
+        elif crop:
+            spatial = tuple(min(s[i] for s in shapes) for i in range(1, len(shapes[0])))
+            out = (sum(s[0] for s in shapes), *spatial)
+        else:
+            rest = {s[1:] for s in shapes}
+            if len(rest) > 1:
+                problem = "their spatial sizes differ"
+            out = (sum(s[0] for s in shapes), *shapes[0][1:])
+        if problem:
+            self.error("E202", "concat branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
+                       label=problem,
+                       labels=tuple(Label(span=r[2], message=f"gives {describe_shape(r[1].shape)}") for r in results),
+                       help="concat joins along channels; every other dimension must agree. "
+                            "`concat crop { ... }` center-crops the larger maps")
+            return Flow(None, ())
+        return self.merge("concat", [(r[0], r[1]) for r in results], flow, out, item.span, env, items, crop=crop)
+
+    def scale(self, item: ir.Scale, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        sub: list = []
+        result = self.statements(item.body.body, flow, scope, env, sub)
+        if result.shape is None or flow.shape is None:
+            return Flow(None, ())
+        out = broadcast(flow.shape, result.shape)
+        if out != flow.shape:
+            keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
+                              end_line=item.span.line, end_column=item.span.column + len("scale"))
+            self.error("E204", f"scale branch gives {describe_shape(result.shape)}, which does not broadcast over "
+                               f"the input {describe_shape(flow.shape)}", keyword,
+                       label="the input is multiplied here",
+                       help=f"end the branch with {flow.shape[0]} channels and 1x1 (or matching) spatial size, "
+                            f"such as `conv in.c 1x1`")
+            return Flow(None, ())
+        return self.merge("mul", [([], flow), (sub, result)], flow, out, item.span, env, items)
+
+    # ---------------------------------------------------------------- contracts
+    def expect_shape(self, st: ir.ExpectShape, flow: Flow) -> None:
+        if st.metric != "shape":
+            self.error("E403", f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
+            return
+        if flow.shape is not None and tuple(st.dims) != flow.shape:
+            self.error("E401", f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
+                       label=f"the shape here is {describe_shape(flow.shape)}")
+
+    def check_expects(self, frame: Frame, where: str, call_span: ir.Span | None = None) -> None:
+        if any(d.severity == "error" for d in self.diagnostics) and frame.expects:
+            # totals after an error are incomplete: do not pile contract failures on top
+            return
+        for st in frame.expects:
+            actual = frame.metric(st.metric)
+            ok = {"<": actual < st.value, "<=": actual <= st.value, ">": actual > st.value,
+                  ">=": actual >= st.value, "==": actual == st.value, "!=": actual != st.value}[st.op]
+            if not ok:
+                labels = (Label(span=call_span, message="in this call"),) if call_span else ()
+                self.error("E402", f"`expect {st.metric} {st.op} {st.text}` is not met: {where} has "
+                                   f"{format_metric(st.metric, actual)}", st.span,
+                           label=f"actual {format_metric(st.metric, actual)}", labels=labels)
+
+
+def format_metric(metric: str, value: int) -> str:
+    unit = {"params": "parameters", "macs": "MACs", "flops": "FLOPs", "buffers": "buffer elements",
+            "layers": "layers", "memory": "activation bytes", "activations": "activation bytes"}[metric]
+    return f"{value:,} {unit} ({human(value)})"
+
+
+def human(value: float) -> str:
+    """1234567 -> 1.23M.
+
+    >>> human(25557032), human(4089184256), human(950)
+    ('25.56M', '4.09G', '950')
+    """
+    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{suffix}"
+    return f"{value:g}"
+
+
+def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Numpy broadcasting of two per-sample shapes, right-aligned; `None` if they do not broadcast.
+
+    >>> broadcast((64, 28, 28), (64, 1, 1)), broadcast((64, 28, 28), (32, 28, 28))
+    ((64, 28, 28), None)
+    """
+    if len(a) != len(b):
+        return None
+    out = []
+    for x, y in zip(a, b):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            return None
+    return tuple(out)
+
+
+def projection_help(in_shape, main_shape) -> str | None:
+    if in_shape is None or main_shape is None or len(in_shape) != len(main_shape) or len(in_shape) < 2:
+        return None
+    strides = {n // m for n, m in zip(in_shape[1:], main_shape[1:]) if m and n % m == 0}
+    stride = strides.pop() if len(strides) == 1 else None
+    if stride is None:
+        return None
+    kernel = "x".join(["1"] * (len(in_shape) - 1))
+    stride_text = f" stride={stride}" if stride != 1 else ""
+    return f"add a projection shortcut: `shortcut {{ conv {main_shape[0]} {kernel}{stride_text} bias=false; bn }}`"

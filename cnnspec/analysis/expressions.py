@@ -1,0 +1,176 @@
+"""Evaluate the integer expressions of a spec: `c*4`, `in.c // 2`, `stride != 1 or in.c != c`.
+
+Values are ints, floats, bools, strings, tuples (dims, tuples and lists) and `Word`s: names
+not bound to anything, which a layer may take as a flag or an option value (`pad=same`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+from cnnspec import ir
+
+#: integers beyond this are refused, so no expression can build a huge number
+MAX_MAGNITUDE = 10 ** 15
+
+
+class Word(str):
+    """An unbound name, kept with its span: a flag or a symbolic option value."""
+
+    span: ir.Span
+
+
+class EvalError(Exception):
+    def __init__(self, code: str, message: str, span: ir.Span, help: str | None = None, label: str = ""):
+        super().__init__(message)
+        self.code, self.message, self.span, self.help, self.label = code, message, span, help, label
+
+
+class Unknown(Exception):
+    """The value depends on a shape that could not be inferred: stay silent, an error was already shown."""
+
+
+_IN_ATTRS = {1: {"c": 0}, 2: {"c": 0, "l": 1, "w": 1}, 3: {"c": 0, "h": 1, "w": 2},
+             4: {"c": 0, "d": 1, "h": 2, "w": 3}}
+
+
+def in_attribute(shape, attr: str, span: ir.Span):
+    if shape is None:
+        raise Unknown()
+    if attr == "rank":
+        return len(shape) - 1
+    index = _IN_ATTRS.get(len(shape), {}).get(attr)
+    if index is None:
+        have = ", ".join(f"`in.{a}`" for a in _IN_ATTRS.get(len(shape), {}))
+        raise EvalError("E109", f"`in.{attr}` is not defined for an input of shape {'x'.join(map(str, shape))}", span,
+                        help=f"this input has {have} and `in.rank`")
+    return shape[index]
+
+
+def closest(name: str, candidates) -> str | None:
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def _number(value, span: ir.Span):
+    if isinstance(value, Word):
+        raise EvalError("E107", f"unknown name `{value}`", span, label="not defined here")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise EvalError("E108", f"expected a number, found {describe_value(value)}", span)
+    return value
+
+
+def describe_value(value) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Word):
+        return f"the name `{value}`"
+    if isinstance(value, str):
+        return f'the string "{value}"'
+    if isinstance(value, tuple):
+        return "a list" if value and isinstance(value[0], tuple) else f"`{'x'.join(map(str, value))}`"
+    return f"`{value}`"
+
+
+def _check_size(value, span):
+    if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
+        raise EvalError("E108", f"number too large ({value:.3g})", span)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise EvalError("E108", "number is not finite", span)
+    return value
+
+
+_FUNCS = {"min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round}
+
+
+class Evaluator:
+    """Evaluates expressions against bound names and the enclosing block's input shape."""
+
+    def __init__(self, names: dict, in_shape):
+        self.names = names
+        self.in_shape = in_shape
+
+    def __call__(self, expr) -> object:
+        method = getattr(self, f"_{expr.node}")
+        return method(expr)
+
+    def _num(self, e: ir.Num):
+        return _check_size(e.value, e.span)
+
+    def _bool(self, e: ir.Bool):
+        return e.value
+
+    def _str(self, e: ir.Str):
+        return e.value
+
+    def _dims(self, e: ir.Dims):
+        return e.values
+
+    def _tuple(self, e: ir.TupleLit):
+        return tuple(self(i) for i in e.items)
+
+    _list = _tuple
+
+    def _ref(self, e: ir.Ref):
+        if e.name == "in" and e.attr is not None:
+            return in_attribute(self.in_shape, e.attr, e.span)
+        if e.attr is not None:
+            raise EvalError("E107", f"`{e.name}.{e.attr}` is not defined; only `in` has attributes", e.span)
+        if e.name in self.names:
+            return self.names[e.name]
+        word = Word(e.name)
+        word.span = e.span
+        return word
+
+    def _unary(self, e: ir.UnaryOp):
+        value = self(e.operand)
+        if e.op == "not":
+            return not self.truth(value, e.operand.span)
+        return -_number(value, e.operand.span)
+
+    def truth(self, value, span) -> bool:
+        if isinstance(value, Word):
+            raise EvalError("E107", f"unknown name `{value}`", span, label="not defined here",
+                            help=self._suggest(value))
+        return bool(value)
+
+    def _suggest(self, name: str) -> str | None:
+        near = closest(name, list(self.names) + ["in"])
+        return f"did you mean `{near}`?" if near else None
+
+    def _func(self, e: ir.Func):
+        func = _FUNCS.get(e.name)
+        if func is None:
+            raise EvalError("E108", f"unknown function `{e.name}`", e.span,
+                            help="functions are " + ", ".join(f"`{f}`" for f in _FUNCS))
+        args = [_number(self(a), a.span) for a in e.args]
+        try:
+            return _check_size(func(*args), e.span)
+        except (TypeError, ValueError) as error:
+            raise EvalError("E108", f"`{e.name}` cannot take these arguments: {error}", e.span) from None
+
+    def _binop(self, e: ir.BinOp):
+        if e.op in ("and", "or"):
+            left = self.truth(self(e.left), e.left.span)
+            if (e.op == "and" and not left) or (e.op == "or" and left):
+                return left
+            return self.truth(self(e.right), e.right.span)
+        left, right = self(e.left), self(e.right)
+        if e.op in ("==", "!="):
+            for value, span in ((left, e.left.span), (right, e.right.span)):
+                if isinstance(value, Word):
+                    raise EvalError("E107", f"unknown name `{value}`", span, help=self._suggest(value))
+            return (left == right) == (e.op == "==")
+        a, b = _number(left, e.left.span), _number(right, e.right.span)
+        if isinstance(left, Word) or isinstance(right, Word):
+            raise EvalError("E107", "unknown name", e.span)
+        op = e.op
+        if op in ("/", "//", "%") and b == 0:
+            raise EvalError("E108", "division by zero", e.span, label="the divisor is zero here")
+        result = {
+            "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+            "//": lambda: a // b, "%": lambda: a % b, "<": lambda: a < b, "<=": lambda: a <= b,
+            ">": lambda: a > b, ">=": lambda: a >= b,
+        }[op]()
+        return _check_size(result, e.span)

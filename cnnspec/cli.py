@@ -1,0 +1,98 @@
+"""The `cnnspec` command: click wiring only, the work is done in the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cnnspec.diagnostics import render_all, to_json
+
+
+def _parse_dims(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        dims = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected dimensions like 3x224x224, got {value!r}") from None
+    if not 2 <= len(dims) <= 4 or any(d < 1 for d in dims):
+        raise click.BadParameter(f"expected CxL, CxHxW or CxDxHxW with positive sizes, got {value!r}")
+    return dims
+
+
+def _color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in __import__("os").environ
+
+
+def _spec_argument(func):
+    return click.argument("spec", metavar="FILE")(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cnnspec")
+def main() -> None:
+    """cnnspec: check, summarise and compile CNN architecture specs (.cnn files)."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+def check(files, strict, fmt, input_dims):
+    """Check specs: shapes, arguments, blocks, contracts. Exit 1 on errors."""
+    from cnnspec.network import check as check_spec
+
+    failed = False
+    report = []
+    for path in files:
+        network, diagnostics, sources = check_spec(path, input_dims)
+        errors = [d for d in diagnostics if d.severity == "error"]
+        failed |= bool(errors) or (strict and bool(diagnostics))
+        if fmt == "json":
+            report.append({"file": path, "ok": network is not None and not errors,
+                           "diagnostics": [to_json(d) for d in diagnostics]})
+        elif diagnostics:
+            click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        else:
+            click.echo(f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
+                       f"output {'x'.join(map(str, network.output_shape))})")
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@_spec_argument
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--depth", type=click.IntRange(min=1), help="Collapse blocks and groups nested deeper than N.")
+@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+def summary(spec, fmt, depth, input_dims):
+    """Per-layer table: output shape, params, MACs, receptive field, activations."""
+    from cnnspec.network import check as check_spec
+
+    network, diagnostics, sources = check_spec(spec, input_dims)
+    if network is None:
+        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        sys.exit(1)
+    click.echo(network.summary(format=fmt, depth=depth))
+
+
+@main.command()
+def layers():
+    """List the layer kinds with their arguments."""
+    from cnnspec.layers import REGISTRY
+
+    for name, kind in sorted(REGISTRY.items(), key=lambda item: (item[1].family, item[0])):
+        fields = [f.rstrip("_") for f in kind.Params.model_fields if f != "kind" and f not in kind.positional]
+        usage = " ".join([name, *(f"<{p}>" for p in kind.positional)])
+        click.echo(f"{kind.family:14} {usage:28} {kind.summary}")
+        if fields:
+            click.echo(f"{'':14} {'':28} options: {', '.join(fields)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Parse `.cnn` text with the Lark grammar and build the surface IR.
+
+One LALR parser is built per process and cached. Parse failures become located
+`Diagnostic`s with the common mistakes named; nothing from Lark escapes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from cnnspec import ir
+from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.frontend.build import build_spec
+from cnnspec.resources import grammar_path
+
+#: Refuse sources larger than this before parsing (bytes).
+MAX_SOURCE_BYTES = 2_000_000
+#: Refuse bracket nesting deeper than this before parsing.
+MAX_NESTING = 100
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> Lark:
+    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                propagate_positions=True, maybe_placeholders=True, cache=False)
+
+
+def parse_text(text: str, path: str) -> ir.SpecFile:
+    """Parse one spec file's text; raises `SpecError` with located diagnostics."""
+    _check_size(text, path)
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = parser().parse(source)
+    except UnexpectedInput as error:
+        raise SpecError([describe_syntax_error(error, source, path)]) from None
+    return build_spec(tree, path)
+
+
+def _check_size(text: str, path: str) -> None:
+    if len(text) > MAX_SOURCE_BYTES:
+        raise SpecError([Diagnostic(code="E012", severity="error",
+                                    message=f"spec is too large ({len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,})",
+                                    span=_point(path, 1, 1))])
+    depth, line, column = 0, 1, 0
+    for char in text:
+        column += 1
+        if char == "\n":
+            line, column = line + 1, 0
+        elif char in "{([":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise SpecError([Diagnostic(code="E012", severity="error",
+                                            message=f"brackets nest deeper than {MAX_NESTING} levels",
+                                            span=_point(path, line, column), label="too deep here",
+                                            help="split the structure into named blocks")])
+        elif char in "})]":
+            depth = max(0, depth - 1)
+
+
+def _point(path: str, line: int, column: int, length: int = 1) -> ir.Span:
+    return ir.Span(file=path, line=line, column=column, end_line=line, end_column=column + length)
+
+
+# ---------------------------------------------------------------- friendly syntax errors
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "DIMS": "dimensions like `3x3`",
+    "STRING": "a quoted path", "QUANTITY": "a quantity like `5M`", "CMPOP": "a comparison",
+    "_SEP": "a new line", "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`",
+    "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "STAR": "`*`",
+    "MINUS": "`-`", "PLUS": "`+`", "SLASH": "`/`", "DSLASH": "`//`", "PERCENT": "`%`", "DOT": "`.`",
+    "$END": "the end of the file", "TRUE": "`true`", "FALSE": "`false`",
+}
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "_SEP":
+        return "end of line" if "\n" in token.value else "`;`"
+    return f"`{token.value}`"
+
+
+def _expected(names: set[str]) -> str:
+    words = []
+    for name in sorted(names):
+        word = _TERMINAL_WORDS.get(name)
+        if word is None and name.isupper():
+            word = f"`{name.lower()}`"
+        if word and word not in words:
+            words.append(word)
+    if not words:
+        return ""
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return "expected " + ", ".join(words)
+
+
+def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Diagnostic:
+    lines = source.splitlines()
+    if isinstance(error, UnexpectedCharacters):
+        char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else "?"
+        span = _point(path, error.line, error.column)
+        helps = {"'": "strings are written with double quotes", "@": None, "$": None}
+        return Diagnostic(code="E002", severity="error", message=f"unexpected character `{char}`",
+                          span=span, label="not part of the language", help=helps.get(char))
+    if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
+        return _unclosed(source, path) or Diagnostic(code="E001", severity="error",
+                                                     message="unexpected end of file",
+                                                     span=_point(path, max(1, len(lines)), 1))
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    line, column = token.line, token.column
+    length = max(1, len(token.value.split("\n")[0])) if token.type != "_SEP" else 1
+    if token.type == "_SEP":
+        # point just after the last real character of the line
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        column = len(text.split("#")[0].rstrip()) + 1
+    span = _point(path, line, column, length)
+    expected = set(error.expected)
+    found = _describe_token(token)
+    if token.type == "STAR":
+        return Diagnostic(code="E003", severity="error", message="a layer with arguments cannot be repeated with `*`",
+                          span=span, label="repetition needs a block call or a group",
+                          help="wrap the layer in braces: `{ conv 64 3x3 pad=1 } * 2`")
+    if token.type in ("MINUS", "LPAR") and "NAME" in expected and "_SEP" in expected:
+        return Diagnostic(code="E004", severity="error",
+                          message=f"a positional argument cannot start with {found}",
+                          span=span, label="ambiguous here",
+                          help="write the value as an option, such as `slope=-0.2`, or compute it inside a name")
+    if token.type == "RBRACE" or (token.type == "_SEP" and "RBRACE" in expected and len(expected) <= 2):
+        unclosed = _unclosed(source, path)
+        if unclosed is not None and token.type == "$END":
+            return unclosed
+    if token.type == "EQUAL":
+        return Diagnostic(code="E001", severity="error", message="unexpected `=`", span=span,
+                          label="an option needs a name before `=`",
+                          help="options are written `key=value` with no spaces, after the positional arguments")
+    if token.type == "COLON":
+        return Diagnostic(code="E001", severity="error", message="unexpected `:`", span=span,
+                          label="a label must start its statement",
+                          help="labels are written `name: layer`, one per statement")
+    return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span,
+                      label=_expected(expected) or "not expected here")
+
+
+def _unclosed(source: str, path: str) -> Diagnostic | None:
+    """The innermost bracket left open at the end of the file, if any."""
+    stack = []
+    line, column = 1, 0
+    in_comment = False
+    for char in source:
+        column += 1
+        if char == "\n":
+            line, column, in_comment = line + 1, 0, False
+            continue
+        if in_comment:
+            continue
+        if char == "#":
+            in_comment = True
+        elif char in "{([":
+            stack.append((char, line, column))
+        elif char in "})]" and stack:
+            stack.pop()
+    if not stack:
+        return None
+    char, line, column = stack[-1]
+    closing = {"{": "}", "(": ")", "[": "]"}[char]
+    return Diagnostic(code="E005", severity="error", message=f"unclosed `{char}`", span=_point(path, line, column),
+                      label=f"this `{char}` is never closed", help=f"add the matching `{closing}`")

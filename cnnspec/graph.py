@@ -1,0 +1,84 @@
+"""The resolved graph: blocks expanded, names resolved, every parameter evaluated.
+
+`Graph.body` is a tree of sequences, layers and merges. Each `LayerNode` carries its
+state_dict path (`layer2.0.downsample.0`), its validated parameters (a discriminated union
+of the registry's parameter models), its source span and its input and output shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cnnspec.ir import Span
+from cnnspec.layers import REGISTRY
+
+LayerParams = Annotated[Union[tuple(kind.Params for kind in REGISTRY.values())], Field(discriminator="kind")]
+
+Shape = tuple[int, ...]
+
+
+class GraphNode(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerNode(GraphNode):
+    node: Literal["layer"] = "layer"
+    id: int
+    kind: str
+    path: str
+    params: LayerParams
+    in_shape: Shape
+    out_shape: Shape
+    span: Span
+
+
+class MergeNode(GraphNode):
+    """Branches applied to the same input, then joined: add (residual), concat or mul (scale)."""
+
+    node: Literal["merge"] = "merge"
+    id: int
+    op: Literal["add", "concat", "mul"]
+    branches: tuple["SeqNode", ...]
+    crop: bool = False
+    path: str
+    in_shape: Shape
+    out_shape: Shape
+    span: Span
+
+
+class SeqNode(GraphNode):
+    """Items applied in order. `scope` is set for block calls and labelled groups."""
+
+    node: Literal["seq"] = "seq"
+    items: tuple[Annotated[Union[LayerNode, MergeNode, "SeqNode"], Field(discriminator="node")], ...] = ()
+    scope: str | None = None
+    block: str | None = None
+    span: Span | None = None
+
+
+class Graph(GraphNode):
+    name: str
+    input_name: str
+    input_shape: Shape
+    output_shape: Shape
+    body: SeqNode
+
+    def layers(self):
+        """Every layer in execution order."""
+        stack = [iter(self.body.items)]
+        while stack:
+            node = next(stack[-1], None)
+            if node is None:
+                stack.pop()
+            elif node.node == "layer":
+                yield node
+            elif node.node == "seq":
+                stack.append(iter(node.items))
+            else:
+                stack.append(iter([b for b in node.branches]))
+
+
+MergeNode.model_rebuild()
+SeqNode.model_rebuild()

@@ -1,0 +1,300 @@
+"""The surface IR: a spec as written, one frozen Pydantic model per construct.
+
+Every node carries the `Span` it was parsed from, so every diagnostic can point into the
+source. Nothing here is evaluated: expressions stay expressions, blocks stay definitions.
+`cnnspec.analysis.elaborate` turns this into the resolved `cnnspec.graph.Graph`.
+This module imports nothing else of the project.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(Node):
+    """A region of a source file; lines and columns are 1-based, `end_column` exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def to(self, other: "Span") -> "Span":
+        """The span from the start of `self` to the end of `other`."""
+        return Span(file=self.file, line=self.line, column=self.column,
+                    end_line=other.end_line, end_column=other.end_column)
+
+
+# ---------------------------------------------------------------- expressions
+
+class Num(Node):
+    node: Literal["num"] = "num"
+    value: Union[int, float]
+    span: Span
+
+
+class Bool(Node):
+    node: Literal["bool"] = "bool"
+    value: bool
+    span: Span
+
+
+class Str(Node):
+    node: Literal["str"] = "str"
+    value: str
+    span: Span
+
+
+class Dims(Node):
+    """A literal like `3x3` or `3x224x224`."""
+
+    node: Literal["dims"] = "dims"
+    values: tuple[int, ...]
+    span: Span
+
+
+class Ref(Node):
+    """A name (`c`, `same`, `global`) or an attribute of the incoming tensor (`in.c`)."""
+
+    node: Literal["ref"] = "ref"
+    name: str
+    attr: str | None = None
+    span: Span
+
+
+class BinOp(Node):
+    node: Literal["binop"] = "binop"
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+class UnaryOp(Node):
+    node: Literal["unary"] = "unary"
+    op: Literal["-", "not"]
+    operand: "Expr"
+    span: Span
+
+
+class Func(Node):
+    node: Literal["func"] = "func"
+    name: str
+    args: tuple["Expr", ...]
+    span: Span
+
+
+class TupleLit(Node):
+    node: Literal["tuple"] = "tuple"
+    items: tuple["Expr", ...]
+    span: Span
+
+
+class ListLit(Node):
+    node: Literal["list"] = "list"
+    items: tuple["Expr", ...]
+    span: Span
+
+
+Expr = Annotated[
+    Union[Num, Bool, Str, Dims, Ref, BinOp, UnaryOp, Func, TupleLit, ListLit],
+    Field(discriminator="node"),
+]
+
+
+class Option(Node):
+    """`key=value` on a layer or a block call."""
+
+    key: str
+    value: Expr
+    span: Span
+
+
+# ---------------------------------------------------------------- items
+
+class Layer(Node):
+    """`conv 64 3x3 stride=2`: a layer kind with positional arguments and options."""
+
+    node: Literal["layer"] = "layer"
+    kind: str
+    args: tuple[Expr, ...] = ()
+    options: tuple[Option, ...] = ()
+    span: Span
+    kind_span: Span
+
+
+class Call(Node):
+    """`basic(128, stride=2)`: a block call (or a layer written with parentheses)."""
+
+    node: Literal["call"] = "call"
+    name: str
+    args: tuple[Expr, ...] = ()
+    options: tuple[Option, ...] = ()
+    span: Span
+    name_span: Span
+
+
+class Group(Node):
+    """`{ ... }`: a sequence of statements."""
+
+    node: Literal["group"] = "group"
+    body: tuple["Statement", ...]
+    span: Span
+
+
+class Shortcut(Node):
+    label: str | None = None
+    label_span: Span | None = None
+    condition: Expr | None = None
+    body: Group
+    span: Span
+
+
+class Residual(Node):
+    """`residual { main } shortcut { projection }`: main(x) + shortcut(x)."""
+
+    node: Literal["residual"] = "residual"
+    main: Group
+    shortcut: Shortcut | None = None
+    span: Span
+
+
+class Concat(Node):
+    """`concat [crop] { branch; branch }`: branches joined along channels."""
+
+    node: Literal["concat"] = "concat"
+    flags: tuple[str, ...] = ()
+    body: Group
+    span: Span
+
+
+class Add(Node):
+    """`add { branch; branch }`: branches summed, broadcasting."""
+
+    node: Literal["add"] = "add"
+    body: Group
+    span: Span
+
+
+class Scale(Node):
+    """`scale { branch }`: the input multiplied by the branch's output, broadcasting."""
+
+    node: Literal["scale"] = "scale"
+    body: Group
+    span: Span
+
+
+class When(Node):
+    """`when (cond) { ... } else { ... }`: chosen when the block is expanded."""
+
+    node: Literal["when"] = "when"
+    condition: Expr
+    then: Group
+    otherwise: Group | None = None
+    span: Span
+
+
+class Repeat(Node):
+    """`item * n`."""
+
+    node: Literal["repeat"] = "repeat"
+    item: "Item"
+    count: Expr
+    span: Span
+
+
+Item = Annotated[
+    Union[Layer, Call, Group, Residual, Concat, Add, Scale, When, Repeat],
+    Field(discriminator="node"),
+]
+
+
+# ---------------------------------------------------------------- statements
+
+class ItemStatement(Node):
+    """`label: a, b * 2`: a chain of items, optionally labelled."""
+
+    node: Literal["items"] = "items"
+    label: str | None = None
+    label_span: Span | None = None
+    chain: tuple[Item, ...]
+    span: Span
+
+
+class NetworkDecl(Node):
+    node: Literal["network"] = "network"
+    name: str
+    span: Span
+
+
+class InputDecl(Node):
+    node: Literal["input"] = "input"
+    name: str
+    dims: tuple[int, ...]
+    span: Span
+    dims_span: Span
+
+
+class BlockParam(Node):
+    name: str
+    default: Expr | None = None
+    span: Span
+
+
+class BlockDef(Node):
+    node: Literal["block"] = "block"
+    name: str
+    params: tuple[BlockParam, ...] = ()
+    body: Group
+    span: Span
+    name_span: Span
+
+
+class Import(Node):
+    node: Literal["import"] = "import"
+    path: str
+    span: Span
+
+
+class ExpectShape(Node):
+    node: Literal["expect_shape"] = "expect_shape"
+    metric: str
+    dims: tuple[int, ...]
+    span: Span
+
+
+class ExpectMetric(Node):
+    """`expect params < 5M`: a bound on a total."""
+
+    node: Literal["expect_metric"] = "expect_metric"
+    metric: str
+    op: str
+    value: float
+    text: str
+    span: Span
+
+
+Statement = Annotated[
+    Union[ItemStatement, NetworkDecl, InputDecl, BlockDef, Import, ExpectShape, ExpectMetric],
+    Field(discriminator="node"),
+]
+
+
+class SpecFile(Node):
+    """One parsed `.cnn` file."""
+
+    path: str
+    statements: tuple[Statement, ...]
+
+
+for _model in (BinOp, UnaryOp, Func, TupleLit, ListLit, Option, Layer, Call, Group, Shortcut,
+               Residual, Concat, Add, Scale, When, Repeat, ItemStatement, BlockParam, BlockDef,
+               SpecFile):
+    _model.model_rebuild()

@@ -1,0 +1,112 @@
+"""Activations and dropout: elementwise, no parameters, shape unchanged."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from cnnspec.layers.base import LayerKind, Params, register
+
+
+def _simple(kind_name: str, text: str, family: str = "activation"):
+    """Register a parameterless elementwise kind."""
+    params = type(f"{kind_name.title().replace('_', '')}Params", (Params,),
+                  {"__annotations__": {"kind": Literal[kind_name]}, "kind": kind_name})
+    kind = type(kind_name.title().replace("_", ""), (LayerKind,),
+                {"name": kind_name, "family": family, "Params": params, "summary": text})
+    register(kind)
+    return params
+
+
+ReluParams = _simple("relu", "max(0, x)")
+Relu6Params = _simple("relu6", "min(max(0, x), 6)")
+SiluParams = _simple("silu", "x * sigmoid(x), also called swish")
+HardswishParams = _simple("hardswish", "x * relu6(x + 3) / 6")
+HardsigmoidParams = _simple("hardsigmoid", "relu6(x + 3) / 6")
+SigmoidParams = _simple("sigmoid", "1 / (1 + exp(-x))")
+TanhParams = _simple("tanh", "hyperbolic tangent")
+
+
+class LeakyReluParams(Params):
+    kind: Literal["leaky_relu"] = "leaky_relu"
+    slope: float = 0.01
+
+
+@register
+class LeakyRelu(LayerKind):
+    name = "leaky_relu"
+    family = "activation"
+    Params = LeakyReluParams
+    positional = ("slope",)
+    summary = "x if x > 0 else slope * x"
+
+
+class EluParams(Params):
+    kind: Literal["elu"] = "elu"
+    alpha: float = 1.0
+
+
+@register
+class Elu(LayerKind):
+    name = "elu"
+    family = "activation"
+    Params = EluParams
+    positional = ("alpha",)
+    summary = "x if x > 0 else alpha * (exp(x) - 1)"
+
+
+class GeluParams(Params):
+    kind: Literal["gelu"] = "gelu"
+    approximate: Literal["none", "tanh"] = "none"
+
+
+@register
+class Gelu(LayerKind):
+    name = "gelu"
+    family = "activation"
+    Params = GeluParams
+    summary = "x * Phi(x), exact or with the tanh approximation"
+
+
+class SoftmaxParams(Params):
+    kind: Literal["softmax"] = "softmax"
+
+
+@register
+class Softmax(LayerKind):
+    name = "softmax"
+    family = "activation"
+    Params = SoftmaxParams
+    summary = "softmax over the channels (the features of a flat vector)"
+
+
+Probability = Annotated[float, Field(ge=0, lt=1)]
+
+
+class DropoutParams(Params):
+    kind: Literal["dropout"] = "dropout"
+    p: Probability = 0.5
+
+
+@register
+class Dropout(LayerKind):
+    name = "dropout"
+    family = "regularisation"
+    Params = DropoutParams
+    positional = ("p",)
+    summary = "zeroes elements with probability p in training; identity at inference"
+
+
+class Dropout2dParams(Params):
+    kind: Literal["dropout2d"] = "dropout2d"
+    p: Probability = 0.5
+
+
+@register
+class Dropout2d(LayerKind):
+    name = "dropout2d"
+    family = "regularisation"
+    Params = Dropout2dParams
+    positional = ("p",)
+    summary = "zeroes whole channels with probability p in training; identity at inference"

@@ -1,0 +1,312 @@
+"""Convolutions: `conv` (1D/2D/3D by the input's rank), `deconv` (transposed) and `upsample`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field
+
+from cnnspec.layers.base import (LayerError, LayerKind, Params, Shape, Warning_, Window, describe_shape,
+                                 need_spatial, per_dim, register, resolve_padding)
+from cnnspec.layers.formulas import product, transposed_output_size, window_output_size
+
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+IntOrDims = Union[Positive, tuple[Positive, ...]]
+Padding = Union[NonNegative, tuple[NonNegative, ...], tuple[tuple[NonNegative, NonNegative], ...],
+                Literal["same", "valid"]]
+PadMode = Literal["zeros", "reflect", "replicate", "circular"]
+
+
+class ConvParams(Params):
+    kind: Literal["conv"] = "conv"
+    out: Positive
+    kernel: IntOrDims | None = None
+    stride: IntOrDims = 1
+    pad: Padding = 0
+    pad_mode: PadMode = "zeros"
+    dilation: IntOrDims = 1
+    groups: Positive = 1
+    depthwise: bool = False
+    bias: bool = True
+    weights: tuple[Any, ...] | None = None
+    frozen: bool = False
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything a backend needs, resolved against the input shape."""
+
+    rank: int
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    @property
+    def symmetric(self) -> bool:
+        return all(b == e for b, e in self.pads)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return (self.out_channels, self.in_channels // self.groups, *self.kernel)
+
+
+def nested_shape(values) -> tuple[int, ...]:
+    """The shape of a nested tuple of numbers, or `LayerError` if it is ragged.
+
+    >>> nested_shape(((-1, 0, 1), (-2, 0, 2), (-1, 0, 1)))
+    (3, 3)
+    """
+    if not isinstance(values, tuple):
+        return ()
+    if not values:
+        raise LayerError("E216", "`weights` is empty", arg="weights")
+    inner = [nested_shape(v) for v in values]
+    if any(s != inner[0] for s in inner):
+        raise LayerError("E216", "`weights` rows have different lengths", arg="weights")
+    return (len(values), *inner[0])
+
+
+def flatten_numbers(values) -> list[float]:
+    if isinstance(values, tuple):
+        return [x for v in values for x in flatten_numbers(v)]
+    if isinstance(values, bool) or not isinstance(values, (int, float)):
+        raise LayerError("E216", f"`weights` must hold numbers, found `{values}`", arg="weights")
+    return [float(values)]
+
+
+def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
+    rank = need_spatial("conv", shape)
+    in_c = shape[0]
+    kernel = p.kernel
+    if kernel is None:
+        if p.weights is None:
+            raise LayerError("E106", "`conv` needs a kernel size, such as `conv 64 3x3`", arg="out",
+                             help="give the kernel after the channel count: `conv 64 3x3`")
+        kernel = nested_shape(p.weights)[-rank:]
+        if len(kernel) < rank:
+            raise LayerError("E216", f"`weights` has {len(kernel)} dimensions; a {rank}D kernel needs at least {rank}",
+                             arg="weights")
+    if isinstance(kernel, tuple) and len(kernel) != rank:
+        written = "x".join(map(str, kernel))
+        raise LayerError("E213", f"a {len(kernel)}D kernel `{written}` on a {rank}D input {describe_shape(shape)}",
+                         arg="kernel", label=f"this kernel has {len(kernel)} dimensions",
+                         help=f"write {rank} sizes, such as `{'x'.join(['3'] * rank)}`")
+    kernel = per_dim(kernel, rank, "kernel")
+    stride = per_dim(p.stride, rank, "stride")
+    dilation = per_dim(p.dilation, rank, "dilation")
+    groups = in_c if p.depthwise else p.groups
+    if p.depthwise and p.groups != 1 and p.groups != in_c:
+        raise LayerError("E212", f"`depthwise` sets groups to the {in_c} input channels, but `groups={p.groups}` was given",
+                         arg="groups")
+    if in_c % groups:
+        raise LayerError("E212", f"groups={groups} does not divide the {in_c} input channels", arg="groups",
+                         help=f"choose groups among the divisors of {in_c}")
+    if p.out % groups:
+        what = "depthwise conv" if p.depthwise else f"groups={groups}"
+        raise LayerError("E212", f"{what} needs output channels divisible by {groups}, got {p.out}", arg="out",
+                         help=f"use a multiple of {groups}, such as {groups * max(1, round(p.out / groups))}")
+    pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
+    if p.pad == "same" and p.pad_mode != "zeros" and any(b != e for b, e in pads):
+        pass  # asymmetric non-zero padding is still expressible through an explicit pad
+    return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
+
+
+def check_windows(kind: str, sizes, kernel, stride, pads, dilation, ceil: bool = False) -> tuple[int, ...]:
+    """Output sizes of a sliding window, with E210/E211 when a window does not fit."""
+    out = []
+    for axis, (n, k, s, (b, e), d) in enumerate(zip(sizes, kernel, stride, pads, dilation)):
+        k_eff = d * (k - 1) + 1
+        if k_eff > n + b + e:
+            extra = f" (dilated to {k_eff})" if d > 1 else ""
+            raise LayerError("E210", f"`{kind}` kernel {k}{extra} is larger than the padded input {n + b + e} "
+                                     f"(size {n}, padding {b}+{e})",
+                             arg="kernel", label="kernel too large",
+                             help="pad the input, use a smaller kernel, or remove an earlier downsampling layer")
+        size = window_output_size(n, k, s, b, e, d, ceil)
+        if size <= 0:
+            raise LayerError("E211", f"`{kind}` gives an output size of {size} along spatial axis {axis + 1}",
+                             arg="stride")
+        out.append(size)
+    return tuple(out)
+
+
+@register
+class Conv(LayerKind):
+    name = "conv"
+    family = "convolution"
+    Params = ConvParams
+    positional = ("out", "kernel")
+    flags = {"depthwise": ("depthwise", True), "frozen": ("frozen", True), "same": ("pad", "same"),
+             "valid": ("pad", "valid")}
+    summary = "convolution over 1, 2 or 3 spatial dimensions (Conv1d/2d/3d)"
+
+    def infer_shape(self, p: ConvParams, shape: Shape) -> Shape:
+        g = conv_geometry(p, shape)
+        if p.weights is not None:
+            self._check_weights(p, g)
+        if p.pad_mode != "zeros":
+            for n, (b, e) in zip(shape[1:], g.pads):
+                if p.pad_mode == "reflect" and max(b, e) >= n:
+                    raise LayerError("E210", f"reflect padding of {max(b, e)} needs an input larger than that, got {n}",
+                                     arg="pad")
+                if p.pad_mode == "circular" and max(b, e) > n:
+                    raise LayerError("E210", f"circular padding of {max(b, e)} is larger than the input {n}", arg="pad")
+        sizes = check_windows("conv", shape[1:], g.kernel, g.stride, g.pads, g.dilation)
+        return (p.out, *sizes)
+
+    def _check_weights(self, p: ConvParams, g: ConvGeometry) -> None:
+        have = nested_shape(p.weights)
+        want = g.weight_shape
+        trimmed = have
+        while len(trimmed) < len(want) and True:
+            trimmed = (1, *trimmed)
+        if trimmed != want:
+            raise LayerError("E216", f"`weights` has shape {describe_shape(have)}, the kernel needs {describe_shape(want)}",
+                             arg="weights", help="give one number per weight: out x in/groups x kernel")
+        flatten_numbers(p.weights)
+
+    def count_params(self, p: ConvParams, shape: Shape) -> int:
+        """Cout * (Cin/groups) * prod(k) + (Cout if bias)."""
+        g = conv_geometry(p, shape)
+        return product(g.weight_shape) + (g.out_channels if p.bias else 0)
+
+    def count_macs(self, p: ConvParams, shape: Shape, out: Shape) -> int:
+        """Cout * (Cin/groups) * prod(k) * prod(out spatial)."""
+        g = conv_geometry(p, shape)
+        return product(g.weight_shape) * product(out[1:])
+
+    def window(self, p: ConvParams, shape: Shape, out: Shape) -> Window:
+        g = conv_geometry(p, shape)
+        return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
+                      tuple(Fraction(s) for s in g.stride))
+
+    def warnings(self, p: ConvParams, shape: Shape) -> list[Warning_]:
+        g = conv_geometry(p, shape)
+        if p.pad == "same" and not g.symmetric:
+            pads = ", ".join(f"{b}+{e}" for b, e in g.pads)
+            return [Warning_("W001", f"`same` padding is asymmetric here ({pads}): the extra pixel goes at the end",
+                             arg="pad", help="an odd kernel with stride 1 pads symmetrically; PyTorch's Conv "
+                                             "cannot pad asymmetrically, so the backend pads explicitly first")]
+        return []
+
+
+class DeconvParams(Params):
+    kind: Literal["deconv"] = "deconv"
+    out: Positive
+    kernel: IntOrDims
+    stride: IntOrDims = 1
+    pad: Union[NonNegative, tuple[NonNegative, ...]] = 0
+    output_pad: Union[NonNegative, tuple[NonNegative, ...]] = 0
+    dilation: IntOrDims = 1
+    groups: Positive = 1
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class DeconvGeometry:
+    rank: int
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+    output_pad: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        # ConvTranspose keeps input channels first: (Cin, Cout/groups, *k)
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel)
+
+
+def deconv_geometry(p: DeconvParams, shape: Shape) -> DeconvGeometry:
+    rank = need_spatial("deconv", shape)
+    if isinstance(p.kernel, tuple) and len(p.kernel) != rank:
+        raise LayerError("E213", f"a {len(p.kernel)}D kernel on a {rank}D input {describe_shape(shape)}", arg="kernel")
+    g = DeconvGeometry(rank, shape[0], p.out, per_dim(p.kernel, rank, "kernel"), per_dim(p.stride, rank, "stride"),
+                       per_dim(p.pad, rank, "pad"), per_dim(p.output_pad, rank, "output_pad"),
+                       per_dim(p.dilation, rank, "dilation"), p.groups)
+    for name, channels in (("input", g.in_channels), ("output", g.out_channels)):
+        if channels % g.groups:
+            raise LayerError("E212", f"groups={g.groups} does not divide the {channels} {name} channels", arg="groups")
+    for op, s, d in zip(g.output_pad, g.stride, g.dilation):
+        if op >= max(s, d):
+            raise LayerError("E103", f"`output_pad` must be smaller than the stride or the dilation, got {op}",
+                             arg="output_pad")
+    return g
+
+
+@register
+class Deconv(LayerKind):
+    name = "deconv"
+    family = "transposed"
+    Params = DeconvParams
+    positional = ("out", "kernel")
+    summary = "transposed convolution (ConvTranspose1d/2d/3d)"
+
+    def infer_shape(self, p: DeconvParams, shape: Shape) -> Shape:
+        g = deconv_geometry(p, shape)
+        sizes = []
+        for axis, (n, k, s, pd, op, d) in enumerate(zip(shape[1:], g.kernel, g.stride, g.pad, g.output_pad, g.dilation)):
+            size = transposed_output_size(n, k, s, pd, pd, d, op)
+            if size <= 0:
+                raise LayerError("E211", f"`deconv` gives an output size of {size} along spatial axis {axis + 1}", arg="pad")
+            sizes.append(size)
+        return (p.out, *sizes)
+
+    def count_params(self, p: DeconvParams, shape: Shape) -> int:
+        g = deconv_geometry(p, shape)
+        return product(g.weight_shape) + (g.out_channels if p.bias else 0)
+
+    def count_macs(self, p: DeconvParams, shape: Shape, out: Shape) -> int:
+        """Cin * (Cout/groups) * prod(k) * prod(in spatial): each input element scatters a kernel."""
+        g = deconv_geometry(p, shape)
+        return product(g.weight_shape) * product(shape[1:])
+
+    def window(self, p: DeconvParams, shape: Shape, out: Shape) -> Window:
+        g = deconv_geometry(p, shape)
+        return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
+                      tuple(Fraction(1, s) for s in g.stride))
+
+
+class UpsampleParams(Params):
+    kind: Literal["upsample"] = "upsample"
+    scale: IntOrDims | None = None
+    size: IntOrDims | None = None
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: bool = False
+
+
+@register
+class Upsample(LayerKind):
+    name = "upsample"
+    family = "transposed"
+    Params = UpsampleParams
+    positional = ("scale",)
+    flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear")}
+    summary = "upsampling by an integer factor or to a size (nearest or bilinear)"
+
+    def infer_shape(self, p: UpsampleParams, shape: Shape) -> Shape:
+        rank = need_spatial("upsample", shape)
+        if (p.scale is None) == (p.size is None):
+            raise LayerError("E106", "`upsample` needs exactly one of `scale` or `size`", arg="scale",
+                             help="write `upsample 2` or `upsample size=14x14`")
+        if p.mode == "bilinear" and rank != 2:
+            raise LayerError("E214", f"`bilinear` upsampling needs a 2D feature map, got {describe_shape(shape)}", arg="mode")
+        if p.align_corners and p.mode == "nearest":
+            raise LayerError("E103", "`align_corners` applies only to `bilinear` upsampling", arg="align_corners")
+        if p.size is not None:
+            return (shape[0], *per_dim(p.size, rank, "size"))
+        return (shape[0], *(n * f for n, f in zip(shape[1:], per_dim(p.scale, rank, "scale"))))
+
+    def window(self, p: UpsampleParams, shape: Shape, out: Shape) -> Window:
+        kernel = 2 if p.mode == "bilinear" else 1
+        return Window(tuple(kernel for _ in shape[1:]), tuple(Fraction(n, m) for n, m in zip(shape[1:], out[1:])))

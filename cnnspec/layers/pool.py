@@ -1,0 +1,109 @@
+"""Pooling: `maxpool` and `avgpool`, with sliding, `global` and `adaptive` forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal, Union
+
+from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, Window, need_spatial, per_dim, register
+from cnnspec.layers.conv import IntOrDims, NonNegative, check_windows
+
+
+class PoolParams(Params):
+    kernel: IntOrDims | None = None
+    stride: IntOrDims | None = None
+    pad: Union[NonNegative, tuple[NonNegative, ...]] = 0
+    ceil: bool = False
+    dilation: IntOrDims = 1
+    count_pad: bool = True
+    global_: bool = False
+    adaptive: bool = False
+
+
+class MaxPoolParams(PoolParams):
+    kind: Literal["maxpool"] = "maxpool"
+
+
+class AvgPoolParams(PoolParams):
+    kind: Literal["avgpool"] = "avgpool"
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    rank: int
+    mode: Literal["window", "global", "adaptive"]
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    pad: tuple[int, ...] = ()
+    dilation: tuple[int, ...] = ()
+    output_size: tuple[int, ...] = ()
+
+
+def pool_geometry(kind: str, p: PoolParams, shape: Shape) -> PoolGeometry:
+    rank = need_spatial(kind, shape)
+    if p.global_:
+        if p.kernel is not None or p.adaptive:
+            raise LayerError("E103", f"`{kind} global` takes no kernel size", arg="kernel")
+        return PoolGeometry(rank, "global", output_size=(1,) * rank)
+    if p.kernel is None:
+        form = "adaptive 7x7" if p.adaptive else "2x2 stride=2"
+        raise LayerError("E106", f"`{kind}` needs a kernel size, such as `{kind} {form}`, or `{kind} global`", arg="kernel")
+    if p.adaptive:
+        return PoolGeometry(rank, "adaptive", output_size=per_dim(p.kernel, rank, "kernel"))
+    kernel = per_dim(p.kernel, rank, "kernel")
+    stride = per_dim(p.stride, rank, "stride") if p.stride is not None else kernel
+    pad = per_dim(p.pad, rank, "pad")
+    dilation = per_dim(p.dilation, rank, "dilation")
+    for k, pd in zip(kernel, pad):
+        if pd * 2 > k:
+            raise LayerError("E103", f"`{kind}` padding {pd} is more than half the kernel {k}", arg="pad",
+                             help="PyTorch refuses pooling padding above half the kernel size")
+    return PoolGeometry(rank, "window", kernel, stride, pad, dilation)
+
+
+class _Pool(LayerKind):
+    family = "pooling"
+    positional = ("kernel",)
+    flags = {"global": ("global_", True), "adaptive": ("adaptive", True), "ceil": ("ceil", True)}
+
+    def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
+        g = pool_geometry(self.name, p, shape)
+        if g.mode != "window":
+            return (shape[0], *g.output_size)
+        sizes = check_windows(self.name, shape[1:], g.kernel, g.stride, tuple((q, q) for q in g.pad), g.dilation, p.ceil)
+        return (shape[0], *sizes)
+
+    def window(self, p: PoolParams, shape: Shape, out: Shape) -> Window:
+        g = pool_geometry(self.name, p, shape)
+        if g.mode == "window":
+            return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
+                          tuple(Fraction(s) for s in g.stride))
+        # global and adaptive pooling: the widest bin, stepping by the average bin width
+        kernel = tuple(-(-n // o) + (1 if n % o else 0) for n, o in zip(shape[1:], out[1:]))
+        return Window(tuple(min(k, n) for k, n in zip(kernel, shape[1:])),
+                      tuple(Fraction(n, o) for n, o in zip(shape[1:], out[1:])))
+
+
+@register
+class MaxPool(_Pool):
+    name = "maxpool"
+    Params = MaxPoolParams
+    summary = "max pooling over a window, globally or adaptively"
+
+    def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
+        if not p.count_pad:
+            raise LayerError("E102", "`count_pad` applies to `avgpool` only", arg="count_pad")
+        return super().infer_shape(p, shape)
+
+
+@register
+class AvgPool(_Pool):
+    name = "avgpool"
+    Params = AvgPoolParams
+    summary = "average pooling over a window, globally or adaptively"
+
+    def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
+        if p.dilation != 1:
+            raise LayerError("E102", "`dilation` applies to `maxpool` only", arg="dilation")
+        return super().infer_shape(p, shape)

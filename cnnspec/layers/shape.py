@@ -1,0 +1,91 @@
+"""Shape layers: `flatten`, `reshape`, `channel_shuffle`, `identity`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
+from cnnspec.layers.formulas import product
+
+
+class FlattenParams(Params):
+    kind: Literal["flatten"] = "flatten"
+
+
+@register
+class Flatten(LayerKind):
+    name = "flatten"
+    family = "shape"
+    Params = FlattenParams
+    summary = "C x H x W -> (C*H*W), the batch dimension kept"
+
+    def infer_shape(self, p: FlattenParams, shape: Shape) -> Shape:
+        return (product(shape),)
+
+
+class ReshapeParams(Params):
+    kind: Literal["reshape"] = "reshape"
+    shape: Union[Annotated[int, Field(ge=-1)], tuple[Annotated[int, Field(ge=-1)], ...]]
+
+
+@register
+class Reshape(LayerKind):
+    name = "reshape"
+    family = "shape"
+    Params = ReshapeParams
+    positional = ("shape",)
+    summary = "reshape each sample; one dimension may be -1"
+
+    def infer_shape(self, p: ReshapeParams, shape: Shape) -> Shape:
+        target = p.shape if isinstance(p.shape, tuple) else (p.shape,)
+        total = product(shape)
+        if target.count(-1) > 1:
+            raise LayerError("E215", "`reshape` may leave at most one dimension as -1", arg="shape")
+        if 0 in target:
+            raise LayerError("E215", "`reshape` dimensions must be positive", arg="shape")
+        known = product(d for d in target if d != -1)
+        if -1 in target:
+            if total % known:
+                raise LayerError("E215", f"cannot reshape {describe_shape(shape)} ({total:,} elements) into "
+                                         f"{'x'.join(map(str, target))}", arg="shape")
+            target = tuple(total // known if d == -1 else d for d in target)
+        if product(target) != total:
+            raise LayerError("E215", f"`reshape` from {describe_shape(shape)} ({total:,} elements) to "
+                                     f"{describe_shape(target)} ({product(target):,} elements)", arg="shape",
+                             help=f"the target must hold {total:,} elements; one dimension may be -1")
+        return tuple(target)
+
+
+class ChannelShuffleParams(Params):
+    kind: Literal["channel_shuffle"] = "channel_shuffle"
+    groups: Annotated[int, Field(ge=1)]
+
+
+@register
+class ChannelShuffle(LayerKind):
+    name = "channel_shuffle"
+    family = "shape"
+    Params = ChannelShuffleParams
+    positional = ("groups",)
+    summary = "interleave the channels of `groups` groups (ShuffleNet)"
+
+    def infer_shape(self, p: ChannelShuffleParams, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise LayerError("E214", f"`channel_shuffle` needs a feature map, got a flat {describe_shape(shape)}")
+        if shape[0] % p.groups:
+            raise LayerError("E212", f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
+        return shape
+
+
+class IdentityParams(Params):
+    kind: Literal["identity"] = "identity"
+
+
+@register
+class Identity(LayerKind):
+    name = "identity"
+    family = "shape"
+    Params = IdentityParams
+    summary = "passes its input through unchanged"

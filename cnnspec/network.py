@@ -1,0 +1,120 @@
+"""`load` / `loads`: a spec's text to a checked `Network` with its figures, or `SpecError`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cnnspec import ir
+from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
+from cnnspec.analysis.stats import Row, describe_field
+from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
+from cnnspec.frontend.loader import Program, load_program, program_from_text
+
+
+class Network:
+    """A checked spec: its resolved graph, per-layer rows and totals.
+
+    Totals: `params` (learnable, as `sum(p.numel() for p in model.parameters())`),
+    `trainable` (without frozen literal kernels), `buffers` (BatchNorm running statistics),
+    `macs` (conv and linear multiply-accumulates per sample, torchvision's "GFLOPS"),
+    `activation_bytes` (fp32 outputs of every layer, per sample).
+    """
+
+    def __init__(self, program: Program, result: Elaboration, path: str):
+        self.path = path
+        self.graph = result.graph
+        self.rows: list[Row] = result.rows
+        self.diagnostics: list[Diagnostic] = sort_diagnostics(result.diagnostics)
+        self.sources: SourceMap = program.sources
+        self.scope_blocks = result.scope_blocks
+        self.name = self.graph.name
+        self.input_shape = self.graph.input_shape
+        self.output_shape = self.graph.output_shape
+        totals = result.totals
+        self.params = totals.params
+        self.buffers = totals.buffers
+        self.macs = totals.macs
+        self.activation_bytes = totals.memory
+        self.trainable = sum(r.trainable for r in self.rows)
+        self.receptive_field = describe_field(self.rows[-1].rf) if self.rows else "1"
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    def summary(self, format: str = "table", depth: int | None = None) -> str:
+        from cnnspec.summary import render_summary
+
+        return render_summary(self, format=format, depth=depth)
+
+    def to_torch(self, **options):
+        """An `nn.Module` for this network (imports torch)."""
+        from cnnspec.backends.torch import to_torch
+
+        return to_torch(self, **options)
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.output_shape))
+        return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, output {shape}>"
+
+
+def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits = Limits()) -> Network:
+    """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error."""
+    program = load_program(path)
+    return _check(program, str(path), input, limits)
+
+
+def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
+          limits: Limits = Limits(), root: str | os.PathLike | None = None) -> Network:
+    """Check spec text. Imports resolve inside `root` (default: the current folder)."""
+    root_path = Path(root) if root is not None else Path.cwd()
+    program = program_from_text(text, path, root=root_path.resolve())
+    return _check(program, path, input, limits)
+
+
+def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits = Limits()):
+    """Every diagnostic for a spec (errors and warnings) and the network when it is valid."""
+    try:
+        network = load(path, input, limits)
+    except SpecError as error:
+        return None, error.diagnostics, error.sources
+    return network, network.diagnostics, network.sources
+
+
+def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: Limits) -> Network:
+    diagnostics = list(program.diagnostics)
+    spec = program.spec
+    network_decls = [s for s in spec.statements if s.node == "network"]
+    input_decls = [s for s in spec.statements if s.node == "input"]
+    for kind, decls in (("network", network_decls), ("input", input_decls)):
+        for extra in decls[1:]:
+            diagnostics.append(Diagnostic(code="E141", severity="error", message=f"`{kind}` is declared twice",
+                                          span=extra.span, label="second declaration",
+                                          labels=(Label(span=decls[0].span, message="first declared here"),)))
+    if not input_decls:
+        start = ir.Span(file=path, line=1, column=1, end_line=1, end_column=2)
+        diagnostics.append(Diagnostic(code="E140", severity="error", message="the spec declares no `input`",
+                                      span=start, label="expected an input declaration",
+                                      help="declare the input shape per sample, such as `input x: 3x224x224`"))
+        raise SpecError(diagnostics, program.sources)
+    decl = input_decls[0]
+    if input is not None:
+        decl = decl.model_copy(update={"dims": tuple(input)})
+    if len(decl.dims) > 4 or any(d < 1 for d in decl.dims):
+        diagnostics.append(Diagnostic(code="E103", severity="error",
+                                      message=f"the input {'x'.join(map(str, decl.dims))} must be CxL, CxHxW or CxDxHxW "
+                                              "with sizes of at least 1", span=decl.dims_span))
+        raise SpecError(diagnostics, program.sources)
+    name = network_decls[0].name if network_decls else Path(path).stem
+    statements = [s for s in spec.statements if s.node not in ("network", "input", "block", "import")]
+    try:
+        result = Elaborator(program.blocks, limits).run(spec, name, decl, statements)
+    except RecursionError:
+        diagnostics.append(Diagnostic(code="E012", severity="error", message="the spec is nested too deeply to check",
+                                      span=decl.span))
+        raise SpecError(diagnostics, program.sources) from None
+    result.diagnostics = diagnostics + result.diagnostics
+    if any(d.severity == "error" for d in result.diagnostics) or result.graph is None:
+        raise SpecError(result.diagnostics, program.sources)
+    return Network(program, result, path)

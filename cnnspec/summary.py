@@ -1,0 +1,108 @@
+"""The per-layer table and totals, as text, Markdown, JSON or CSV. No torch needed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from cnnspec.analysis.elaborate import human
+from cnnspec.analysis.stats import Row, describe_field
+from cnnspec.layers.base import describe_shape
+
+COLUMNS = ("name", "kind", "output", "params", "macs", "rf", "activation")
+
+
+def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -> list[Row]:
+    """Rows nested `depth` or more scopes deep are folded into their scope at that depth."""
+    if depth is None:
+        return rows
+    out: list[Row] = []
+    for row in rows:
+        if len(row.scopes) <= depth - 1 or (depth <= 0 and False):
+            out.append(row)
+            continue
+        scope = row.scopes[max(depth - 1, 0)] if depth > 0 else "(network)"
+        last = out[-1] if out else None
+        if last is not None and last.extra.get("collapsed") == scope:
+            last.params += row.params
+            last.buffers += row.buffers
+            last.macs += row.macs
+            last.trainable += row.trainable
+            last.out_shape = row.out_shape
+            last.rf = row.rf
+            last.extra["bytes"] += row.activation_bytes
+            continue
+        kind = scope_blocks.get(scope, "group")
+        merged = Row(row.id, scope, kind, row.out_shape, row.params, row.buffers, row.macs, row.rf,
+                     depth, row.scopes[:depth], trainable=row.trainable, line=row.line,
+                     extra={"collapsed": scope, "bytes": row.activation_bytes})
+        out.append(merged)
+    return out
+
+
+def _bytes(row: Row) -> int:
+    return row.extra.get("bytes", row.activation_bytes)
+
+
+def _record(row: Row) -> dict:
+    return {"name": row.path, "kind": row.kind, "output": list(row.out_shape), "params": row.params,
+            "buffers": row.buffers, "macs": row.macs, "receptive_field": describe_field(row.rf),
+            "activation_bytes": _bytes(row), "line": row.line}
+
+
+def totals(network) -> dict:
+    return {"params": network.params, "trainable": network.trainable, "buffers": network.buffers,
+            "macs": network.macs, "activation_bytes": network.activation_bytes,
+            "receptive_field": network.receptive_field}
+
+
+def render_summary(network, format: str = "table", depth: int | None = None) -> str:
+    rows = collapse([Row(**{k: getattr(r, k) for k in r.__dataclass_fields__}) for r in network.rows],
+                    depth, network.scope_blocks)
+    if format == "json":
+        document = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
+                    **totals(network), "layers": [_record(r) for r in rows]}
+        return json.dumps(document, indent=2)
+    if format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["name", "kind", "output", "params", "buffers", "macs", "receptive_field", "activation_bytes"])
+        for r in rows:
+            writer.writerow([r.path, r.kind, describe_shape(r.out_shape), r.params, r.buffers, r.macs,
+                             describe_field(r.rf), _bytes(r)])
+        return buffer.getvalue()
+    table = [[r.path or "-", r.kind, describe_shape(r.out_shape), f"{r.params:,}" if r.params else "-",
+              f"{r.macs:,}" if r.macs else "-", describe_field(r.rf), _size(_bytes(r))] for r in rows]
+    header = ["name", "kind", "output", "params", "MACs", "RF", "act (fp32)"]
+    input_line = f"input {describe_shape(network.input_shape)}  ->  output {describe_shape(network.output_shape)}"
+    footer = [
+        f"params:      {network.params:>16,}  ({human(network.params)})"
+        + (f", {network.trainable:,} trainable" if network.trainable != network.params else ""),
+        f"buffers:     {network.buffers:>16,}  (BatchNorm running statistics)",
+        f"MACs:        {network.macs:>16,}  ({human(network.macs)}, conv + linear, per sample)",
+        f"activations: {network.activation_bytes:>16,}  bytes fp32 per sample ({_size(network.activation_bytes)})",
+        f"weights:     {4 * (network.params + network.buffers):>16,}  bytes fp32 ({_size(4 * (network.params + network.buffers))})",
+    ]
+    if format == "markdown":
+        lines = [f"**{network.name}**: {input_line}", "", "| " + " | ".join(header) + " |",
+                 "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:"]) + "|"]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
+        lines += [""] + [f"- {line.split(':', 1)[0]}: {line.split(':', 1)[1].strip()}" for line in footer]
+        return "\n".join(lines)
+    widths = [max(len(header[i]), *(len(row[i]) for row in table)) if table else len(header[i]) for i in range(len(header))]
+    right = {3, 4, 5, 6}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "-" * len(line(header))
+    return "\n".join([f"{network.name}: {input_line}", rule, line(header), rule, *(line(r) for r in table), rule,
+                      *footer])
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
