@@ -115,6 +115,7 @@ class Elaborator:
         self.next_id = 0
         self.layer_count = 0
         self.params_refused = False
+        self.activation_refused = False
         self.scope_blocks: dict[str, str] = {}
         self.warned: set = set()
 
@@ -219,6 +220,10 @@ class Elaborator:
             name_span = item.kind_span if node == "layer" else item.name_span
             if name in self.blocks:
                 return self.call(item, name, name_span, flow, scope, env, items, path)
+            if getattr(item, "splice", False):
+                self.error("E101", f"`*` spreads a block, and `{name}` is not a block", name_span,
+                           label="not a block", help="remove the `*`" if name in REGISTRY else None)
+                return Flow(None, ())
             if name in REGISTRY:
                 return self.layer(item, name, flow, env, items, path or scope.next_position())
             near = closest(name, list(REGISTRY) + list(self.blocks))
@@ -283,12 +288,19 @@ class Elaborator:
             self.error("E121", f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
             return Flow(None, ())
         names = self.bind_block(item, block, env)
-        path = path or scope.next_position()
+        splice = getattr(item, "splice", False) and path is None
+        path = path or (None if splice else scope.next_position())
         if names is None:
             return Flow(None, ())
         frame = Frame(f"block `{name}`")
-        inner_env = Env(names, flow.shape, env.frames + (frame,), env.calls + ((name, name_span),),
-                        env.scopes + (path,))
+        calls = env.calls + ((name, name_span),)
+        if splice:
+            # the block's items take positions in the enclosing scope
+            inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes)
+            flow = self.statements(block.body.body, flow, scope, inner_env, items)
+            self.check_expects(frame, f"this call of `{name}`", item.span)
+            return flow
+        inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,))
         self.scope_blocks[path] = name
         sub: list = []
         flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
@@ -420,7 +432,8 @@ class Elaborator:
 
     def check_activation(self, shape, span: ir.Span) -> None:
         elements = product(shape)
-        if elements > self.limits.max_activation:
+        if elements > self.limits.max_activation and not self.activation_refused:
+            self.activation_refused = True
             self.error("E302", f"an activation of {describe_shape(shape)} holds {elements:.3g} elements, over the "
                                f"limit of {self.limits.max_activation:.3g}", span,
                        help="downsample earlier, or check the input size")
@@ -431,13 +444,14 @@ class Elaborator:
         spans: dict = {}
         positional = list(kind.positional)
         fields = set(kind.Params.model_fields) - {"kind"}
+        written = kind.name
         ok = True
         for expr in item.args:
             if (positional and positional[0] == "kernel" and expr.node == "binop" and expr.op == "*"
                     and expr.left.node == "num" and expr.right.node == "num"):
                 a, b = expr.left.value, expr.right.value
                 self.error("E104", f"`{a}*{b}` multiplies to {a * b}; a kernel size is written `{a}x{b}`", expr.span,
-                           label="this is a product", help=f"write `{item.kind} ... {a}x{b}`")
+                           label="this is a product", help=f"write `{written} ... {a}x{b}`")
                 ok = False
                 positional.pop(0)
                 continue
@@ -454,26 +468,28 @@ class Elaborator:
                     spans[field_name] = expr.span
                     continue
                 if value in REGISTRY or value in self.blocks:
-                    self.error("E106", f"`{value}` is a layer, not an argument of `{item.kind}`", expr.span,
+                    self.error("E106", f"`{value}` is a layer, not an argument of `{written}`", expr.span,
                                label="starts a new layer", help="put each layer on its own line, or separate them with `;`")
                 else:
                     choices = list(env.names) + list(kind.flags) + ["in"]
                     near = closest(value, choices)
                     self.error("E107", f"unknown name `{value}`", expr.span, label="not defined here",
-                               help=f"did you mean `{near}`?" if near else self.flag_help(kind))
+                               help=f"did you mean `{near}`?" if near else self.names_help(kind, env))
+                    if positional:
+                        positional.pop(0)
                 ok = False
                 continue
             if not positional:
                 taken = ", ".join(f"`{p}`" for p in kind.positional) or "no positional arguments"
-                self.error("E106", f"too many positional arguments for `{item.kind}`", expr.span,
-                           label="extra argument", help=f"`{item.kind}` takes {taken}; give the rest as `key=value`")
+                self.error("E106", f"too many positional arguments for `{written}`", expr.span,
+                           label="extra argument", help=f"`{written}` takes {taken}; give the rest as `key=value`")
                 ok = False
                 continue
             name = positional.pop(0)
             if name == "out" and isinstance(value, tuple) and "kernel" in kind.positional:
-                self.error("E105", f"`{item.kind}` needs the number of output channels before the kernel",
+                self.error("E105", f"`{written}` needs the number of output channels before the kernel",
                            expr.span, label="this is the kernel",
-                           help=f"write the channel count first: `{item.kind} 64 {describe_value(value).strip('`')}`")
+                           help=f"write the channel count first: `{written} 64 {describe_value(value).strip('`')}`")
                 ok = False
                 positional = [p for p in positional if p != "kernel"]
                 continue
@@ -484,10 +500,10 @@ class Elaborator:
             field_name = key if key in fields else f"{key}_" if f"{key}_" in fields else None
             if field_name is None:
                 near = closest(key, [f.rstrip("_") for f in fields])
-                self.error("E102", f"`{item.kind}` has no option `{key}`", option.span, label="unknown option",
+                self.error("E102", f"`{written}` has no option `{key}`", option.span, label="unknown option",
                            help=f"did you mean `{near}`?" if near else
                            ("its options: " + ", ".join(f"`{f.rstrip('_')}`" for f in sorted(fields)) if fields
-                            else f"`{item.kind}` takes no options"))
+                            else f"`{written}` takes no options"))
                 ok = False
                 continue
             if field_name in values:
@@ -503,10 +519,13 @@ class Elaborator:
         return (values, spans) if ok else None
 
     @staticmethod
-    def flag_help(kind) -> str | None:
+    def names_help(kind, env: Env) -> str | None:
+        parts = []
+        if env.names:
+            parts.append("names defined here: " + ", ".join(f"`{n}`" for n in env.names))
         if kind.flags:
-            return f"`{kind.name}` accepts the words " + ", ".join(f"`{f}`" for f in kind.flags)
-        return None
+            parts.append(f"`{kind.name}` accepts the words " + ", ".join(f"`{f}`" for f in kind.flags))
+        return "; ".join(parts) or None
 
     def validation_errors(self, kind, error: ValidationError, values: dict, spans: dict, span: ir.Span) -> None:
         reported = set()

@@ -147,6 +147,12 @@ class _Builder(Transformer_NonRecursive):
         return ir.Call(name=str(name), args=positional, options=options,
                        span=self._span(meta), name_span=self._tspan(name))
 
+    def splice(self, meta, children):
+        inner = children[1]
+        if inner.node == "layer":
+            return ir.Call(name=inner.kind, span=self._span(meta), name_span=inner.kind_span, splice=True)
+        return inner.model_copy(update={"splice": True, "span": self._span(meta)})
+
     def option(self, meta, children):
         key, value = children
         return ir.Option(key=str(key), value=value, span=self._span(meta))

@@ -96,7 +96,8 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
         if not target.is_relative_to(root):
             program.diagnostics.append(Diagnostic(
                 code="E130", severity="error", message=f"`{st.path}` is outside the spec's folder tree", span=st.span,
-                label="imports must stay inside this folder", help=f"move the file under `{root}`"))
+                label="imports must stay inside this folder",
+                help="a spec may import only files in its own folder or below it; move the file there"))
             continue
         if target in stack:
             chain = " -> ".join(f"`{p.name}`" for p in stack[stack.index(target):] + (target,))

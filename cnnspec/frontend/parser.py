@@ -130,7 +130,7 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         return Diagnostic(code="E004", severity="error",
                           message=f"a positional argument cannot start with {found}",
                           span=span, label="ambiguous here",
-                          help="write the value as an option, such as `slope=-0.2`, or compute it inside a name")
+                          help="write the value as an option, such as `slope=-0.2`")
     if token.type == "RBRACE" or (token.type == "_SEP" and "RBRACE" in expected and len(expected) <= 2):
         unclosed = _unclosed(source, path)
         if unclosed is not None and token.type == "$END":
@@ -143,8 +143,11 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         return Diagnostic(code="E001", severity="error", message="unexpected `:`", span=span,
                           label="a label must start its statement",
                           help="labels are written `name: layer`, one per statement")
-    return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span,
-                      label=_expected(expected) or "not expected here")
+    if "_SEP" in expected:
+        label = "expected the end of the statement (a new line or `;`)"
+    else:
+        label = _expected(expected) or "not expected here"
+    return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span, label=label)
 
 
 def _unclosed(source: str, path: str) -> Diagnostic | None:

@@ -258,7 +258,9 @@ class Deconv(LayerKind):
         for axis, (n, k, s, pd, op, d) in enumerate(zip(shape[1:], g.kernel, g.stride, g.pad, g.output_pad, g.dilation)):
             size = transposed_output_size(n, k, s, pd, pd, d, op)
             if size <= 0:
-                raise LayerError("E211", f"`deconv` gives an output size of {size} along spatial axis {axis + 1}", arg="pad")
+                raise LayerError("E211", f"`deconv` gives an output size of {size} along spatial axis {axis + 1}", arg="pad",
+                                 label="padding removes more than the layer produces",
+                                 help="out = (n - 1)*stride - 2*pad + dilation*(kernel - 1) + output_pad + 1")
             sizes.append(size)
         return (p.out, *sizes)
 
