@@ -139,6 +139,8 @@ class Call(Node):
     options: tuple[Option, ...] = ()
     span: Span
     name_span: Span
+    #: `*block(...)`: the block's items join the enclosing scope instead of forming a submodule
+    splice: bool = False
 
 
 class Group(Node):

@@ -151,7 +151,8 @@ class _Builder(Transformer_NonRecursive):
         inner = children[1]
         if inner.node == "layer":
             return ir.Call(name=inner.kind, span=self._span(meta), name_span=inner.kind_span, splice=True)
-        return inner.model_copy(update={"splice": True, "span": self._span(meta)})
+        return ir.Call(name=inner.name, args=inner.args, options=inner.options, span=self._span(meta),
+                       name_span=inner.name_span, splice=True)
 
     def option(self, meta, children):
         key, value = children

@@ -1,0 +1,114 @@
+"""The command line as a user meets it: exit codes, formats, overrides, no tracebacks."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from cnnspec.cli import main
+
+from conftest import SPECS, TESTS
+
+GOLDEN = TESTS / "golden"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_check_clean_specs_exit_zero():
+    result = run("check", *sorted(SPECS.glob("*.cnn")))
+    assert result.exit_code == 0, result.output
+    assert "resnet50.cnn: ok (25,557,032 params" in result.output
+
+
+def test_check_errors_exit_one_and_show_every_error_sorted():
+    result = run("check", GOLDEN / "e120_block_arguments.cnn")
+    assert result.exit_code == 1
+    assert result.output.index(":5:14") < result.output.index(":6:11")
+    assert "Traceback" not in result.output
+
+
+def test_warnings_fail_only_with_strict():
+    spec = GOLDEN / "w001_same_even_kernel.cnn"
+    assert run("check", spec).exit_code == 0
+    assert run("check", "--strict", spec).exit_code == 1
+
+
+def test_check_json_carries_the_diagnostic_fields():
+    result = run("check", "--format", "json", GOLDEN / "e201_residual_mismatch.cnn")
+    assert result.exit_code == 1
+    (report,) = json.loads(result.output)
+    (diagnostic,) = report["diagnostics"]
+    assert diagnostic["code"] == "E201" and diagnostic["severity"] == "error"
+    assert diagnostic["span"]["line"] == 3 and diagnostic["span"]["column"] == 1
+    assert diagnostic["help"].startswith("add a projection shortcut")
+
+
+def test_usage_errors_exit_two():
+    assert run("check").exit_code == 2
+    assert run("summary", SPECS / "lenet5.cnn", "--input", "3by32").exit_code == 2
+    assert run("summary", SPECS / "lenet5.cnn", "--format", "yaml").exit_code == 2
+
+
+def test_missing_file_is_a_diagnostic_not_a_traceback():
+    result = run("check", "no/such/file.cnn")
+    assert result.exit_code == 1
+    assert "E132" in result.output and "Traceback" not in result.output
+
+
+def test_summary_formats_agree():
+    table = run("summary", SPECS / "resnet18.cnn").output
+    assert "11,689,512" in table and "1,814,073,344" in table
+    markdown = run("summary", SPECS / "resnet18.cnn", "--format", "markdown").output
+    assert "| layer1.0.conv1 | conv | 64x56x56 | 36,864 |" in markdown
+    rows = list(csv.DictReader(io.StringIO(run("summary", SPECS / "resnet18.cnn", "--format", "csv").output)))
+    assert sum(int(r["params"]) for r in rows) == 11_689_512
+    data = json.loads(run("summary", SPECS / "resnet18.cnn", "--format", "json").output)
+    assert sum(layer["macs"] for layer in data["layers"]) == data["macs"] == 1_814_073_344
+
+
+def test_summary_depth_collapses_blocks():
+    data = json.loads(run("summary", SPECS / "resnet50.cnn", "--format", "json", "--depth", "1").output)
+    names = [layer["name"] for layer in data["layers"]]
+    assert names[:4] == ["conv1", "bn1", "2", "3"]
+    assert "layer1" in names and not any(n.startswith("layer1.") for n in names)
+    assert sum(layer["params"] for layer in data["layers"]) == 25_557_032
+    deeper = json.loads(run("summary", SPECS / "resnet50.cnn", "--format", "json", "--depth", "2").output)
+    assert "layer1.0" in [layer["name"] for layer in deeper["layers"]]
+
+
+def test_input_override(tmp_path):
+    spec = tmp_path / "fcn.cnn"
+    spec.write_text("input x: 3x224x224\nconv 8 3x3 stride=2 pad=1\navgpool global\n")
+    data = json.loads(run("summary", spec, "--format", "json", "--input", "3x256x256").output)
+    assert data["input"] == [3, 256, 256] and data["layers"][0]["output"] == [8, 128, 128]
+    result = run("check", SPECS / "resnet18.cnn", "--input", "3x256x256")
+    assert result.exit_code == 1 and "E401" in result.output  # its `expect shape 512x7x7` now fails
+
+
+def test_layers_lists_every_kind():
+    from cnnspec.layers import REGISTRY
+
+    output = run("layers").output
+    assert all(f" {name}" in output for name in REGISTRY)
+
+
+def test_import_and_check_stay_light():
+    code = ("import sys, cnnspec\n"
+            "from click.testing import CliRunner\nfrom cnnspec.cli import main\n"
+            f"r = CliRunner().invoke(main, ['check', {str(SPECS / 'resnet50.cnn')!r}])\n"
+            "assert r.exit_code == 0, r.output\n"
+            "heavy = {'torch', 'onnx', 'onnxruntime', 'numpy'} & set(sys.modules)\n"
+            "print(sorted(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(SPECS / "lenet5.cnn")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "61,706 params" in out.stdout

@@ -1,0 +1,72 @@
+"""The zoo specs against the reference figures read off torchvision and plain torch."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cnnspec.cli import main
+
+from conftest import SPECS
+
+CASES = {
+    "lenet5": "lenet5_d2l",
+    "lenet_gluon": "lenet_gluon_seed",
+    "alexnet": "alexnet",
+    "vgg16": "vgg16",
+    "resnet18": "resnet18",
+    "resnet50": "resnet50",
+}
+
+
+@pytest.mark.parametrize("spec,key", sorted(CASES.items()))
+def test_summary_json_matches_reference(spec, key, reference):
+    result = CliRunner().invoke(main, ["summary", str(SPECS / f"{spec}.cnn"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    expected = reference[key]
+    assert summary["input"] == expected["input"]
+    assert summary["output"] == expected["output"]
+    assert summary["params"] == expected["params"]
+    assert summary["macs"] == expected["macs_conv_linear"]
+    if "buffers" in expected:
+        assert summary["buffers"] == expected["buffers"]
+
+
+@pytest.mark.parametrize("spec,key", sorted(CASES.items()))
+def test_parameterised_layers_are_named_as_the_reference_state_dict(spec, key, reference):
+    """Every layer with parameters has the path its weights carry in the reference state_dict."""
+    import cnnspec
+
+    network = cnnspec.load(SPECS / f"{spec}.cnn")
+    keys = reference[key]["state_dict"]
+    prefixes = {k.rsplit(".", 1)[0] for k in keys}
+    assert {r.path for r in network.rows if r.params} == prefixes
+    for row in network.rows:
+        if row.params:
+            shapes = [v for k, v in keys.items() if k.rsplit(".", 1)[0] == row.path]
+            assert sum(_numel(s) for s in shapes if True) - _buffer_numel(keys, row.path) == row.params
+
+
+def _numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _buffer_numel(keys, path):
+    return sum(_numel(v) for k, v in keys.items()
+               if k.rsplit(".", 1)[0] == path and k.rsplit(".", 1)[1] in ("running_mean", "running_var",
+                                                                            "num_batches_tracked"))
+
+
+def test_published_receptive_fields():
+    """AlexNet 195 at its last max pool; VGG-16 212 at pool5."""
+    import cnnspec
+    from cnnspec.analysis.stats import describe_field
+
+    alexnet = cnnspec.load(SPECS / "alexnet.cnn")
+    assert describe_field(next(r for r in alexnet.rows if r.path == "features.12").rf) == "195"
+    vgg = cnnspec.load(SPECS / "vgg16.cnn")
+    assert describe_field(next(r for r in vgg.rows if r.path == "features.30").rf) == "212"
