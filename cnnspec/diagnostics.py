@@ -27,13 +27,13 @@ Severity = Literal["error", "warning"]
 class Label(BaseModel):
     """A secondary place the diagnostic points at, with what it says there."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     span: Span
     message: str
 
 
 class Diagnostic(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     code: str
     severity: Severity
     message: str

@@ -20,7 +20,7 @@ Shape = tuple[int, ...]
 
 
 class GraphNode(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class LayerNode(GraphNode):

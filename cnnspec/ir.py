@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: validators are built on first use, keeping `import cnnspec` fast
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Span(Node):
@@ -295,8 +296,3 @@ class SpecFile(Node):
     path: str
     statements: tuple[Statement, ...]
 
-
-for _model in (BinOp, UnaryOp, Func, TupleLit, ListLit, Option, Layer, Call, Group, Shortcut,
-               Residual, Concat, Add, Scale, When, Repeat, ItemStatement, BlockParam, BlockDef,
-               SpecFile):
-    _model.model_rebuild()

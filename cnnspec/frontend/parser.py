@@ -24,8 +24,10 @@ MAX_NESTING = 100
 
 @functools.lru_cache(maxsize=1)
 def parser() -> Lark:
+    # cache=True keeps the built LALR tables in the temporary folder, keyed by the grammar's
+    # hash: building them takes longer than checking a whole network.
     return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                propagate_positions=True, maybe_placeholders=True, cache=False)
+                propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
 def parse_text(text: str, path: str) -> ir.SpecFile:

@@ -34,7 +34,7 @@ class LayerError(Exception):
 class Params(BaseModel):
     """Base of every layer's parameter model: frozen, strict, no unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, defer_build=True)
 
 
 @dataclass(frozen=True)
