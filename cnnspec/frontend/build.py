@@ -41,13 +41,15 @@ class _Builder(Transformer_NonRecursive):
         self.path = path
 
     # -- spans
+    # Spans are built unvalidated: their fields are Lark's own integer positions, and a span
+    # per node is the largest share of validation work on a long spec.
     def _span(self, meta) -> ir.Span:
-        return ir.Span(file=self.path, line=meta.line, column=meta.column,
-                       end_line=meta.end_line, end_column=meta.end_column)
+        return ir.Span.model_construct(file=self.path, line=meta.line, column=meta.column,
+                                       end_line=meta.end_line, end_column=meta.end_column)
 
     def _tspan(self, token: Token) -> ir.Span:
-        return ir.Span(file=self.path, line=token.line, column=token.column,
-                       end_line=token.end_line, end_column=token.end_column)
+        return ir.Span.model_construct(file=self.path, line=token.line, column=token.column,
+                                       end_line=token.end_line, end_column=token.end_column)
 
     # -- tokens: visit_tokens calls these with the token only
     @v_args(inline=False, meta=False)
