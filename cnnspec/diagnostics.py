@@ -134,8 +134,6 @@ def render(diagnostic: Diagnostic, sources: SourceMap, color: bool = False) -> s
             out.append(f"{gutter} {source}".rstrip())
             underline = " " * (span.column - 1) + _paint(char * length + (f" {text}" if text else ""), style, color)
             out.append(f"{pad} {_paint('|', 'gutter', color)} {underline}")
-    elif d.span is not None and not quoted:
-        pass
     for note in d.notes:
         out.append(f"{pad} = note: {note}")
     if d.help:

@@ -19,7 +19,7 @@ def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -
         return rows
     out: list[Row] = []
     for row in rows:
-        if len(row.scopes) <= depth - 1 or (depth <= 0 and False):
+        if len(row.scopes) < depth:
             out.append(row)
             continue
         scope = row.scopes[max(depth - 1, 0)] if depth > 0 else "(network)"

@@ -11,13 +11,11 @@ that does not need the shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
-
 from pydantic import ValidationError
 
 from cnnspec import ir
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
-from cnnspec.analysis.stats import FP32, ReceptiveField, Row, apply_window, merge_fields, start_field
+from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
 from cnnspec.layers import REGISTRY, LayerError
@@ -101,11 +99,6 @@ class Elaboration:
     scope_blocks: dict[str, str]
 
 
-@dataclass
-class BlockEntry:
-    definition: ir.BlockDef
-
-
 class Elaborator:
     def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits()):
         self.blocks = blocks
@@ -117,7 +110,6 @@ class Elaborator:
         self.params_refused = False
         self.activation_refused = False
         self.scope_blocks: dict[str, str] = {}
-        self.warned: set = set()
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
@@ -220,7 +212,7 @@ class Elaborator:
             name_span = item.kind_span if node == "layer" else item.name_span
             if name in self.blocks:
                 return self.call(item, name, name_span, flow, scope, env, items, path)
-            if getattr(item, "splice", False):
+            if node == "call" and item.splice:
                 self.error("E101", f"`*` spreads a block, and `{name}` is not a block", name_span,
                            label="not a block", help="remove the `*`" if name in REGISTRY else None)
                 return Flow(None, ())
@@ -288,7 +280,7 @@ class Elaborator:
             self.error("E121", f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
             return Flow(None, ())
         names = self.bind_block(item, block, env)
-        splice = getattr(item, "splice", False) and path is None
+        splice = item.node == "call" and item.splice and path is None
         path = path or (None if splice else scope.next_position())
         if names is None:
             return Flow(None, ())
@@ -540,8 +532,7 @@ class Elaborator:
                 usage = " ".join(f"<{p}>" for p in kind.positional)
                 what = "output channel count" if field_name == "out" else f"`{shown}`"
                 self.error("E106", f"`{kind.name}` needs {'an ' if what[0] == 'o' else ''}{what}", span,
-                           label="missing argument", help=f"write `{kind.name} {usage}`".rstrip() + "`" if False else
-                           f"write it as `{kind.name} {usage}`")
+                           label="missing argument", help=f"write it as `{kind.name} {usage}`")
                 continue
             value = values.get(field_name)
             if isinstance(value, Word):
@@ -606,8 +597,7 @@ class Elaborator:
             return Flow(None, ())
         out = broadcast(main.shape, shortcut.shape)
         if out is None or out != main.shape and out != shortcut.shape:
-            keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
-                              end_line=item.span.line, end_column=item.span.column + len("residual"))
+            keyword = keyword_span(item.span, "residual")
             where = short.span if active else None
             labels = (Label(span=where, message=f"shortcut gives {describe_shape(shortcut.shape)}"),) if where else ()
             notes = () if active else (f"without an active `shortcut`, the input {describe_shape(flow.shape)} is added unchanged",)
@@ -631,8 +621,7 @@ class Elaborator:
         if any(r[1].shape is None for r in results):
             return Flow(None, ())
         shapes = [r[1].shape for r in results]
-        keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
-                          end_line=item.span.line, end_column=item.span.column + len(item.node))
+        keyword = keyword_span(item.span, item.node)
         if item.node == "add":
             out = shapes[0]
             for s in shapes[1:]:
@@ -678,8 +667,7 @@ class Elaborator:
             return Flow(None, ())
         out = broadcast(flow.shape, result.shape)
         if out != flow.shape:
-            keyword = ir.Span(file=item.span.file, line=item.span.line, column=item.span.column,
-                              end_line=item.span.line, end_column=item.span.column + len("scale"))
+            keyword = keyword_span(item.span, "scale")
             self.error("E204", f"scale branch gives {describe_shape(result.shape)}, which does not broadcast over "
                                f"the input {describe_shape(flow.shape)}", keyword,
                        label="the input is multiplied here",
@@ -728,6 +716,12 @@ def human(value: float) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.2f}{suffix}"
     return f"{value:g}"
+
+
+def keyword_span(span: ir.Span, keyword: str) -> ir.Span:
+    """The span of the keyword that opens a construct (`residual`, `concat`, ...)."""
+    return ir.Span(file=span.file, line=span.line, column=span.column, end_line=span.line,
+                   end_column=span.column + len(keyword))
 
 
 def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -132,7 +132,7 @@ def per_dim(value: int | tuple[int, ...], rank: int, arg: str) -> tuple[int, ...
     if len(value) != rank:
         dims = "dimension" if rank == 1 else "dimensions"
         raise LayerError("E213", f"`{arg}` has {len(value)} values but the input has {rank} spatial {dims}",
-                         arg=arg, help=f"give one value per spatial dimension, or a single integer")
+                         arg=arg, help="give one value per spatial dimension, or a single integer")
     return tuple(value)
 
 

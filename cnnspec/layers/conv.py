@@ -113,8 +113,6 @@ def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
         raise LayerError("E212", f"{what} needs output channels divisible by {groups}, got {p.out}", arg="out",
                          help=f"use a multiple of {groups}, such as {groups * max(1, round(p.out / groups))}")
     pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
-    if p.pad == "same" and p.pad_mode != "zeros" and any(b != e for b, e in pads):
-        pass  # asymmetric non-zero padding is still expressible through an explicit pad
     return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
 
 
@@ -164,10 +162,9 @@ class Conv(LayerKind):
     def _check_weights(self, p: ConvParams, g: ConvGeometry) -> None:
         have = nested_shape(p.weights)
         want = g.weight_shape
-        trimmed = have
-        while len(trimmed) < len(want) and True:
-            trimmed = (1, *trimmed)
-        if trimmed != want:
+        # a bare kernel (or one output channel's weights) stands for leading dimensions of 1
+        padded = (1,) * (len(want) - len(have)) + have
+        if padded != want:
             raise LayerError("E216", f"`weights` has shape {describe_shape(have)}, the kernel needs {describe_shape(want)}",
                              arg="weights", help="give one number per weight: out x in/groups x kernel")
         flatten_numbers(p.weights)
