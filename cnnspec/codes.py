@@ -33,6 +33,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E124": ("error", "spec expands to too many layers"),
     "E125": ("error", "label used twice in one scope"),
     "E126": ("error", "declaration in the wrong place"),
+    "E127": ("error", "label reserved by PyTorch's nn.Module"),
     "E130": ("error", "import outside the spec's folder tree"),
     "E131": ("error", "import cycle"),
     "E132": ("error", "imported file cannot be read"),
@@ -53,6 +54,7 @@ CODES: dict[str, tuple[str, str]] = {
     # resource limits
     "E301": ("error", "too many parameters"),
     "E302": ("error", "activations too large"),
+    "E303": ("error", "weights exceed the memory budget of a backend"),
     # contracts
     "E401": ("error", "`expect shape` not met"),
     "E402": ("error", "`expect` bound not met"),

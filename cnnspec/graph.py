@@ -7,7 +7,7 @@ of the registry's parameter models), its source span and its input and output sh
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +55,8 @@ class SeqNode(GraphNode):
     items: tuple[Annotated[Union[LayerNode, MergeNode, "SeqNode"], Field(discriminator="node")], ...] = ()
     scope: str | None = None
     block: str | None = None
+    #: a block call's arguments as bound (defaults included), in declaration order
+    args: tuple[tuple[str, Any], ...] = ()
     span: Span | None = None
 
 

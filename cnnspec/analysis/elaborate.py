@@ -60,6 +60,21 @@ class Frame:
 METRICS = ("params", "macs", "flops", "buffers", "layers", "memory", "activations")
 
 
+#: names a label cannot take, because every `nn.Module` already has them (labels become submodule names);
+#: labels starting with `_` are refused too, as PyTorch keeps its own state under such names
+RESERVED_LABELS = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu",
+    "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state",
+    "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers",
+    "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad",
+})
+
+
 class Scope:
     """A naming scope: a labelled group or a block call, numbering its items like nn.Sequential."""
 
@@ -201,6 +216,10 @@ class Elaborator:
                        help="each label becomes a state_dict key and must be unique in its group")
         else:
             scope.labels[label] = span
+        if label in RESERVED_LABELS or label.startswith("_"):
+            self.error("E127", f"label `{label}` is reserved: PyTorch's `nn.Module` already has an attribute `{label}`",
+                       span, label="cannot name a submodule",
+                       help=f"choose another name, such as `{label.strip('_')}_` or `{label.strip('_')}1`")
         scope.counter += 1
         return scope.join(label)
 
@@ -296,7 +315,7 @@ class Elaborator:
         self.scope_blocks[path] = name
         sub: list = []
         flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
-        items.append(SeqNode(items=tuple(sub), scope=path, block=name, span=item.span))
+        items.append(SeqNode(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
         self.check_expects(frame, f"this call of `{name}`", item.span)
         return flow
 

@@ -1,0 +1,214 @@
+"""`Network.to_torch()`: the resolved graph as a PyTorch `nn.Module`.
+
+Every layer becomes its own module at its state_dict path (`layer2.0.downsample.0`), inside
+one `SpecModule` per scope (a block call or a labelled group), so the keys are the spec's
+labels and positions exactly as `nn.Sequential` would number them. A `SpecModule` runs its
+part of the graph in order; merges (residual add, concat, scale) happen in its `forward`.
+Each scope can be called on its own: `model.layer3(x)`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnspec.backends import torch_modules
+from cnnspec.backends.torch_lowering import Lowering, ModuleCall, lower
+from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.graph import MergeNode, SeqNode
+
+if TYPE_CHECKING:
+    from cnnspec.network import Network
+
+#: weights and buffers larger than this (fp32 bytes) are refused before anything is allocated
+DEFAULT_MEMORY_BUDGET = 4 * 2**30
+
+
+class _Recorder:
+    """Activations asked for by name, shared by every scope of one model during a forward pass."""
+
+    def __init__(self, wanted: Iterable[str]):
+        self.wanted = frozenset(wanted)
+        self.values: dict[str, torch.Tensor] | None = None
+
+    def record(self, path: str, value: torch.Tensor) -> None:
+        # a scope's output is recorded after its last layer's, so a name means the scope
+        if self.values is not None and path in self.wanted:
+            self.values[path] = value
+
+
+class SpecModule(nn.Module):
+    """One scope of a spec: its layers and nested scopes as submodules, its items run in order."""
+
+    def __init__(self, seq: SeqNode, prefix: str, lowerings: dict[str, Lowering], recorder: _Recorder):
+        super().__init__()
+        # plain attributes, not submodules: the graph and the recorder carry no weights
+        self._seq = seq
+        self._prefix = prefix
+        self._recorder = recorder
+        self._pads = {}
+        self._build(seq.items, lowerings)
+
+    def _relative(self, path: str) -> str:
+        return path[len(self._prefix):]
+
+    def _build(self, items, lowerings) -> None:
+        for item in items:
+            if item.node == "layer":
+                lowering = lowerings[item.path]
+                self._place(self._relative(item.path), instantiate(lowering))
+                if lowering.pad is not None:
+                    self._pads[item.path] = (lowering.pad, lowering.pad_mode)
+            elif item.node == "merge":
+                for branch in item.branches:
+                    self._build(branch.items, lowerings)
+            elif item.scope is not None:
+                self._place(self._relative(item.scope),
+                            SpecModule(item, item.scope + ".", lowerings, self._recorder))
+            else:
+                self._build(item.items, lowerings)
+
+    def _place(self, relative: str, module: nn.Module) -> None:
+        """Register `module` at a dotted path below this scope, creating containers on the way."""
+        *parents, name = relative.split(".")
+        owner: nn.Module = self
+        for part in parents:
+            if part not in owner._modules:
+                owner.add_module(part, nn.Module())
+            owner = owner._modules[part]
+        owner.add_module(name, module)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(self._seq.items, x)
+
+    def _run(self, items, x: torch.Tensor) -> torch.Tensor:
+        for item in items:
+            if item.node == "layer":
+                if item.path in self._pads:
+                    pads, mode = self._pads[item.path]
+                    x = F.pad(x, pads, mode=mode)
+                x = self.get_submodule(self._relative(item.path))(x)
+                self._recorder.record(item.path, x)
+            elif item.node == "merge":
+                x = self._merge(item, x)
+                self._recorder.record(item.path, x)
+            elif item.scope is not None:
+                x = self.get_submodule(self._relative(item.scope))(x)
+                self._recorder.record(item.scope, x)
+            else:
+                x = self._run(item.items, x)
+        return x
+
+    def _merge(self, merge: MergeNode, x: torch.Tensor) -> torch.Tensor:
+        outputs = [self._run(branch.items, x) for branch in merge.branches]
+        if merge.op == "concat":
+            return torch.cat(torch_modules.center_crop(outputs) if merge.crop else outputs, dim=1)
+        result = outputs[0]
+        for other in outputs[1:]:
+            result = result + other if merge.op == "add" else result * other
+        return result
+
+
+class SpecNetwork(SpecModule):
+    """The whole network. With `outputs`, `forward` returns a dict of those named activations."""
+
+    def __init__(self, network: "Network", lowerings: dict[str, Lowering], outputs: Sequence[str] = ()):
+        super().__init__(network.graph.body, "", lowerings, _Recorder(outputs))
+        self.spec_name = network.name
+        self.input_shape = network.input_shape
+        self.outputs = tuple(outputs)
+
+    def forward(self, x: torch.Tensor):
+        if not self.outputs:
+            return super().forward(x)
+        self._recorder.values = {}
+        try:
+            super().forward(x)
+            values = self._recorder.values
+        finally:
+            self._recorder.values = None
+        return {name: values[name] for name in self.outputs}
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
+
+
+def instantiate(lowering: Lowering) -> nn.Module:
+    call: ModuleCall = lowering.module
+    cls = getattr(torch_modules, call.name) if call.is_helper else getattr(nn, call.name)
+    module = cls(*call.args, **dict(call.kwargs))
+    if lowering.weights is not None:
+        with torch.no_grad():
+            module.weight.copy_(torch.tensor(lowering.weights, dtype=module.weight.dtype).reshape(module.weight.shape))
+            if module.bias is not None:
+                # a literal kernel is the whole filter: no random offset on top of it
+                module.bias.zero_()
+    if lowering.frozen:
+        module.requires_grad_(False)
+    return module
+
+
+def to_torch(network: "Network", seed: int | None = None, outputs: Sequence[str] | None = None,
+             memory_budget: int | None = DEFAULT_MEMORY_BUDGET) -> SpecNetwork:
+    """Build the network as an `nn.Module`.
+
+    `seed` makes the (PyTorch-default) initialisation reproducible without touching the
+    global random state. `outputs` names activations (layer, scope or merge paths, as in
+    `cnnspec summary`) to return from `forward` as a dict. `memory_budget` (bytes, fp32
+    weights and buffers) refuses, before allocating, a model too large for it; `None` turns it off.
+    """
+    check_budget(network, memory_budget)
+    if outputs:
+        check_outputs(network, outputs)
+    lowerings = {node.path: lower(node) for node in network.graph.layers()}
+    if seed is None:
+        return SpecNetwork(network, lowerings, outputs or ())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SpecNetwork(network, lowerings, outputs or ())
+
+
+def weight_bytes(network: "Network") -> int:
+    return 4 * (network.params + network.buffers)
+
+
+def check_budget(network: "Network", budget: int | None) -> None:
+    needed = weight_bytes(network)
+    if budget is None or needed <= budget:
+        return
+    from cnnspec.analysis.elaborate import human
+
+    params = {row.id: row.params for row in network.rows}
+    largest = max(network.graph.layers(), key=lambda node: params[node.id])
+    diagnostic = Diagnostic(
+        code="E303", severity="error",
+        message=f"the weights need {human(needed)}B in fp32, over the memory budget of {human(budget)}B",
+        span=largest.span, label=f"the largest layer: {params[largest.id]:,} parameters",
+        help="raise `memory_budget` if the machine has the memory, or shrink the network")
+    raise SpecError([diagnostic], network.sources)
+
+
+def check_outputs(network: "Network", outputs: Sequence[str]) -> None:
+    from cnnspec.analysis.expressions import closest
+
+    known = {row.path for row in network.rows} | set(network.scope_blocks) | set(scope_paths(network.graph.body))
+    for name in outputs:
+        if name not in known:
+            near = closest(name, known)
+            hint = f"; did you mean `{near}`?" if near else ""
+            raise ValueError(f"`{name}` names no layer, merge or scope of `{network.name}`{hint}")
+
+
+
+def scope_paths(seq: SeqNode) -> Iterable[str]:
+    for item in seq.items:
+        if item.node == "seq":
+            if item.scope is not None:
+                yield item.scope
+            yield from scope_paths(item)
+        elif item.node == "merge":
+            for branch in item.branches:
+                yield from scope_paths(branch)

@@ -1,0 +1,60 @@
+"""The few modules PyTorch lacks for cnnspec's layers.
+
+`cnnspec emit torch` copies the source of the ones a spec uses into the generated file,
+so generated code imports only torch and behaves exactly like `Network.to_torch()`.
+"""
+
+from torch import nn
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels at each position of an (N, C, *spatial) map, as ConvNeXt uses it."""
+
+    def forward(self, x):
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class Reshape(nn.Module):
+    """Reshape each sample, keeping the batch dimension."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self):
+        return ", ".join(map(str, self.shape))
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave the channels of `groups` groups (ShuffleNet): (N, g*k, ...) -> view, swap, flatten."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        x = x.reshape(n, self.groups, c // self.groups, *x.shape[2:])
+        return x.transpose(1, 2).reshape(n, c, *x.shape[3:])
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
+
+
+def center_crop(tensors):
+    """Crop every map to the smallest spatial size among them, keeping the centre.
+
+    The offset along each axis is (size - smallest) // 2, as U-Net crops its skip connections.
+    """
+    sizes = [min(t.shape[axis] for t in tensors) for axis in range(2, tensors[0].dim())]
+    cropped = []
+    for t in tensors:
+        for axis, size in enumerate(sizes, start=2):
+            t = t.narrow(axis, (t.shape[axis] - size) // 2, size)
+        cropped.append(t)
+    return cropped
