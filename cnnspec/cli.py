@@ -81,6 +81,31 @@ def summary(spec, fmt, depth, input_dims):
     click.echo(network.summary(format=fmt, depth=depth))
 
 
+@main.group()
+def emit() -> None:
+    """Generate source code from a spec."""
+
+
+@emit.command("torch")
+@_spec_argument
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
+def emit_torch(spec, output):
+    """Readable PyTorch source: one nn.Module class per spec, importing only torch."""
+    from cnnspec.network import check as check_spec
+
+    network, diagnostics, sources = check_spec(spec)
+    if network is None:
+        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        sys.exit(1)
+    source = network.to_torch_source()
+    if output is None:
+        click.echo(source, nl=False)
+        return
+    with open(output, "w", encoding="utf-8") as handle:
+        handle.write(source)
+    click.echo(f"wrote {output}", err=True)
+
+
 @main.command()
 def layers():
     """List the layer kinds with their arguments."""

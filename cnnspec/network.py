@@ -48,11 +48,17 @@ class Network:
 
         return render_summary(self, format=format, depth=depth)
 
-    def to_torch(self, **options):
-        """An `nn.Module` for this network (imports torch)."""
+    def to_torch(self, seed: int | None = None, outputs=None, memory_budget: int | None = 4 * 2**30):
+        """An `nn.Module` for this network (imports torch); see `cnnspec.backends.torch.to_torch`."""
         from cnnspec.backends.torch import to_torch
 
-        return to_torch(self, **options)
+        return to_torch(self, seed=seed, outputs=outputs, memory_budget=memory_budget)
+
+    def to_torch_source(self) -> str:
+        """Readable PyTorch source for this network (imports nothing heavy to generate)."""
+        from cnnspec.backends.torch_source import emit_torch_source
+
+        return emit_torch_source(self)
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.output_shape))
