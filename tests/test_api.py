@@ -94,3 +94,10 @@ def test_every_kind_has_a_shape_rule_and_costs():
         assert kind.summary, name
         assert kind.family, name
         assert isinstance(kind, LayerKind)
+
+
+def test_a_reshape_that_changes_rank_before_a_merge_is_checked():
+    """Found by the differential test: a field over input axes meeting one over reshaped axes."""
+    network = cnnspec.loads("input x: 1x4x4\nreshape shape=1x16\nconcat crop {\n  identity\n  conv 1 3\n}\n")
+    assert network.output_shape == (2, 14)
+    assert network.receptive_field == "4"

@@ -44,6 +44,10 @@ def start_field(spatial: tuple[int, ...]) -> ReceptiveField:
 
 
 def apply_window(rf: ReceptiveField, window: Window | None, out_spatial: tuple[int, ...]) -> ReceptiveField:
+    """The field after a layer. A window over other axes than the input's (after a reshape
+    changed the rank, when the field already spans the whole input) leaves it as it is."""
+    if window is not None and len(window.kernel) != len(rf):
+        return rf
     if window is None:
         if len(out_spatial) == len(rf):
             return tuple(Field_(f.r, f.j, n) for f, n in zip(rf, out_spatial))
@@ -52,12 +56,16 @@ def apply_window(rf: ReceptiveField, window: Window | None, out_spatial: tuple[i
 
 
 def merge_fields(fields: list[ReceptiveField]) -> ReceptiveField:
-    """Across branches, the widest field."""
+    """Across branches, the widest field along each input axis."""
     fields = [f for f in fields if f]
     if not fields:
         return ()
-    return tuple(Field_(max(f[i].r for f in fields), max(f[i].j for f in fields), fields[0][i].n)
-                 for i in range(len(fields[0])))
+    rank = max(len(f) for f in fields)
+    merged = []
+    for i in range(rank):
+        along = [f[i] for f in fields if len(f) > i]
+        merged.append(Field_(max(a.r for a in along), max(a.j for a in along), along[0].n))
+    return tuple(merged)
 
 
 def describe_field(rf: ReceptiveField) -> str:
