@@ -55,6 +55,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E301": ("error", "too many parameters"),
     "E302": ("error", "activations too large"),
     "E303": ("error", "weights exceed the memory budget of a backend"),
+    "E304": ("error", "layer not expressible at the chosen ONNX opset"),
     # contracts
     "E401": ("error", "`expect shape` not met"),
     "E402": ("error", "`expect` bound not met"),

@@ -54,6 +54,14 @@ class Network:
 
         return to_torch(self, seed=seed, outputs=outputs, memory_budget=memory_budget)
 
+    def to_onnx(self, weights=None, opset: int | None = None, fold_bn: bool = True, batch: int | None = None,
+                seed: int = 0):
+        """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy); see
+        `cnnspec.backends.onnx.to_onnx`."""
+        from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
+
+        return to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed)
+
     def to_torch_source(self) -> str:
         """Readable PyTorch source for this network (imports nothing heavy to generate)."""
         from cnnspec.backends.torch_source import emit_torch_source

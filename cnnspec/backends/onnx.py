@@ -1,0 +1,558 @@
+"""`Network.to_onnx()`: the resolved graph as an ONNX model, built with `onnx.helper`.
+
+One `GraphBuilder` collects nodes and initializers; one lowering per layer kind (`LOWERINGS`,
+keyed like the registry) emits that kind's nodes. Initializers carry the PyTorch backend's
+state_dict keys (`layer1.0.conv1.weight`); constants derived from them carry the key and a
+suffix after `:`. Every pad is explicit (`pads`, never `auto_pad`), average pooling always
+states `count_include_pad`, and shapes cnnspec inferred are the ones declared.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from cnnspec.backends.weights import check_weights, random_weights
+from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.graph import LayerNode, MergeNode
+from cnnspec.layers.conv import conv_geometry, deconv_geometry
+from cnnspec.layers.pool import pool_geometry
+
+if TYPE_CHECKING:
+    from cnnspec.network import Network
+
+#: opsets cnnspec emits: 17 brings LayerNormalization; 26 is the newest onnxruntime 1.31 runs
+MIN_OPSET, MAX_OPSET = 17, 26
+DEFAULT_OPSET = 21
+#: the IR version each opset needs (onnx.helper.VERSION_TABLE), not onnx's newest default,
+#: which onnxruntime may refuse
+IR_VERSIONS = {17: 8, 18: 8, 19: 9, 20: 9, 21: 10, 22: 10, 23: 11, 24: 11, 25: 12, 26: 13}
+PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+@dataclass
+class GraphBuilder:
+    """Nodes, initializers and unique tensor names for one graph."""
+
+    opset: int
+    nodes: list = field(default_factory=list)
+    initializers: list = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 2
+        while name in self.names:
+            name, n = f"{base}_{n}", n + 1
+        self.names.add(name)
+        return name
+
+    def constant(self, name: str, array, dtype=np.float32) -> str:
+        name = self.fresh(name)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=dtype), name))
+        return name
+
+    def ints(self, name: str, values) -> str:
+        return self.constant(name, np.asarray(values, dtype=np.int64), np.int64)
+
+    def op(self, op_type: str, inputs: list[str], output: str, **attributes) -> str:
+        output = self.fresh(output)
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attributes))
+        return output
+
+    def reduce(self, op_type: str, x: str, axes: list[int], output: str) -> str:
+        """ReduceMean / ReduceMax, with axes as an input from opset 18 on."""
+        if self.opset >= 18:
+            return self.op(op_type, [x, self.ints(f"{output}:axes", axes)], output, keepdims=1)
+        return self.op(op_type, [x], output, axes=axes, keepdims=1)
+
+
+@dataclass
+class Context:
+    """What a lowering sees: the builder, the weights by key, the layer."""
+
+    builder: GraphBuilder
+    weights: dict[str, np.ndarray]
+    node: LayerNode
+
+    def weight(self, name: str) -> str:
+        """The initializer for `path.name`, created once, named by its state_dict key."""
+        key = f"{self.node.path}.{name}"
+        if key not in self.builder.names:
+            self.builder.names.add(key)
+            self.builder.initializers.append(numpy_helper.from_array(np.asarray(self.weights[key], np.float32), key))
+        return key
+
+    @property
+    def path(self) -> str:
+        return self.node.path
+
+
+class ExportError(Exception):
+    """A layer the chosen opset cannot express: becomes a located diagnostic."""
+
+    def __init__(self, message: str, node: LayerNode):
+        super().__init__(message)
+        self.node = node
+
+
+LOWERINGS: dict[str, Callable[[Context, str], str]] = {}
+
+
+def lowers(*kinds: str):
+    def decorate(fn):
+        for kind in kinds:
+            if kind in LOWERINGS:
+                raise ValueError(f"ONNX lowering for `{kind}` registered twice")
+            LOWERINGS[kind] = fn
+        return fn
+    return decorate
+
+
+def onnx_pads(pairs) -> list[int]:
+    """ONNX lists all begins, then all ends."""
+    return [b for b, _ in pairs] + [e for _, e in pairs]
+
+
+# ---------------------------------------------------------------- convolutions
+
+@lowers("conv")
+def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+    p = ctx.node.params
+    g = conv_geometry(p, ctx.node.in_shape)
+    b = ctx.builder
+    pairs = g.pads
+    if p.pad_mode != "zeros" and any(v for pair in pairs for v in pair):
+        mode = PAD_MODES[p.pad_mode]
+        if mode == "wrap" and b.opset < 19:
+            raise ExportError(f"circular padding needs opset 19 or later (`Pad` mode `wrap`), "
+                              f"the export asks for opset {b.opset}", ctx.node)
+        full = [0, 0] + [v for v, _ in pairs] + [0, 0] + [v for _, v in pairs]
+        x = b.op("Pad", [x, b.ints(f"{ctx.path}:pads", full)], f"{ctx.path}:pad", mode=mode)
+        pairs = ((0, 0),) * g.rank
+    if folded is not None:
+        weight = b.constant(f"{ctx.path}.weight", folded[0])
+        inputs = [x, weight, b.constant(f"{ctx.path}.bias", folded[1])]
+    else:
+        inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
+    return b.op("Conv", inputs, ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
+                pads=onnx_pads(pairs), dilations=list(g.dilation), group=g.groups)
+
+
+@lowers("deconv")
+def lower_deconv(ctx: Context, x: str) -> str:
+    p = ctx.node.params
+    g = deconv_geometry(p, ctx.node.in_shape)
+    inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
+    return ctx.builder.op("ConvTranspose", inputs, ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
+                          pads=list(g.pad) * 2, output_padding=list(g.output_pad), dilations=list(g.dilation),
+                          group=g.groups)
+
+
+@lowers("upsample")
+def lower_upsample(ctx: Context, x: str) -> str:
+    p, b = ctx.node.params, ctx.builder
+    spatial = ctx.node.out_shape[1:]
+    if p.mode == "nearest":
+        # PyTorch's nearest: source index floor(dst * in / out)
+        attributes = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        # half_pixel, not pytorch_half_pixel: PyTorch maps an output of length 1 from the centre too
+        transform = "align_corners" if p.align_corners else "half_pixel"
+        attributes = dict(mode="linear", coordinate_transformation_mode=transform)
+    if b.opset >= 18:
+        # sizes for the spatial axes only, so the batch dimension stays symbolic
+        sizes = b.ints(f"{ctx.path}:sizes", spatial)
+        return b.op("Resize", [x, "", "", sizes], ctx.path, axes=list(range(2, 2 + len(spatial))), **attributes)
+    scales = [1.0, 1.0] + [o / n for n, o in zip(ctx.node.in_shape[1:], spatial)]
+    return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", scales)], ctx.path, **attributes)
+
+
+# ---------------------------------------------------------------- pooling
+
+@lowers("maxpool", "avgpool")
+def lower_pool(ctx: Context, x: str) -> str:
+    p, b = ctx.node.params, ctx.builder
+    is_max = p.kind == "maxpool"
+    g = pool_geometry(p.kind, p, ctx.node.in_shape)
+    if g.mode == "global":
+        return b.op("GlobalMaxPool" if is_max else "GlobalAveragePool", [x], ctx.path)
+    if g.mode == "adaptive":
+        return adaptive_pool(ctx, x, is_max)
+    sizes, outs = ctx.node.in_shape[1:], ctx.node.out_shape[1:]
+    # ceil mode as end padding: ONNX's ceil rule keeps a last window starting in the padding that
+    # PyTorch drops, so the floor formula is given just enough padding to make PyTorch's count
+    ends = [max(pd, (o - 1) * st + d * (k - 1) + 1 - n - pd)
+            for n, o, k, st, pd, d in zip(sizes, outs, g.kernel, g.stride, g.pad, g.dilation)]
+    attributes = dict(kernel_shape=list(g.kernel), strides=list(g.stride), pads=list(g.pad) + ends, ceil_mode=0)
+    if is_max:
+        return b.op("MaxPool", [x], ctx.path, dilations=list(g.dilation), **attributes)
+    beyond = any(e > pd for e, pd in zip(ends, g.pad))
+    if not (p.count_pad and beyond):
+        return b.op("AveragePool", [x], ctx.path, count_include_pad=int(p.count_pad), **attributes)
+    # PyTorch counts the padding, but not past it: sum the window, divide by PyTorch's own counts
+    window = math.prod(g.kernel)
+    mean = b.op("AveragePool", [x], f"{ctx.path}:mean", count_include_pad=1, **attributes)
+    total = b.op("Mul", [mean, b.constant(f"{ctx.path}:window", float(window))], f"{ctx.path}:sum")
+    counts = np.ones((), np.float32)
+    for n, o, k, st, pd in zip(sizes, outs, g.kernel, g.stride, g.pad):
+        starts = np.arange(o) * st - pd
+        counts = np.multiply.outer(counts, np.minimum(starts + k, n + pd) - starts)
+    return b.op("Div", [total, b.constant(f"{ctx.path}:counts", counts[None])], ctx.path)
+
+
+def adaptive_bins(n: int, o: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive bins: [floor(i*n/o), ceil((i+1)*n/o)).
+
+    >>> adaptive_bins(5, 3)
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
+
+
+def adaptive_pool(ctx: Context, x: str, is_max: bool) -> str:
+    """Adaptive pooling: a plain pool where the bins tile evenly, else per-bin slices, axis by axis
+    (a max or mean over a rectangle is the max or mean over its rows of those over its columns)."""
+    b = ctx.builder
+    sizes, outs = ctx.node.in_shape[1:], ctx.node.out_shape[1:]
+    if all(n % o == 0 for n, o in zip(sizes, outs)):
+        kernel = [n // o for n, o in zip(sizes, outs)]
+        op = "MaxPool" if is_max else "AveragePool"
+        extra = {} if is_max else {"count_include_pad": 0}
+        return b.op(op, [x], ctx.path, kernel_shape=kernel, strides=kernel, pads=[0] * 2 * len(kernel), **extra)
+    reduce = "ReduceMax" if is_max else "ReduceMean"
+    for axis, (n, o) in enumerate(zip(sizes, outs), start=2):
+        if n == o:
+            continue
+        parts = []
+        for i, (start, end) in enumerate(adaptive_bins(n, o)):
+            where = f"{ctx.path}:axis{axis}_bin{i}"
+            piece = b.op("Slice", [x, b.ints(f"{where}:starts", [start]), b.ints(f"{where}:ends", [end]),
+                                   b.ints(f"{where}:axes", [axis])], where)
+            parts.append(b.reduce(reduce, piece, [axis], f"{where}:reduced"))
+        x = b.op("Concat", parts, f"{ctx.path}:axis{axis}", axis=axis)
+    return b.op("Identity", [x], ctx.path)
+
+
+# ---------------------------------------------------------------- normalisation
+
+@lowers("bn")
+def lower_bn(ctx: Context, x: str) -> str:
+    p, b = ctx.node.params, ctx.builder
+    c = ctx.node.in_shape[0]
+    scale = ctx.weight("weight") if p.affine else b.constant(f"{ctx.path}:scale", np.ones(c))
+    shift = ctx.weight("bias") if p.affine else b.constant(f"{ctx.path}:shift", np.zeros(c))
+    return b.op("BatchNormalization", [x, scale, shift, ctx.weight("running_mean"), ctx.weight("running_var")],
+                ctx.path, epsilon=p.eps)
+
+
+def fold_batch_norm(conv: Context, bn: LayerNode, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Conv weights with the following batch norm folded in, for inference.
+
+    scale = gamma / sqrt(var + eps);  W' = W * scale (per output channel);  b' = (b - mean) * scale + beta
+    """
+    c = bn.in_shape[0]
+    key = bn.path
+    gamma = weights[f"{key}.weight"] if bn.params.affine else np.ones(c, np.float32)
+    beta = weights[f"{key}.bias"] if bn.params.affine else np.zeros(c, np.float32)
+    mean, var = weights[f"{key}.running_mean"], weights[f"{key}.running_var"]
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + bn.params.eps)
+    weight = weights[f"{conv.path}.weight"].astype(np.float64)
+    bias = weights.get(f"{conv.path}.bias", np.zeros(c)).astype(np.float64) if conv.node.params.bias else np.zeros(c)
+    folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+    folded_bias = (bias - mean) * scale + beta
+    return folded_weight.astype(np.float32), folded_bias.astype(np.float32)
+
+
+def channels_last(rank: int) -> tuple[list[int], list[int]]:
+    """Permutations moving channels last and back, for (N, C, *spatial) with `rank` spatial axes."""
+    forward = [0, *range(2, 2 + rank), 1]
+    back = [0, 1 + rank, *range(1, 1 + rank)]
+    return forward, back
+
+
+@lowers("ln")
+def lower_ln(ctx: Context, x: str) -> str:
+    p, b = ctx.node.params, ctx.builder
+    c, rank = ctx.node.in_shape[0], len(ctx.node.in_shape) - 1
+    scale = ctx.weight("weight") if p.affine else b.constant(f"{ctx.path}:scale", np.ones(c))
+    inputs = [scale] + ([ctx.weight("bias")] if p.affine else [])
+    if rank == 0:
+        return b.op("LayerNormalization", [x, *inputs], ctx.path, axis=-1, epsilon=p.eps)
+    forward, back = channels_last(rank)
+    y = b.op("Transpose", [x], f"{ctx.path}:channels_last", perm=forward)
+    y = b.op("LayerNormalization", [y, *inputs], f"{ctx.path}:normalised", axis=-1, epsilon=p.eps)
+    return b.op("Transpose", [y], ctx.path, perm=back)
+
+
+@lowers("groupnorm")
+def lower_groupnorm(ctx: Context, x: str) -> str:
+    """Normalise each group (InstanceNormalization over a (N, G, rest) view), then scale and shift
+    per channel, as PyTorch defines group norm."""
+    p, b = ctx.node.params, ctx.builder
+    shape = ctx.node.in_shape
+    c, rank = shape[0], len(shape) - 1
+    grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped")
+    ones, zeros = b.constant(f"{ctx.path}:ones", np.ones(p.groups)), b.constant(f"{ctx.path}:zeros", np.zeros(p.groups))
+    y = b.op("InstanceNormalization", [grouped, ones, zeros], f"{ctx.path}:normalised", epsilon=p.eps)
+    y = b.op("Reshape", [y, b.ints(f"{ctx.path}:shape", [0, *shape])], f"{ctx.path}:ungrouped")
+    if not p.affine:
+        return b.op("Identity", [y], ctx.path)
+    per_channel = b.ints(f"{ctx.path}:per_channel", [c] + [1] * rank)
+    weight = b.op("Reshape", [ctx.weight("weight"), per_channel], f"{ctx.path}:weight_view")
+    bias = b.op("Reshape", [ctx.weight("bias"), per_channel], f"{ctx.path}:bias_view")
+    y = b.op("Mul", [y, weight], f"{ctx.path}:scaled")
+    return b.op("Add", [y, bias], ctx.path)
+
+
+@lowers("lrn")
+def lower_lrn(ctx: Context, x: str) -> str:
+    """ONNX's LRN for 2D maps and odd sizes. Otherwise the sum is written out: onnxruntime's LRN
+    takes 4D input only, and for even sizes ONNX's window sits one channel off PyTorch's (which
+    spans size//2 channels before and (size-1)//2 after).
+
+    y = x / (k + alpha * mean of x^2 over the window)^beta
+    """
+    p, b = ctx.node.params, ctx.builder
+    c, *spatial = ctx.node.in_shape
+    if p.size % 2 and len(spatial) == 2:
+        return b.op("LRN", [x], ctx.path, size=p.size, alpha=p.alpha, beta=p.beta, bias=p.k)
+    path = ctx.path
+    square = b.op("Mul", [x, x], f"{path}:square")
+    # (N, 1, C, positions): a 2D pool slides the window along the channels
+    lifted = b.op("Reshape", [square, b.ints(f"{path}:lifted_shape", [0, 1, c, -1])], f"{path}:lifted")
+    before, after = p.size // 2, (p.size - 1) // 2
+    mean = b.op("AveragePool", [lifted], f"{path}:window_mean", kernel_shape=[p.size, 1], strides=[1, 1],
+                pads=[before, 0, after, 0], count_include_pad=1)
+    mean = b.op("Reshape", [mean, b.ints(f"{path}:shape", [0, c, *spatial])], f"{path}:mean")
+    scaled = b.op("Mul", [mean, b.constant(f"{path}:alpha", p.alpha)], f"{path}:scaled")
+    shifted = b.op("Add", [scaled, b.constant(f"{path}:k", p.k)], f"{path}:shifted")
+    denominator = b.op("Pow", [shifted, b.constant(f"{path}:beta", p.beta)], f"{path}:denominator")
+    return b.op("Div", [x, denominator], path)
+
+
+# ---------------------------------------------------------------- activations
+
+SIMPLE = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "hardswish": "HardSwish"}
+
+
+@lowers(*SIMPLE)
+def lower_simple(ctx: Context, x: str) -> str:
+    return ctx.builder.op(SIMPLE[ctx.node.kind], [x], ctx.path)
+
+
+@lowers("relu6")
+def lower_relu6(ctx: Context, x: str) -> str:
+    b = ctx.builder
+    return b.op("Clip", [x, b.constant(f"{ctx.path}:min", 0.0), b.constant(f"{ctx.path}:max", 6.0)], ctx.path)
+
+
+@lowers("hardsigmoid")
+def lower_hardsigmoid(ctx: Context, x: str) -> str:
+    # PyTorch's relu6(x + 3) / 6
+    return ctx.builder.op("HardSigmoid", [x], ctx.path, alpha=1 / 6, beta=0.5)
+
+
+@lowers("silu")
+def lower_silu(ctx: Context, x: str) -> str:
+    gate = ctx.builder.op("Sigmoid", [x], f"{ctx.path}:gate")
+    return ctx.builder.op("Mul", [x, gate], ctx.path)
+
+
+@lowers("leaky_relu")
+def lower_leaky_relu(ctx: Context, x: str) -> str:
+    return ctx.builder.op("LeakyRelu", [x], ctx.path, alpha=ctx.node.params.slope)
+
+
+@lowers("elu")
+def lower_elu(ctx: Context, x: str) -> str:
+    return ctx.builder.op("Elu", [x], ctx.path, alpha=ctx.node.params.alpha)
+
+
+@lowers("gelu")
+def lower_gelu(ctx: Context, x: str) -> str:
+    """`Gelu` from opset 20; before it, 0.5 x (1 + erf(x / sqrt 2)) or the tanh form."""
+    b, approximate = ctx.builder, ctx.node.params.approximate
+    if b.opset >= 20:
+        return b.op("Gelu", [x], ctx.path, approximate=approximate)
+    path = ctx.path
+    if approximate == "tanh":
+        cube = b.op("Pow", [x, b.constant(f"{path}:three", 3.0)], f"{path}:cube")
+        inner = b.op("Add", [x, b.op("Mul", [cube, b.constant(f"{path}:c", 0.044715)], f"{path}:scaled_cube")],
+                     f"{path}:inner")
+        inner = b.op("Mul", [inner, b.constant(f"{path}:sqrt_2_over_pi", math.sqrt(2 / math.pi))], f"{path}:arg")
+        core = b.op("Tanh", [inner], f"{path}:core")
+    else:
+        core = b.op("Erf", [b.op("Mul", [x, b.constant(f"{path}:rsqrt2", 1 / math.sqrt(2))], f"{path}:arg")],
+                    f"{path}:core")
+    one_plus = b.op("Add", [core, b.constant(f"{path}:one", 1.0)], f"{path}:one_plus")
+    half_x = b.op("Mul", [x, b.constant(f"{path}:half", 0.5)], f"{path}:half_x")
+    return b.op("Mul", [half_x, one_plus], path)
+
+
+@lowers("softmax")
+def lower_softmax(ctx: Context, x: str) -> str:
+    return ctx.builder.op("Softmax", [x], ctx.path, axis=1)
+
+
+@lowers("dropout", "dropout2d", "identity")
+def lower_pass_through(ctx: Context, x: str) -> str:
+    # identity at inference: no node at all
+    return x
+
+
+# ---------------------------------------------------------------- shape and dense
+
+@lowers("flatten")
+def lower_flatten(ctx: Context, x: str) -> str:
+    return ctx.builder.op("Flatten", [x], ctx.path, axis=1)
+
+
+@lowers("reshape")
+def lower_reshape(ctx: Context, x: str) -> str:
+    b = ctx.builder
+    # 0 copies the (symbolic) batch dimension
+    return b.op("Reshape", [x, b.ints(f"{ctx.path}:shape", [0, *ctx.node.out_shape])], ctx.path)
+
+
+@lowers("channel_shuffle")
+def lower_channel_shuffle(ctx: Context, x: str) -> str:
+    b, g = ctx.builder, ctx.node.params.groups
+    c, *spatial = ctx.node.in_shape
+    split = b.op("Reshape", [x, b.ints(f"{ctx.path}:split", [0, g, c // g, *spatial])], f"{ctx.path}:split")
+    perm = [0, 2, 1, *range(3, 3 + len(spatial))]
+    swapped = b.op("Transpose", [split], f"{ctx.path}:swapped", perm=perm)
+    return b.op("Reshape", [swapped, b.ints(f"{ctx.path}:merged", [0, c, *spatial])], ctx.path)
+
+
+@lowers("linear")
+def lower_linear(ctx: Context, x: str) -> str:
+    inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if ctx.node.params.bias else [])
+    return ctx.builder.op("Gemm", inputs, ctx.path, transB=1)
+
+
+# ---------------------------------------------------------------- the graph
+
+def flatten_items(items) -> list:
+    out = []
+    for item in items:
+        if item.node == "seq":
+            out.extend(flatten_items(item.items))
+        else:
+            out.append(item)
+    return out
+
+
+@dataclass
+class Lowerer:
+    builder: GraphBuilder
+    weights: dict[str, np.ndarray]
+    fold_bn: bool
+
+    def sequence(self, items, x: str) -> str:
+        items = flatten_items(items)
+        index = 0
+        while index < len(items):
+            item = items[index]
+            if item.node == "merge":
+                x = self.merge(item, x)
+            else:
+                following = items[index + 1] if index + 1 < len(items) else None
+                if (self.fold_bn and item.kind == "conv" and following is not None and following.node == "layer"
+                        and following.kind == "bn"):
+                    ctx = Context(self.builder, self.weights, item)
+                    x = lower_conv(ctx, x, folded=fold_batch_norm(ctx, following, self.weights))
+                    index += 1
+                else:
+                    x = LOWERINGS[item.kind](Context(self.builder, self.weights, item), x)
+            index += 1
+        return x
+
+    def merge(self, merge: MergeNode, x: str) -> str:
+        b = self.builder
+        outputs = [self.sequence(branch.items, x) for branch in merge.branches]
+        name = merge.path or "merge"
+        if merge.op == "concat":
+            if merge.crop:
+                outputs = self.crop(outputs, merge)
+            return b.op("Concat", outputs, f"{name}:concat", axis=1)
+        op = "Add" if merge.op == "add" else "Mul"
+        result = outputs[0]
+        for other in outputs[1:]:
+            result = b.op(op, [result, other], f"{name}:{op.lower()}")
+        return result
+
+    def crop(self, outputs: list[str], merge: MergeNode) -> list[str]:
+        """Centre-crop each branch to the smallest map: offset (size - smallest) // 2, per axis."""
+        b = self.builder
+        shapes = [branch_shape(branch, merge.in_shape) for branch in merge.branches]
+        target = merge.out_shape[1:]
+        cropped = []
+        for i, (name, shape) in enumerate(zip(outputs, shapes)):
+            if tuple(shape[1:]) == tuple(target):
+                cropped.append(name)
+                continue
+            starts = [(n - t) // 2 for n, t in zip(shape[1:], target)]
+            where = f"{merge.path or 'merge'}:crop{i}"
+            cropped.append(b.op("Slice", [name, b.ints(f"{where}:starts", starts),
+                                          b.ints(f"{where}:ends", [s + t for s, t in zip(starts, target)]),
+                                          b.ints(f"{where}:axes", list(range(2, 2 + len(target))))], where))
+        return cropped
+
+
+def branch_shape(branch, in_shape):
+    """The shape a branch gives: its last layer's or merge's, or its input when empty."""
+    items = flatten_items(branch.items)
+    return items[-1].out_shape if items else in_shape
+
+
+def to_onnx(network: "Network", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
+            batch: int | None = None, seed: int = 0) -> onnx.ModelProto:
+    """The network as an ONNX model.
+
+    `weights` maps state_dict keys to arrays (numpy or torch); without it, a seeded random
+    initialisation with PyTorch's default distributions. The batch dimension is symbolic
+    (`N`) unless `batch` fixes it. `fold_bn` folds each batch norm that follows a conv into it.
+    """
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is outside what cnnspec emits ({MIN_OPSET} to {MAX_OPSET})")
+    if weights is None:
+        weights = random_weights(network, seed)
+    else:
+        weights = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in weights.items()}
+        check_weights(network, weights)
+    builder = GraphBuilder(opset)
+    graph = network.graph
+    input_name = builder.fresh(graph.input_name)
+    try:
+        output = Lowerer(builder, weights, fold_bn).sequence(graph.body.items, input_name)
+    except ExportError as error:
+        raise SpecError([Diagnostic(code="E304", severity="error", message=str(error), span=error.node.span,
+                                    label="cannot be exported at this opset",
+                                    help=f"export with a newer opset (up to {MAX_OPSET})")],
+                        network.sources) from None
+    output = name_output(builder, output, input_name)
+    dim = batch if batch is not None else "N"
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *network.input_shape])]
+    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [dim, *network.output_shape])]
+    onnx_graph = helper.make_graph(builder.nodes, graph.name, inputs, outputs, builder.initializers)
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
+                              doc_string=f"{graph.name} from {network.path}")
+    return model
+
+
+def name_output(builder: GraphBuilder, tensor: str, input_name: str) -> str:
+    """Call the graph's result `output`: rename the node that makes it, or add an Identity."""
+    if tensor != input_name:
+        for node in reversed(builder.nodes):
+            if tensor in node.output and all(tensor not in n.input for n in builder.nodes):
+                node.output[list(node.output).index(tensor)] = "output"
+                node.name = "output"
+                builder.names.add("output")
+                return "output"
+    return builder.op("Identity", [tensor], "output")

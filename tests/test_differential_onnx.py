@@ -1,0 +1,94 @@
+"""Differential test: for random valid specs, the ONNX model passes the full checker, onnx's
+shape inference agrees with cnnspec's shapes, and onnxruntime computes what PyTorch computes
+(eval mode, the same weights, random batch-norm statistics so folding is exercised)."""
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+import cnnspec  # noqa: E402
+from cnnspec.backends.weights import random_weights  # noqa: E402
+from cnnspec.frontend.printer import print_spec  # noqa: E402
+from cnnspec.layers import REGISTRY  # noqa: E402
+
+from strategies import specs  # noqa: E402
+
+EXAMPLES_PER_KIND = int(os.environ.get("CNNSPEC_EXAMPLES", 8))
+STRUCTURE_EXAMPLES = 5 * EXAMPLES_PER_KIND
+TOLERANCE = 1e-4
+
+
+def session(model):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def relative_l2(a, b) -> float:
+    scale = max(float(np.linalg.norm(b)), 1e-6)
+    return float(np.linalg.norm(a - b)) / scale
+
+
+def inferred_shapes(model) -> dict:
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    shapes = {}
+    for info in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        shapes[info.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return shapes
+
+
+def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
+    text = print_spec(spec_ir)
+    network = cnnspec.loads(text)
+    weights = random_weights(network, seed=0, statistics=True)
+    model = network.to_onnx(weights=weights, fold_bn=fold_bn)
+    onnx.checker.check_model(model, full_check=True)
+
+    shapes = inferred_shapes(model)
+    assert shapes["output"][1:] == network.output_shape, text
+    for row in network.rows:
+        if row.kind in REGISTRY and row.path in shapes:
+            assert shapes[row.path][1:] == row.out_shape, (row.path, text)
+
+    reference = network.to_torch()
+    reference.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
+    reference.eval()
+    x = np.random.default_rng(1).standard_normal((2, *network.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(x)).numpy()
+    (actual,) = session(model).run(None, {model.graph.input[0].name: x})
+    assert actual.shape == expected.shape, text
+    assert relative_l2(actual, expected) <= TOLERANCE, (relative_l2(actual, expected), text)
+
+
+RUNS = []
+
+
+def make_test(kind, examples):
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(pair=specs(kind))
+    def run(pair):
+        check_against_onnxruntime(*pair, fold_bn=len(RUNS) % 2 == 0)
+        RUNS.append(kind)
+    return run
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_onnxruntime_agrees_with_torch(kind):
+    make_test(kind, EXAMPLES_PER_KIND)()
+    assert RUNS.count(kind) >= EXAMPLES_PER_KIND
+
+
+def test_structures_agree_between_onnxruntime_and_torch():
+    make_test(None, STRUCTURE_EXAMPLES)()
+    assert RUNS.count(None) >= STRUCTURE_EXAMPLES
