@@ -106,6 +106,91 @@ def emit_torch(spec, output):
     click.echo(f"wrote {output}", err=True)
 
 
+def _load_network(spec):
+    """The checked network, or the diagnostics printed and exit 1."""
+    from cnnspec.network import check as check_spec
+
+    network, diagnostics, sources = check_spec(spec)
+    if network is None:
+        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        sys.exit(1)
+    return network
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@_spec_argument
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="A .safetensors, .npz or .pt/.pth state_dict, keyed as the PyTorch backend names them.")
+@click.option("--opset", type=int, help="ONNX opset (default 21; 17 to 26).")
+@click.option("--no-fold-bn", is_flag=True, help="Keep BatchNormalization nodes instead of folding them into convs.")
+@click.option("--batch", type=click.IntRange(min=1), help="A fixed batch size instead of a symbolic `N`.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (without --weights).")
+def export(spec, output, weights, opset, no_fold_bn, batch, seed):
+    """Export a spec to ONNX, checked with onnx's full checker."""
+    from cnnspec.backends.onnx_io import export_model
+    from cnnspec.backends.weights import WeightsError
+    from cnnspec.diagnostics import SpecError
+
+    network = _load_network(spec)
+    try:
+        summary = export_model(network, output, weights=weights, opset=opset, fold_bn=not no_fold_bn, batch=batch,
+                               seed=seed)
+    except SpecError as error:
+        click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+        sys.exit(1)
+    except (WeightsError, ValueError) as error:
+        _fail(str(error))
+    click.echo(summary)
+
+
+@main.command()
+@click.argument("model", metavar="FILE|MODEL.onnx")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), help="A .npy input array.")
+@click.option("--random", "random_input", is_flag=True, help="A random input (the default without --input).")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of a random input.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the output as .npy.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def run(model, input_path, random_input, batch, output, seed):
+    """Run a spec (random weights) or an .onnx file with onnxruntime; print the output and top-5."""
+    from cnnspec.backends.runtime import RunError, describe_output, run_model
+
+    if input_path and random_input:
+        _fail("give either --input or --random")
+    try:
+        result = run_model(model, input_path=input_path, batch=batch, seed=seed, load_network=_load_network)
+    except RunError as error:
+        _fail(str(error))
+    if output:
+        import numpy as np
+
+        np.save(output, result)
+    click.echo(describe_output(result))
+
+
+@main.command()
+@_spec_argument
+@click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Largest relative L2 difference.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--opset", type=int, help="ONNX opset (default 21).")
+def verify(spec, tolerance, seed, opset):
+    """Run PyTorch (eval) and onnxruntime on the same weights and input; exit 1 over tolerance."""
+    from cnnspec.backends.runtime import verify_network
+
+    network = _load_network(spec)
+    report = verify_network(network, seed=seed, opset=opset)
+    ok = report.relative_l2 <= tolerance
+    click.echo(f"{network.name}: output {'x'.join(map(str, report.shape))}, "
+               f"max abs diff {report.max_abs:.3g}, max rel diff {report.max_rel:.3g}, "
+               f"relative L2 {report.relative_l2:.3g} ({'ok' if ok else 'over'} tolerance {tolerance:g})")
+    sys.exit(0 if ok else 1)
+
+
 @main.command()
 def layers():
     """List the layer kinds with their arguments."""

@@ -145,12 +145,26 @@ def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | Non
 
 @lowers("deconv")
 def lower_deconv(ctx: Context, x: str) -> str:
-    p = ctx.node.params
+    """ConvTranspose. onnxruntime refuses `output_padding` >= stride, which PyTorch allows when
+    the dilation is larger; output padding only trims less of the end (or adds rows no input
+    reaches: zero plus bias), so it is written as smaller end padding and explicit zeros."""
+    p, b = ctx.node.params, ctx.builder
     g = deconv_geometry(p, ctx.node.in_shape)
-    inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
-    return ctx.builder.op("ConvTranspose", inputs, ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
-                          pads=list(g.pad) * 2, output_padding=list(g.output_pad), dilations=list(g.dilation),
-                          group=g.groups)
+    common = dict(kernel_shape=list(g.kernel), strides=list(g.stride), dilations=list(g.dilation), group=g.groups)
+    if all(op < s for op, s in zip(g.output_pad, g.stride)):
+        inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
+        return b.op("ConvTranspose", inputs, ctx.path, pads=list(g.pad) * 2, output_padding=list(g.output_pad),
+                    **common)
+    ends = [max(pd - op, 0) for pd, op in zip(g.pad, g.output_pad)]
+    zeros = [max(op - pd, 0) for pd, op in zip(g.pad, g.output_pad)]
+    y = b.op("ConvTranspose", [x, ctx.weight("weight")], f"{ctx.path}:scatter", pads=list(g.pad) + ends, **common)
+    if any(zeros):
+        y = b.op("Pad", [y, b.ints(f"{ctx.path}:zeros", [0] * (2 + g.rank) + [0, 0] + zeros)], f"{ctx.path}:padded")
+    if not p.bias:
+        return b.op("Identity", [y], ctx.path)
+    bias = b.op("Reshape", [ctx.weight("bias"), b.ints(f"{ctx.path}:per_channel", [g.out_channels] + [1] * g.rank)],
+                f"{ctx.path}:bias_view")
+    return b.op("Add", [y, bias], ctx.path)
 
 
 @lowers("upsample")

@@ -1,0 +1,43 @@
+"""Writing ONNX files: checked with onnx's full checker, with external data past protobuf's 2 GB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cnnspec.network import Network
+
+#: protobuf cannot serialise a message of 2 GiB or more; stay clear of it
+EXTERNAL_DATA_BYTES = 2**31 - 2**26
+
+
+def initializer_bytes(model) -> int:
+    return sum(len(t.raw_data) for t in model.graph.initializer)
+
+
+def export_model(network: "Network", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
+                 batch: int | None = None, seed: int = 0) -> str:
+    """Build, check and write the model; a one-line account of what was written."""
+    import onnx
+
+    from cnnspec.backends.weights import load_weights
+
+    if isinstance(weights, (str, Path)):
+        weights = load_weights(weights)
+    model = network.to_onnx(weights=weights, opset=opset, fold_bn=fold_bn, batch=batch, seed=seed)
+    path = Path(path)
+    size = initializer_bytes(model)
+    if size >= EXTERNAL_DATA_BYTES:
+        location = path.name + ".data"
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=location, size_threshold=1024)
+        onnx.checker.check_model(str(path), full_check=True)
+        where = f"{path} (weights in {location})"
+    else:
+        onnx.checker.check_model(model, full_check=True)
+        path.write_bytes(model.SerializeToString())
+        where = str(path)
+    opset_used = model.opset_import[0].version
+    return (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
+            f"({size / 2**20:.1f} MiB), opset {opset_used}, IR version {model.ir_version}")
