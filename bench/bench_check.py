@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import machine, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "docs" / "benchmarks.md"
 
 TORCHINFO = f"""
 import sys; sys.path.insert(0, {str(ROOT / 'bench')!r})
@@ -59,17 +60,12 @@ def main() -> None:
             path = Path(folder) / f"gen{layers}.cnn"
             path.write_text(generated_spec(layers))
             scaling.append((layers, timed(cnnspec + [str(path)], max(3, args.runs // 2))))
-    import platform
-
     lines = [
-        "# Benchmarks",
+        "## Checking ResNet-50",
         "",
         "Produced by `python bench/bench_check.py`; every figure is the median wall time of a whole",
-        "process (interpreter start, imports, work) in one run of the script.",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-        f"{__import__('os').cpu_count()} cores.",
-        "",
-        "## Checking ResNet-50",
+        "process (interpreter start, imports, work).",
+        machine(),
         "",
         "| tool | what it does | wall time | ratio |",
         "| --- | --- | ---: | ---: |",
@@ -86,8 +82,8 @@ def main() -> None:
     for layers, seconds in scaling:
         slope = "-" if layers == base_layers else f"{(seconds - base_time) / (layers - base_layers) * 1000:.3f} s"
         lines.append(f"| {layers:,} | {seconds:.3f} s | {slope} |")
-    lines += ["", "Targets: ResNet-50 under 0.3 s; 10,000 layers under 2 s, growing linearly.", ""]
-    RESULTS.write_text("\n".join(lines))
+    lines += ["", "Targets: ResNet-50 under 0.3 s; 10,000 layers under 2 s, growing linearly."]
+    write_section("check", lines)
     print("\n".join(lines))
 
 

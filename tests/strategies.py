@@ -324,8 +324,9 @@ class Builder:
         statements = []
         for _ in range(count):
             kind = self.draw(st.sampled_from(kinds))
-            for item, shape in self.draw(layer_of(kind, shape)):
-                statements.append(statement([item]))
+            produced = self.draw(layer_of(kind, shape))
+            statements += [statement([item]) for item, _ in produced]
+            shape = produced[-1][1]
         return statements, shape
 
     def unit(self, shape, used: set[str], depth: int):

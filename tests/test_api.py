@@ -1,13 +1,11 @@
 """The Python API: load, loads, Network totals, SpecError, limits, imports, grammar."""
 
-from pathlib import Path
 
 import pytest
+from conftest import ROOT, SPECS
 
 import cnnspec
 from cnnspec.analysis.elaborate import Limits
-
-from conftest import ROOT, SPECS
 
 
 def test_load_returns_totals_and_rows():
@@ -101,3 +99,14 @@ def test_a_reshape_that_changes_rank_before_a_merge_is_checked():
     network = cnnspec.loads("input x: 1x4x4\nreshape shape=1x16\nconcat crop {\n  identity\n  conv 1 3\n}\n")
     assert network.output_shape == (2, 14)
     assert network.receptive_field == "4"
+
+
+def test_the_project_passes_its_own_lint_rules():
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (it comes with the dev extra)")
+    result = subprocess.run([ruff, "check", "cnnspec", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

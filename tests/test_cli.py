@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from conftest import SPECS, TESTS
 
 from cnnspec.cli import main
-
-from conftest import SPECS, TESTS
 
 GOLDEN = TESTS / "golden"
 

@@ -12,13 +12,12 @@ ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from strategies import specs  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends.weights import random_weights  # noqa: E402
 from cnnspec.frontend.printer import print_spec  # noqa: E402
 from cnnspec.layers import REGISTRY  # noqa: E402
-
-from strategies import specs  # noqa: E402
 
 EXAMPLES_PER_KIND = int(os.environ.get("CNNSPEC_EXAMPLES", 8))
 STRUCTURE_EXAMPLES = 5 * EXAMPLES_PER_KIND

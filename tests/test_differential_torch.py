@@ -16,14 +16,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from strategies import specs  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends.torch_source import camel  # noqa: E402
 from cnnspec.frontend.printer import print_spec  # noqa: E402
 from cnnspec.layers import REGISTRY  # noqa: E402
-
-from strategies import specs  # noqa: E402
 
 # raise for a longer hunt: CNNSPEC_EXAMPLES=200 python -m pytest tests/test_differential_torch.py
 EXAMPLES_PER_KIND = int(os.environ.get("CNNSPEC_EXAMPLES", 12))

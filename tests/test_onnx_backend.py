@@ -8,6 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest import SPECS  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
@@ -15,8 +16,6 @@ from cnnspec.backends import onnx_io  # noqa: E402
 from cnnspec.backends.runtime import session  # noqa: E402
 from cnnspec.backends.weights import weight_shapes  # noqa: E402
 from cnnspec.cli import main  # noqa: E402
-
-from conftest import SPECS  # noqa: E402
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
 

@@ -4,10 +4,9 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 from cnnspec.cli import main
-
-from conftest import SPECS
 
 CASES = {
     "lenet5": "lenet5_d2l",

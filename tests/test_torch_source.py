@@ -9,12 +9,11 @@ import types
 
 import pytest
 from click.testing import CliRunner
+from conftest import SPECS
 
 import cnnspec
 from cnnspec.backends.torch_source import camel
 from cnnspec.cli import main
-
-from conftest import SPECS
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
 

@@ -11,6 +11,7 @@ that does not need the shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from pydantic import ValidationError
 
 from cnnspec import ir

@@ -8,8 +8,19 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field
 
-from cnnspec.layers.base import (LayerError, LayerKind, Params, Shape, Warning_, Window, describe_shape,
-                                 need_spatial, per_dim, register, resolve_padding)
+from cnnspec.layers.base import (
+    LayerError,
+    LayerKind,
+    Params,
+    Shape,
+    Warning_,
+    Window,
+    describe_shape,
+    need_spatial,
+    per_dim,
+    register,
+    resolve_padding,
+)
 from cnnspec.layers.formulas import product, transposed_output_size, window_output_size
 
 Positive = Annotated[int, Field(ge=1)]
