@@ -35,8 +35,10 @@ def export_model(network: "Network", path: str | Path, weights=None, opset: int 
         onnx.checker.check_model(str(path), full_check=True)
         where = f"{path} (weights in {location})"
     else:
-        onnx.checker.check_model(model, full_check=True)
-        path.write_bytes(model.SerializeToString())
+        # serialise once: the checker takes the bytes that are written
+        serialized = model.SerializeToString()
+        onnx.checker.check_model(serialized, full_check=True)
+        path.write_bytes(serialized)
         where = str(path)
     opset_used = model.opset_import[0].version
     return (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
