@@ -12,3 +12,20 @@ SPECS = ROOT / "specs"
 def reference():
     """The reference figures (a copy of the project's models.json, read off torchvision, timm and torch)."""
     return json.loads((TESTS / "data" / "models.json").read_text())
+
+
+REFERENCE_FILE = TESTS / "data" / "models.json"
+#: the reference entry of a zoo spec whose file name differs from the entry's key
+RENAMED = {"lenet5": "lenet5_d2l", "lenet_gluon": "lenet_gluon_seed"}
+
+
+def zoo_cases(sources: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(spec file stem, reference key) for every zoo spec with reference figures; with `sources`,
+    only the references read off those implementations (`torchvision`, `plain torch`, `timm`)."""
+    figures = json.loads(REFERENCE_FILE.read_text())
+    cases = []
+    for path in sorted(SPECS.glob("*.cnn")):
+        key = RENAMED.get(path.stem, path.stem)
+        if key in figures and (not sources or figures[key]["source"].startswith(sources)):
+            cases.append((path.stem, key))
+    return cases

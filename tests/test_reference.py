@@ -4,18 +4,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import SPECS
+from conftest import SPECS, zoo_cases
 
 from cnnspec.cli import main
 
-CASES = {
-    "lenet5": "lenet5_d2l",
-    "lenet_gluon": "lenet_gluon_seed",
-    "alexnet": "alexnet",
-    "vgg16": "vgg16",
-    "resnet18": "resnet18",
-    "resnet50": "resnet50",
-}
+CASES = dict(zoo_cases())
 
 
 @pytest.mark.parametrize("spec,key", sorted(CASES.items()))

@@ -5,13 +5,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import SPECS  # noqa: E402
+from conftest import SPECS, zoo_cases  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
 
-TORCHVISION = {"alexnet": "alexnet", "vgg16": "vgg16", "resnet18": "resnet18", "resnet50": "resnet50",
-               "lenet5": "lenet5_d2l", "lenet_gluon": "lenet_gluon_seed"}
+# torchvision checkpoints (and the plain-torch LeNets) load into the zoo specs by these keys
+TORCHVISION = dict(zoo_cases(("torchvision", "plain torch.nn.Sequential")))
 
 
 def reference_state_dict(entry):
