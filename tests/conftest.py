@@ -29,3 +29,8 @@ def zoo_cases(sources: tuple[str, ...] = ()) -> list[tuple[str, str]]:
         if key in figures and (not sources or figures[key]["source"].startswith(sources)):
             cases.append((path.stem, key))
     return cases
+
+
+#: the references whose state_dict keys the zoo reproduces (torchvision's, so checkpoints load);
+#: the others' keys (timm's, the U-Net's) are information only
+KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN")

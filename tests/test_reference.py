@@ -4,7 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from conftest import SPECS, zoo_cases
+from conftest import KEYED_SOURCES, SPECS, zoo_cases
 
 from cnnspec.cli import main
 
@@ -25,7 +25,7 @@ def test_summary_json_matches_reference(spec, key, reference):
         assert summary["buffers"] == expected["buffers"]
 
 
-@pytest.mark.parametrize("spec,key", sorted(CASES.items()))
+@pytest.mark.parametrize("spec,key", zoo_cases(KEYED_SOURCES))
 def test_parameterised_layers_are_named_as_the_reference_state_dict(spec, key, reference):
     """Every layer with parameters has the path its weights carry in the reference state_dict."""
     import cnnspec

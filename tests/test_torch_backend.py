@@ -5,13 +5,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import SPECS, zoo_cases  # noqa: E402
+from conftest import KEYED_SOURCES, SPECS, zoo_cases  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
 
-# torchvision checkpoints (and the plain-torch LeNets) load into the zoo specs by these keys
-TORCHVISION = dict(zoo_cases(("torchvision", "plain torch.nn.Sequential")))
+TORCHVISION = dict(zoo_cases(KEYED_SOURCES))
 
 
 def reference_state_dict(entry):
