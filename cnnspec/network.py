@@ -128,6 +128,10 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
         diagnostics.append(Diagnostic(code="E012", severity="error", message="the spec is nested too deeply to check",
                                       span=decl.span))
         raise SpecError(diagnostics, program.sources) from None
+    if any(d.severity == "error" for d in program.diagnostics):
+        # an import that failed defines no blocks: its uses are not separate mistakes
+        result.diagnostics = [d for d in result.diagnostics
+                              if not (d.code == "E101" and d.message.startswith("unknown layer or block"))]
     result.diagnostics = diagnostics + result.diagnostics
     if any(d.severity == "error" for d in result.diagnostics) or result.graph is None:
         raise SpecError(result.diagnostics, program.sources)

@@ -117,6 +117,9 @@ class _Builder(Transformer_NonRecursive):
         return token
 
     # -- items
+    def label_name(self, meta, children):
+        return children[0]
+
     def item_stmt(self, meta, children):
         label, chain = children
         return ir.ItemStatement(label=str(label) if label is not None else None,
