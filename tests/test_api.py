@@ -110,3 +110,16 @@ def test_the_project_passes_its_own_lint_rules():
         pytest.skip("ruff is not installed (it comes with the dev extra)")
     result = subprocess.run([ruff, "check", "cnnspec", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_numbered_labels_name_each_copy_from_one():
+    network = cnnspec.loads("input x: 4x8x8\nblock unit(c) {\n  conv c 3x3 pad=1\n}\n"
+                            "stage: { layer{}: unit(4) * 3 }\nhead{}: conv 2 1x1\n")
+    paths = [row.path for row in network.rows]
+    assert paths == ["stage.layer1.0", "stage.layer2.0", "stage.layer3.0", "head1"]
+
+
+def test_a_numbered_label_names_one_item():
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.loads("input x: 4x8x8\nlayer{}: relu, relu\n")
+    assert caught.value.diagnostics[0].code == "E106"

@@ -199,14 +199,20 @@ class Elaborator:
             for item in st.chain:
                 flow = self.item(item, flow, scope, env, items)
             return flow
+        if "{}" in st.label:
+            return self.numbered(st, flow, scope, env, items)
         path = self.claim(scope, st.label, st.label_span)
-        if len(st.chain) == 1 and st.chain[0].node in ("layer", "call"):
-            return self.item(st.chain[0], flow, scope, env, items, path=path)
+        return self.labelled(path, st.chain, flow, scope, env, items, st.span)
+
+    def labelled(self, path: str, chain, flow: Flow, scope: Scope, env: Env, items: list, span: ir.Span) -> Flow:
+        """A labelled chain: a single layer or call takes the name, anything else becomes a scope."""
+        if len(chain) == 1 and chain[0].node in ("layer", "call"):
+            return self.item(chain[0], flow, scope, env, items, path=path)
         inner, sub = Scope(path), []
         inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,))
-        for item in st.chain:
+        for item in chain:
             flow = self.item(item, flow, inner, inner_env, sub)
-        items.append(SeqNode(items=tuple(sub), scope=path, span=st.span))
+        items.append(SeqNode(items=tuple(sub), scope=path, span=span))
         return flow
 
     def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
@@ -269,20 +275,44 @@ class Elaborator:
         for expr in list(item.args) + [o.value for o in item.options]:
             self.evaluate(expr, env)
 
-    def repeat(self, item: ir.Repeat, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+    def repeat_count(self, item: ir.Repeat, env: Env) -> int | None:
         count = self.evaluate(item.count, env)
         if count is None:
-            return Flow(None, ())
+            return None
         if isinstance(count, bool) or not isinstance(count, int):
             self.error("E122", f"a repeat count must be a whole number, found {describe_value(count)}", item.count.span)
-            return Flow(None, ())
+            return None
         if not 1 <= count <= self.limits.max_repeat:
             self.error("E122", f"repeat count {count} is out of range", item.count.span,
                        label=f"must be between 1 and {self.limits.max_repeat:,}",
                        help="a count of 0 would remove the item: delete it instead" if count < 1 else None)
+            return None
+        return count
+
+    def repeat(self, item: ir.Repeat, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        count = self.repeat_count(item, env)
+        if count is None:
             return Flow(None, ())
         for _ in range(count):
             flow = self.item(item.item, flow, scope, env, items)
+        return flow
+
+    def numbered(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        """`denselayer{}: dense(32) * 6`: each copy named in the enclosing scope, `{}` counting from 1
+        (`denselayer1` ... `denselayer6`), as torchvision names DenseNet's layers."""
+        if len(st.chain) != 1:
+            self.error("E106", f"a numbered label `{st.label}` names the copies of one item", st.span,
+                       help=f"write `{st.label}: item * n`")
+            return Flow(None, ())
+        item, count = st.chain[0], 1
+        if item.node == "repeat":
+            count = self.repeat_count(item, env)
+            if count is None:
+                return Flow(None, ())
+            item = item.item
+        for index in range(1, count + 1):
+            path = self.claim(scope, st.label.replace("{}", str(index)), st.label_span)
+            flow = self.labelled(path, (item,), flow, scope, env, items, st.span)
         return flow
 
     # ---------------------------------------------------------------- block calls
