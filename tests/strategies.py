@@ -257,6 +257,9 @@ def layer_fields(draw, kind: str, shape) -> dict:
         return {"shape": target if len(target) > 1 else target[0]}
     if kind == "channel_shuffle":
         return {"groups": draw(st.sampled_from(divisors(c)))}
+    if kind == "chunk":
+        chunks = draw(st.sampled_from(divisors(c)))
+        return {"chunks": chunks, "index": draw(st.integers(0, chunks - 1))}
     if kind == "linear":
         fields = {"out": draw(st.integers(1, 8))}
         if draw(st.booleans()):

@@ -443,6 +443,15 @@ def lower_channel_shuffle(ctx: Context, x: str) -> str:
     return b.op("Reshape", [swapped, b.ints(f"{ctx.path}:merged", [0, c, *spatial])], ctx.path)
 
 
+@lowers("chunk")
+def lower_chunk(ctx: Context, x: str) -> str:
+    b, p = ctx.builder, ctx.node.params
+    size = ctx.node.out_shape[0]
+    return b.op("Slice", [x, b.ints(f"{ctx.path}:starts", [p.index * size]),
+                          b.ints(f"{ctx.path}:ends", [(p.index + 1) * size]), b.ints(f"{ctx.path}:axes", [1])],
+                ctx.path)
+
+
 @lowers("linear")
 def lower_linear(ctx: Context, x: str) -> str:
     inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if ctx.node.params.bias else [])

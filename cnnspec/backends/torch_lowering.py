@@ -16,7 +16,7 @@ from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
 
 #: helper classes defined in `cnnspec.backends.torch_modules` rather than `torch.nn`
-HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle")
+HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk")
 
 #: F.pad's name for each of the spec's pad modes
 PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -235,6 +235,11 @@ def lower_reshape(p, shape, out) -> Lowering:
 @lowers("channel_shuffle")
 def lower_channel_shuffle(p, shape, out) -> Lowering:
     return Lowering(ModuleCall("ChannelShuffle", (p.groups,)))
+
+
+@lowers("chunk")
+def lower_chunk(p, shape, out) -> Lowering:
+    return Lowering(ModuleCall("Chunk", (p.chunks, p.index)))
 
 
 @lowers("linear")

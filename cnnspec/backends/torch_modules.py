@@ -46,6 +46,20 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+class Chunk(nn.Module):
+    """One of `chunks` equal slices of the channels."""
+
+    def __init__(self, chunks, index):
+        super().__init__()
+        self.chunks, self.index = chunks, index
+
+    def forward(self, x):
+        return x.chunk(self.chunks, dim=1)[self.index]
+
+    def extra_repr(self):
+        return f"chunks={self.chunks}, index={self.index}"
+
+
 def center_crop(tensors):
     """Crop every map to the smallest spatial size among them, keeping the centre.
 

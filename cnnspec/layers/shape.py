@@ -89,3 +89,26 @@ class Identity(LayerKind):
     family = "shape"
     Params = IdentityParams
     summary = "passes its input through unchanged"
+
+
+class ChunkParams(Params):
+    kind: Literal["chunk"] = "chunk"
+    chunks: Annotated[int, Field(ge=1)]
+    index: Annotated[int, Field(ge=0)]
+
+
+@register
+class Chunk(LayerKind):
+    name = "chunk"
+    family = "shape"
+    Params = ChunkParams
+    positional = ("chunks", "index")
+    summary = "one of `chunks` equal slices of the channels, as torch.chunk (ShuffleNet's channel split)"
+
+    def infer_shape(self, p: ChunkParams, shape: Shape) -> Shape:
+        if p.index >= p.chunks:
+            raise LayerError("E103", f"chunk index {p.index} is out of range for {p.chunks} chunks", arg="index",
+                             help=f"chunks are numbered from 0 to {p.chunks - 1}")
+        if shape[0] % p.chunks:
+            raise LayerError("E212", f"{p.chunks} chunks do not divide the {shape[0]} channels", arg="chunks")
+        return (shape[0] // p.chunks, *shape[1:])
