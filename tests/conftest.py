@@ -32,5 +32,5 @@ def zoo_cases(sources: tuple[str, ...] = ()) -> list[tuple[str, str]]:
 
 
 #: the references whose state_dict keys the zoo reproduces (torchvision's, so checkpoints load);
-#: the others' keys (timm's, the U-Net's) are information only
-KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN")
+#: the U-Net's keys are information only (its reference is a plain nested module)
+KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN", "timm")

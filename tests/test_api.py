@@ -135,3 +135,8 @@ def test_every_layer_kind_has_a_lowering_in_every_backend():
     from cnnspec.backends.onnx import LOWERINGS as ONNX
 
     assert set(ONNX) == set(REGISTRY)
+
+
+def test_numbered_labels_may_start_elsewhere():
+    network = cnnspec.loads("input x: 4x8x8\nblock{4}: relu * 2\n")
+    assert [row.path for row in network.rows] == ["block4", "block5"]

@@ -199,7 +199,7 @@ class Elaborator:
             for item in st.chain:
                 flow = self.item(item, flow, scope, env, items)
             return flow
-        if "{}" in st.label:
+        if st.label.endswith("}"):
             return self.numbered(st, flow, scope, env, items)
         path = self.claim(scope, st.label, st.label_span)
         return self.labelled(path, st.chain, flow, scope, env, items, st.span)
@@ -299,7 +299,8 @@ class Elaborator:
 
     def numbered(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
         """`denselayer{}: dense(32) * 6`: each copy named in the enclosing scope, `{}` counting from 1
-        (`denselayer1` ... `denselayer6`), as torchvision names DenseNet's layers."""
+        (`denselayer1` ... `denselayer6`), as torchvision names DenseNet's layers; `block{4}`
+        counts from 4."""
         if len(st.chain) != 1:
             self.error("E106", f"a numbered label `{st.label}` names the copies of one item", st.span,
                        help=f"write `{st.label}: item * n`")
@@ -310,8 +311,10 @@ class Elaborator:
             if count is None:
                 return Flow(None, ())
             item = item.item
-        for index in range(1, count + 1):
-            path = self.claim(scope, st.label.replace("{}", str(index)), st.label_span)
+        stem, first = st.label[:-1].split("{")
+        start = int(first) if first else 1
+        for index in range(start, start + count):
+            path = self.claim(scope, f"{stem}{index}", st.label_span)
             flow = self.labelled(path, (item,), flow, scope, env, items, st.span)
         return flow
 
