@@ -243,6 +243,8 @@ def layer_fields(draw, kind: str, shape) -> dict:
             "k": st.sampled_from([1.0, 2.0])}))
     if kind == "leaky_relu":
         return draw(st.fixed_dictionaries({}, optional={"slope": st.sampled_from([0.01, 0.2, -0.1])}))
+    if kind == "mul":
+        return {"factor": draw(st.sampled_from([0.17, 2.0, -1.5, 1.0]))}
     if kind == "elu":
         return draw(st.fixed_dictionaries({}, optional={"alpha": st.sampled_from([1.0, 0.5])}))
     if kind == "gelu":

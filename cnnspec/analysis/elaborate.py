@@ -620,7 +620,9 @@ class Elaborator:
         path = env.scopes[-1] if env.scopes else ""
         items.append(MergeNode(id=node_id, op=op, branches=tuple(SeqNode(items=tuple(b[0])) for b in branches),
                                crop=crop, path=path, in_shape=flow.shape, out_shape=out, span=span))
-        self.add_row(Row(node_id, path, op, out, 0, 0, 0, rf, len(env.scopes), env.scopes, line=span.line), env, span)
+        # a row is named for the construct: `scale` multiplies, and `mul` is a layer kind
+        kind = "scale" if op == "mul" else op
+        self.add_row(Row(node_id, path, kind, out, 0, 0, 0, rf, len(env.scopes), env.scopes, line=span.line), env, span)
         self.check_activation(out, span)
         return Flow(out, rf)
 

@@ -413,6 +413,12 @@ def lower_softmax(ctx: Context, x: str) -> str:
     return ctx.builder.op("Softmax", [x], ctx.path, axis=1)
 
 
+@lowers("mul")
+def lower_mul(ctx: Context, x: str) -> str:
+    b = ctx.builder
+    return b.op("Mul", [x, b.constant(f"{ctx.path}:factor", ctx.node.params.factor)], ctx.path)
+
+
 @lowers("dropout", "dropout2d", "identity")
 def lower_pass_through(ctx: Context, x: str) -> str:
     # identity at inference: no node at all

@@ -16,7 +16,7 @@ from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
 
 #: helper classes defined in `cnnspec.backends.torch_modules` rather than `torch.nn`
-HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk")
+HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul")
 
 #: F.pad's name for each of the spec's pad modes
 PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -210,6 +210,11 @@ def lower_gelu(p, shape, out) -> Lowering:
 @lowers("softmax")
 def lower_softmax(p, shape, out) -> Lowering:
     return Lowering(ModuleCall("Softmax", (), (("dim", 1),)))
+
+
+@lowers("mul")
+def lower_mul(p, shape, out) -> Lowering:
+    return Lowering(ModuleCall("Mul", (p.factor,)))
 
 
 @lowers("dropout")

@@ -46,6 +46,20 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+class Mul(nn.Module):
+    """Multiply by a constant."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+    def extra_repr(self):
+        return f"factor={self.factor}"
+
+
 class Chunk(nn.Module):
     """One of `chunks` equal slices of the channels."""
 

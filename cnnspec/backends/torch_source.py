@@ -345,7 +345,7 @@ class SourceEmitter:
         if self.uses_functional:
             out.write("import torch.nn.functional as F\n")
         out.write("from torch import nn\n")
-        for helper in ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "center_crop"):
+        for helper in ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "center_crop"):
             if helper in self.helpers:
                 out.write("\n\n" + inspect.getsource(getattr(torch_modules(), helper)).rstrip() + "\n")
         if "with_weights" in self.helpers:

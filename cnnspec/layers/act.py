@@ -110,3 +110,17 @@ class Dropout2d(LayerKind):
     Params = Dropout2dParams
     positional = ("p",)
     summary = "zeroes whole channels with probability p in training; identity at inference"
+
+
+class MulParams(Params):
+    kind: Literal["mul"] = "mul"
+    factor: float
+
+
+@register
+class Mul(LayerKind):
+    name = "mul"
+    family = "activation"
+    Params = MulParams
+    positional = ("factor",)
+    summary = "multiply by a constant (Inception-ResNet's residual scaling)"
