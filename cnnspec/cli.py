@@ -191,6 +191,44 @@ def verify(spec, tolerance, seed, opset):
     sys.exit(0 if ok else 1)
 
 
+@main.group()
+def zoo() -> None:
+    """The networks shipped with cnnspec (`zoo:NAME` wherever a file is taken)."""
+
+
+@zoo.command("list")
+def zoo_list():
+    """Every zoo network with its input, parameters and MACs."""
+    from cnnspec.zoo import human, zoo_entry, zoo_names
+
+    for name in zoo_names():
+        e = zoo_entry(name)
+        click.echo(f"{name:22} {'x'.join(map(str, e.input_shape)):>10}  {e.params:>12,} params  "
+                   f"{human(e.macs):>8} MACs  {e.title}")
+
+
+@zoo.command("show")
+@click.argument("name")
+def zoo_show(name):
+    """Print a zoo network's spec."""
+    from cnnspec.zoo import zoo_names, zoo_path
+
+    if name not in zoo_names():
+        from cnnspec.analysis.expressions import closest
+
+        near = closest(name, zoo_names())
+        _fail(f"no zoo network `{name}`" + (f"; did you mean `{near}`?" if near else "; see `cnnspec zoo list`"))
+    click.echo(zoo_path(name).read_text(), nl=False)
+
+
+@zoo.command("table")
+def zoo_table_command():
+    """The zoo as the Markdown table of docs/zoo.md."""
+    from cnnspec.zoo import zoo_table
+
+    click.echo(zoo_table(), nl=False)
+
+
 @main.command()
 def layers():
     """List the layer kinds with their arguments."""
