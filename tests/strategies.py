@@ -233,7 +233,8 @@ def layer_fields(draw, kind: str, shape) -> dict:
                                                         "momentum": st.sampled_from([0.1, 0.01, 0.5]),
                                                         "affine": st.booleans()}))
     if kind == "ln":
-        return draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)), "affine": st.booleans()}))
+        return draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)), "affine": st.booleans(),
+                                                        "last": st.booleans()}))
     if kind == "groupnorm":
         return {"groups": draw(st.sampled_from(divisors(c))),
                 **draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)), "affine": st.booleans()}))}
@@ -266,16 +267,21 @@ def layer_fields(draw, kind: str, shape) -> dict:
         fields = {"out": draw(st.integers(1, 8))}
         if draw(st.booleans()):
             fields["bias"] = draw(st.booleans())
+        if len(shape) > 1:
+            fields["last"] = True
         return fields
+    if kind == "layerscale":
+        return draw(st.fixed_dictionaries({}, optional={"init": st.sampled_from([1e-6, 0.5])}))
     return {}
 
 
 def needs_flat(kind: str) -> bool:
-    return kind == "linear"
+    return False
 
 
 def needs_map(kind: str) -> bool:
-    return kind in ("conv", "deconv", "upsample", "maxpool", "avgpool", "lrn", "channel_shuffle")
+    return kind in ("conv", "deconv", "upsample", "maxpool", "avgpool", "lrn", "channel_shuffle", "channels_last",
+                    "channels_first")
 
 
 @st.composite

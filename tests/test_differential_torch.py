@@ -40,7 +40,8 @@ def hook_macs(module, inputs, output) -> int:
         per_input = module.out_channels // module.groups * math.prod(module.kernel_size)
         return inputs[0][0].numel() * per_input
     if isinstance(module, nn.Linear):
-        return module.in_features * module.out_features
+        # over the last dimension, at every position of the others
+        return output[0].numel() * module.in_features
     return 0
 
 
@@ -82,6 +83,10 @@ def check_against_torch(spec_ir, shape):
     modules = dict(model.named_modules())
     for row in network.rows:
         if row.kind not in REGISTRY:
+            continue
+        if row.kind == "layerscale":
+            # a bare parameter on its scope, as torchvision's layer_scale: no module to hook
+            assert model.get_parameter(row.path).numel() == row.params, (row.path, text)
             continue
         module = modules[row.path]
         assert seen[row.path][0] == row.out_shape, (row.path, text)

@@ -445,6 +445,8 @@ class Elaborator:
         self.check_activation(out, span)
         if getattr(kind, "mixes_positions", False) and len(flow.shape) == 1:
             rf = tuple(f.whole() for f in flow.rf)
+        elif getattr(kind, "permutes", False):
+            rf = flow.rf
         elif kind_name == "reshape" and out[1:] != flow.shape[1:]:
             # positions are laid out anew: an output position may hold any input position
             rf = tuple(f.whole() for f in flow.rf)

@@ -80,8 +80,9 @@ class Context:
     node: LayerNode
 
     def weight(self, name: str) -> str:
-        """The initializer for `path.name`, created once, named by its state_dict key."""
-        key = f"{self.node.path}.{name}"
+        """The initializer for `path.name` (`path` for a bare parameter), created once, named by its
+        state_dict key."""
+        key = f"{self.node.path}.{name}" if name else self.node.path
         if key not in self.builder.names:
             self.builder.names.add(key)
             self.builder.initializers.append(numpy_helper.from_array(np.asarray(self.weights[key], np.float32), key))
@@ -293,9 +294,11 @@ def channels_last(rank: int) -> tuple[list[int], list[int]]:
 def lower_ln(ctx: Context, x: str) -> str:
     p, b = ctx.node.params, ctx.builder
     c, rank = ctx.node.in_shape[0], len(ctx.node.in_shape) - 1
+    if p.last:
+        c = ctx.node.in_shape[-1]
     scale = ctx.weight("weight") if p.affine else b.constant(f"{ctx.path}:scale", np.ones(c))
     inputs = [scale] + ([ctx.weight("bias")] if p.affine else [])
-    if rank == 0:
+    if rank == 0 or p.last:
         return b.op("LayerNormalization", [x, *inputs], ctx.path, axis=-1, epsilon=p.eps)
     forward, back = channels_last(rank)
     y = b.op("Transpose", [x], f"{ctx.path}:channels_last", perm=forward)
@@ -460,8 +463,32 @@ def lower_chunk(ctx: Context, x: str) -> str:
 
 @lowers("linear")
 def lower_linear(ctx: Context, x: str) -> str:
-    inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if ctx.node.params.bias else [])
-    return ctx.builder.op("Gemm", inputs, ctx.path, transB=1)
+    """Gemm on a flat input; over the last dimension of a larger one, MatMul by the transposed
+    weight (the initializer keeps PyTorch's (out, in) layout and name) and Add."""
+    b, p = ctx.builder, ctx.node.params
+    if len(ctx.node.in_shape) == 1:
+        inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
+        return b.op("Gemm", inputs, ctx.path, transB=1)
+    weight_t = b.op("Transpose", [ctx.weight("weight")], f"{ctx.path}:weight_t", perm=[1, 0])
+    if not p.bias:
+        return b.op("MatMul", [x, weight_t], ctx.path)
+    y = b.op("MatMul", [x, weight_t], f"{ctx.path}:matmul")
+    return b.op("Add", [y, ctx.weight("bias")], ctx.path)
+
+
+@lowers("channels_last", "channels_first")
+def lower_permute(ctx: Context, x: str) -> str:
+    rank = len(ctx.node.in_shape)
+    if ctx.node.kind == "channels_last":
+        perm = [0, *range(2, rank + 1), 1]
+    else:
+        perm = [0, rank, *range(1, rank)]
+    return ctx.builder.op("Transpose", [x], ctx.path, perm=perm)
+
+
+@lowers("layerscale")
+def lower_layerscale(ctx: Context, x: str) -> str:
+    return ctx.builder.op("Mul", [ctx.weight(""), x], ctx.path)
 
 
 # ---------------------------------------------------------------- the graph

@@ -59,6 +59,11 @@ class SpecModule(nn.Module):
         for item in items:
             if item.node == "layer":
                 lowering = lowerings[item.path]
+                if lowering.parameter is not None:
+                    shape, value = lowering.parameter
+                    # saved under the layer's own name, as torchvision's `layer_scale`
+                    self.register_parameter(self._relative(item.path), nn.Parameter(torch.full(shape, value)))
+                    continue
                 self._place(self._relative(item.path), instantiate(lowering))
                 if lowering.pad is not None:
                     self._pads[item.path] = (lowering.pad, lowering.pad_mode)
@@ -90,7 +95,11 @@ class SpecModule(nn.Module):
                 if item.path in self._pads:
                     pads, mode = self._pads[item.path]
                     x = F.pad(x, pads, mode=mode)
-                x = self.get_submodule(self._relative(item.path))(x)
+                relative = self._relative(item.path)
+                if relative in self._parameters:
+                    x = self._parameters[relative] * x
+                else:
+                    x = self.get_submodule(relative)(x)
                 self._recorder.record(item.path, x)
             elif item.node == "merge":
                 x = self._merge(item, x)

@@ -16,7 +16,7 @@ from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
 
 #: helper classes defined in `cnnspec.backends.torch_modules` rather than `torch.nn`
-HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul")
+HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "ChannelsLast", "ChannelsFirst")
 
 #: F.pad's name for each of the spec's pad modes
 PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
@@ -57,6 +57,8 @@ class Lowering:
     #: literal weights from the spec, nested as written
     weights: tuple | None = None
     frozen: bool = False
+    #: a bare parameter (layer scale) of this shape and initial value instead of a module
+    parameter: tuple[tuple[int, ...], float] | None = None
 
 
 def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
@@ -165,6 +167,9 @@ def lower_bn(p, shape, out) -> Lowering:
 
 @lowers("ln")
 def lower_ln(p, shape, out) -> Lowering:
+    if p.last:
+        return Lowering(ModuleCall("LayerNorm", (shape[-1],), options(
+            eps=unless(p.eps, 1e-5), elementwise_affine=unless(p.affine, True))))
     return Lowering(ModuleCall("ChannelLayerNorm", (shape[0],), options(
         eps=unless(p.eps, 1e-5), elementwise_affine=unless(p.affine, True))))
 
@@ -249,5 +254,21 @@ def lower_chunk(p, shape, out) -> Lowering:
 
 @lowers("linear")
 def lower_linear(p, shape, out) -> Lowering:
-    return Lowering(ModuleCall("Linear", (shape[0], p.out), options(bias=unless(p.bias, True))))
+    return Lowering(ModuleCall("Linear", (shape[-1], p.out), options(bias=unless(p.bias, True))))
+
+
+@lowers("channels_last")
+def lower_channels_last(p, shape, out) -> Lowering:
+    return Lowering(ModuleCall("ChannelsLast"))
+
+
+@lowers("channels_first")
+def lower_channels_first(p, shape, out) -> Lowering:
+    return Lowering(ModuleCall("ChannelsFirst"))
+
+
+@lowers("layerscale")
+def lower_layerscale(p, shape, out) -> Lowering:
+    # broadcast over the positions of a channels-first map
+    return Lowering(ModuleCall("Parameter"), parameter=((shape[0], *[1] * (len(shape) - 1)), p.init))
 

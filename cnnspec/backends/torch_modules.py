@@ -46,6 +46,20 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+class ChannelsLast(nn.Module):
+    """(N, C, *spatial) -> (N, *spatial, C)."""
+
+    def forward(self, x):
+        return x.movedim(1, -1)
+
+
+class ChannelsFirst(nn.Module):
+    """(N, *spatial, C) -> (N, C, *spatial)."""
+
+    def forward(self, x):
+        return x.movedim(-1, 1)
+
+
 class Mul(nn.Module):
     """Multiply by a constant."""
 

@@ -140,8 +140,8 @@ class SourceEmitter:
         """The constructor of a child scope: an inline `nn.Sequential`, or a class resolved later."""
         items = flatten(seq.items)
         prefix = seq.scope + "."
-        plain = all(item.node == "layer" and self.lowerings[item.path].pad is None or
-                    item.node == "seq" for item in items)
+        plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
+                    and self.lowerings[item.path].parameter is None or item.node == "seq" for item in items)
         numbered = plain and [self.relative(item, prefix) for item in items] == [str(i) for i in range(len(items))]
         if items and numbered:
             parts = [self.layer_constructor(item) if item.node == "layer" else self.child_expression(item)
@@ -186,6 +186,16 @@ class SourceEmitter:
 
     def declare_layer(self, node: LayerNode, prefix: str, body: ScopeBody, shared: dict[str, str]) -> None:
         name = self.relative(node, prefix)
+        lowering = self.lowerings[node.path]
+        if lowering.parameter is not None:
+            shape, value = lowering.parameter
+            self.uses_torch = True
+            parameter = f"nn.Parameter(torch.full({shape!r}, {value!r}))"
+            body.init.append(f"self.{name} = {parameter}" if is_attribute(name)
+                             else f"self.register_parameter({name!r}, {parameter})")
+            body.members.add(name)
+            self.attribute_of[node.path] = name
+            return
         constructor = self.layer_constructor(node)
         if node.path not in self.stateful and name.isdigit():
             # a stateless unlabelled layer: named after its kind, shared when identical
@@ -232,6 +242,8 @@ class SourceEmitter:
         """`self.conv1(x)` for a layer or child scope; `None` for what needs several lines."""
         if item.node == "layer":
             lowering = self.lowerings[item.path]
+            if lowering.parameter is not None:
+                return f"{self.member(self.attribute_of[item.path])} * {source}"
             if lowering.pad is not None:
                 self.uses_functional = True
                 mode = "" if lowering.pad_mode == "constant" else f", mode={lowering.pad_mode!r}"
@@ -345,7 +357,8 @@ class SourceEmitter:
         if self.uses_functional:
             out.write("import torch.nn.functional as F\n")
         out.write("from torch import nn\n")
-        for helper in ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "center_crop"):
+        for helper in ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "ChannelsLast", "ChannelsFirst",
+                       "center_crop"):
             if helper in self.helpers:
                 out.write("\n\n" + inspect.getsource(getattr(torch_modules(), helper)).rstrip() + "\n")
         if "with_weights" in self.helpers:

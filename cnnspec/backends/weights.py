@@ -32,13 +32,16 @@ def layer_weight_shapes(node: LayerNode) -> dict[str, Shape]:
         g = deconv_geometry(p, shape)
         return {"weight": g.weight_shape, **({"bias": (g.out_channels,)} if p.bias else {})}
     if node.kind == "linear":
-        return {"weight": (p.out, shape[0]), **({"bias": (p.out,)} if p.bias else {})}
+        return {"weight": (p.out, shape[-1]), **({"bias": (p.out,)} if p.bias else {})}
+    if node.kind == "layerscale":
+        # a bare parameter, saved under the layer's own path
+        return {"": (shape[0], *[1] * (len(shape) - 1))}
     if node.kind == "bn":
         c = shape[0]
         affine = {"weight": (c,), "bias": (c,)} if p.affine else {}
         return {**affine, "running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
     if node.kind in ("ln", "groupnorm"):
-        c = shape[0]
+        c = shape[-1] if getattr(p, "last", False) else shape[0]
         return {"weight": (c,), "bias": (c,)} if p.affine else {}
     return {}
 
@@ -48,7 +51,7 @@ def weight_shapes(network: "Network") -> dict[str, Shape]:
     shapes = {}
     for node in network.graph.layers():
         for name, shape in layer_weight_shapes(node).items():
-            shapes[f"{node.path}.{name}"] = shape
+            shapes[f"{node.path}.{name}" if name else node.path] = shape
     return shapes
 
 
@@ -75,8 +78,11 @@ def random_weights(network: "Network", seed: int = 0, statistics: bool = False) 
             continue
         literal = getattr(node.params, "weights", None)
         for name, shape in shapes.items():
-            key = f"{node.path}.{name}"
-            if name == "num_batches_tracked":
+            key = f"{node.path}.{name}" if name else node.path
+            if node.kind == "layerscale":
+                out[key] = (rng.uniform(0.5, 1.5, shape) if statistics
+                            else np.full(shape, node.params.init)).astype(np.float32)
+            elif name == "num_batches_tracked":
                 out[key] = np.zeros((), dtype=np.int64)
             elif node.kind in ("conv", "deconv", "linear"):
                 if literal is not None:

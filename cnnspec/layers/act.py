@@ -124,3 +124,21 @@ class Mul(LayerKind):
     Params = MulParams
     positional = ("factor",)
     summary = "multiply by a constant (Inception-ResNet's residual scaling)"
+
+
+class LayerScaleParams(Params):
+    kind: Literal["layerscale"] = "layerscale"
+    init: float = 1e-6
+
+
+@register
+class LayerScale(LayerKind):
+    name = "layerscale"
+    family = "activation"
+    Params = LayerScaleParams
+    summary = "a learnable per-channel factor (ConvNeXt's layer scale), saved under the layer's own name"
+    #: its one parameter is saved as `path`, not `path.weight`, as torchvision's `layer_scale`
+    bare_parameter = True
+
+    def count_params(self, p: LayerScaleParams, shape) -> int:
+        return shape[0]

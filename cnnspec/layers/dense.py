@@ -13,6 +13,8 @@ class LinearParams(Params):
     kind: Literal["linear"] = "linear"
     out: Annotated[int, Field(ge=1)]
     bias: bool = True
+    #: over the last dimension at every other position, as nn.Linear does (after `channels_last`)
+    last: bool = False
 
 
 @register
@@ -21,20 +23,27 @@ class Linear(LayerKind):
     family = "dense"
     Params = LinearParams
     positional = ("out",)
-    summary = "fully connected layer on a flat vector"
+    flags = {"last": ("last", True)}
+    summary = "fully connected layer on a flat vector (`last`: over the last dimension of any tensor)"
     #: every output sees every position of the map that was flattened
     mixes_positions = True
 
     def infer_shape(self, p: LinearParams, shape: Shape) -> Shape:
+        if p.last:
+            return (*shape[:-1], p.out)
         if len(shape) != 1:
             raise LayerError("E214", f"`linear` needs a flat input, got a feature map {describe_shape(shape)}",
-                             help="add `flatten` before it, or `avgpool global` then `flatten`")
+                             help="add `flatten` before it, or `avgpool global` then `flatten`; "
+                                  "`linear n last` acts on the last dimension (after `channels_last`)")
         return (p.out,)
 
     def count_params(self, p: LinearParams, shape: Shape) -> int:
-        """in * out + (out if bias)."""
-        return shape[0] * p.out + (p.out if p.bias else 0)
+        """in * out + (out if bias), `in` being the last dimension."""
+        return shape[-1] * p.out + (p.out if p.bias else 0)
 
     def count_macs(self, p: LinearParams, shape: Shape, out: Shape) -> int:
-        """in * out."""
-        return shape[0] * p.out
+        """in * out at every position of the other dimensions."""
+        positions = 1
+        for d in shape[:-1]:
+            positions *= d
+        return shape[-1] * p.out * positions

@@ -38,6 +38,8 @@ class LayerNormParams(Params):
     kind: Literal["ln"] = "ln"
     eps: PositiveFloat = 1e-5
     affine: bool = True
+    #: over the last dimension (nn.LayerNorm after `channels_last`) rather than the channels
+    last: bool = False
 
 
 @register
@@ -45,10 +47,11 @@ class LayerNorm(LayerKind):
     name = "ln"
     family = "normalisation"
     Params = LayerNormParams
-    summary = "layer normalisation over the channels at each position (as ConvNeXt uses it)"
+    flags = {"last": ("last", True)}
+    summary = "layer normalisation over the channels at each position (`last`: over the last dimension)"
 
     def count_params(self, p: LayerNormParams, shape: Shape) -> int:
-        return 2 * shape[0] if p.affine else 0
+        return 2 * (shape[-1] if p.last else shape[0]) if p.affine else 0
 
 
 class GroupNormParams(Params):

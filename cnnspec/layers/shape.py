@@ -112,3 +112,40 @@ class Chunk(LayerKind):
         if shape[0] % p.chunks:
             raise LayerError("E212", f"{p.chunks} chunks do not divide the {shape[0]} channels", arg="chunks")
         return (shape[0] // p.chunks, *shape[1:])
+
+
+class ChannelsLastParams(Params):
+    kind: Literal["channels_last"] = "channels_last"
+
+
+@register
+class ChannelsLast(LayerKind):
+    name = "channels_last"
+    family = "shape"
+    Params = ChannelsLastParams
+    summary = "C x H x W -> H x W x C: channels moved last, for `linear last` and `ln last` (ConvNeXt)"
+    #: positions are not mixed: the receptive field passes through
+    permutes = True
+
+    def infer_shape(self, p: ChannelsLastParams, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise LayerError("E214", f"`channels_last` needs a feature map, got a flat {describe_shape(shape)}")
+        return (*shape[1:], shape[0])
+
+
+class ChannelsFirstParams(Params):
+    kind: Literal["channels_first"] = "channels_first"
+
+
+@register
+class ChannelsFirst(LayerKind):
+    name = "channels_first"
+    family = "shape"
+    Params = ChannelsFirstParams
+    summary = "H x W x C -> C x H x W: channels moved back in front"
+    permutes = True
+
+    def infer_shape(self, p: ChannelsFirstParams, shape: Shape) -> Shape:
+        if len(shape) < 2:
+            raise LayerError("E214", f"`channels_first` needs a feature map, got a flat {describe_shape(shape)}")
+        return (shape[-1], *shape[:-1])
