@@ -30,14 +30,41 @@ def parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
+#: Syntax errors reported per file before giving up on recovery.
+MAX_SYNTAX_ERRORS = 10
+
+
 def parse_text(text: str, path: str) -> ir.SpecFile:
-    """Parse one spec file's text; raises `SpecError` with located diagnostics."""
+    """Parse one spec file's text; raises `SpecError` with located diagnostics.
+
+    After a syntax error the offending line is blanked (its braces kept, so the nesting
+    stays whole) and the text parsed again, so one run reports every broken line.
+    """
     _check_size(text, path)
     source = text if text.endswith("\n") else text + "\n"
-    try:
-        tree = parser().parse(source)
-    except UnexpectedInput as error:
-        raise SpecError([describe_syntax_error(error, source, path)]) from None
+    lines = source.split("\n")
+    diagnostics: list[Diagnostic] = []
+    blanked: set[int] = set()
+    while True:
+        try:
+            tree = parser().parse("\n".join(lines))
+            break
+        except UnexpectedInput as error:
+            diagnostic = describe_syntax_error(error, "\n".join(lines), path)
+            at_end = diagnostic.code == "E005" or isinstance(error, UnexpectedEOF) or (
+                isinstance(error, UnexpectedToken) and error.token.type == "$END")
+            if at_end and blanked:
+                # an unclosed bracket found after blanking lines may be of the blanking's making
+                break
+            diagnostics.append(diagnostic)
+            line = getattr(error, "line", -1)
+            recoverable = not at_end and 0 < line <= len(lines) and line not in blanked
+            if not recoverable or len(diagnostics) >= MAX_SYNTAX_ERRORS:
+                break
+            blanked.add(line)
+            lines[line - 1] = "".join(char for char in lines[line - 1].split("#")[0] if char in "{}")
+    if diagnostics:
+        raise SpecError(diagnostics)
     return build_spec(tree, path)
 
 
