@@ -30,6 +30,9 @@ def parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=True, cache=True)
 
 
+#: keywords the grammar also accepts as option names (`scale=2`)
+KEYWORD_OPTIONS = ("scale", "add", "concat")
+
 #: Syntax errors reported per file before giving up on recovery.
 MAX_SYNTAX_ERRORS = 10
 
@@ -172,6 +175,16 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         return Diagnostic(code="E001", severity="error", message="unexpected `:`", span=span,
                           label="a label must start its statement",
                           help="labels are written `name: layer`, one per statement")
+    if expected == {"EQUAL"}:
+        # a keyword (`scale`, `add`, `concat`) read as an option name, as in `mul scale`
+        before = lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
+        words = before.split("#")[0].split()
+        word = words[-1] if words else ""
+        if word in KEYWORD_OPTIONS:
+            return Diagnostic(code="E001", severity="error", message=f"unexpected {found} after the keyword `{word}`",
+                              span=span, label="expected `=`",
+                              help=f"`{word}` is a keyword, read here as an option name; to pass a value named "
+                                   f"`{word}`, give it as an option (such as `factor={word}`) or rename it")
     if "_SEP" in expected:
         label = "expected the end of the statement (a new line or `;`)"
     else:
