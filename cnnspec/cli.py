@@ -230,6 +230,28 @@ def zoo_table_command():
 
 
 @main.command()
+@click.argument("code")
+def explain(code):
+    """Explain a diagnostic code: what it means, why, and what to write instead."""
+    from cnnspec.codes import CODES
+    from cnnspec.resources import docs_dir
+
+    code = code.upper()
+    if code not in CODES:
+        from cnnspec.analysis.expressions import closest
+
+        near = closest(code, list(CODES))
+        _fail(f"no diagnostic `{code}`" + (f"; did you mean `{near}`?" if near else ""))
+    for folder in ("lints", "errors"):
+        page = docs_dir() / folder / f"{code}.md"
+        if page.exists():
+            click.echo(page.read_text(encoding="utf-8"), nl=False)
+            return
+    severity, title = CODES[code]
+    click.echo(f"{code} ({severity}): {title}")
+
+
+@main.command()
 def layers():
     """List the layer kinds with their arguments."""
     from cnnspec.layers import REGISTRY

@@ -62,6 +62,20 @@ CODES: dict[str, tuple[str, str]] = {
     "E403": ("error", "unknown `expect` metric"),
     # warnings
     "W001": ("warning", "asymmetric padding from `same`"),
+    # lints (cnnspec/analysis/lints.py), each with a page in docs/lints/
+    "W101": ("warning", "a stride drops rows or columns of its input"),
+    "W102": ("warning", "a pooling window larger than 3"),
+    "W103": ("warning", "a large kernel where stacked 3x3 convs would do"),
+    "W104": ("warning", "a conv bias cancelled by the batch norm after it"),
+    "W105": ("warning", "a dense layer holding most of the network's parameters"),
+    "W106": ("warning", "unpadded convs shrinking the map fast"),
+    "W107": ("warning", "a head whose receptive field does not cover the input"),
+    "W108": ("warning", "an odd map before a 2x2 pool"),
+    "W109": ("warning", "an activation right after an activation"),
+    "W110": ("warning", "dropout right before batch norm"),
+    "W111": ("warning", "softmax as the last layer"),
+    "W112": ("warning", "channels not a multiple of 8"),
+    "W190": ("warning", "a suppression without a reason"),
 }
 
 

@@ -91,6 +91,10 @@ class SourceMap:
     def add(self, name: str, text: str) -> None:
         self._lines[name] = text.splitlines()
 
+    def files(self):
+        """(name, lines) of every file read."""
+        return list(self._lines.items())
+
     def line(self, name: str, number: int) -> str | None:
         lines = self._lines.get(name)
         if lines is None or not 1 <= number <= len(lines):

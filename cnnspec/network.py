@@ -135,4 +135,11 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     result.diagnostics = diagnostics + result.diagnostics
     if any(d.severity == "error" for d in result.diagnostics) or result.graph is None:
         raise SpecError(result.diagnostics, program.sources)
+    from cnnspec.analysis.lints import run_lints
+    from cnnspec.analysis.suppress import apply_suppressions
+
+    for code, finding in run_lints(result.graph, result.rows):
+        result.diagnostics.append(Diagnostic(code=code, severity="warning", message=finding.message,
+                                             span=finding.node.span, help=finding.help))
+    result.diagnostics = apply_suppressions(result.diagnostics, program.sources)
     return Network(program, result, path)

@@ -22,3 +22,8 @@ def grammar_path() -> Path:
 
 def zoo_dir() -> Path:
     return _first_existing(_PACKAGE / "zoo", _PACKAGE.parent / "specs")
+
+
+def docs_dir() -> Path:
+    """The lint and error pages: inside the package when installed, `docs/` in a checkout."""
+    return _first_existing(_PACKAGE / "docs", _PACKAGE.parent / "docs")

@@ -52,3 +52,20 @@ def test_goldens_hold_at_least_twenty_distinct_diagnostics(monkeypatch):
         _, diagnostics = rendered(name, monkeypatch)
         distinct |= {(d.code, d.message) for d in diagnostics}
     assert len(distinct) >= 20
+
+
+def test_every_warning_code_has_a_page_that_cnnspec_explain_prints():
+    from click.testing import CliRunner
+
+    from cnnspec.cli import main
+
+    for code, (severity, _) in CODES.items():
+        if severity != "warning":
+            continue
+        page = GOLDEN.parent.parent / "docs" / "lints" / f"{code}.md"
+        assert page.exists(), f"{code} has no page in docs/lints"
+        text = page.read_text()
+        for heading in ("## What it does", "## Why is this bad?", "## Example", "## Use instead"):
+            assert heading in text, (code, heading)
+        result = CliRunner().invoke(main, ["explain", code.lower()])
+        assert result.exit_code == 0 and result.output == text

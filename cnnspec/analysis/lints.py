@@ -1,0 +1,279 @@
+"""The lint catalogue: warnings about specs that are valid but probably not what was meant.
+
+Each rule is one function registered under its code in `RULES`; it looks at the resolved
+graph (layers in order, with their shapes and figures) and yields findings. The rules come
+from the course material behind cnnspec; `docs/lints/CODE.md` explains each one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from cnnspec.analysis.stats import Row
+from cnnspec.graph import Graph, LayerNode
+from cnnspec.layers.conv import conv_geometry
+from cnnspec.layers.pool import pool_geometry
+
+ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid",
+                         "tanh", "softmax"})
+#: layers that keep a map's geometry and are looked through when finding a layer's neighbour
+POINTWISE = ACTIVATIONS | {"bn", "ln", "groupnorm", "lrn", "dropout", "dropout2d", "identity", "mul"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    node: LayerNode
+    message: str
+    help: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    graph: Graph
+    rows: dict[int, Row]
+    #: every layer in execution order, and the layer that follows each within its sequence
+    layers: list[LayerNode]
+    following: dict[int, LayerNode]
+    total_params: int
+
+
+Rule = Callable[[Context], Iterator[Finding]]
+RULES: dict[str, tuple[str, Rule]] = {}
+
+
+def rule(code: str, title: str):
+    def register(fn: Rule) -> Rule:
+        if code in RULES:
+            raise ValueError(f"lint {code} registered twice")
+        RULES[code] = (title, fn)
+        return fn
+    return register
+
+
+def successors(graph: Graph) -> dict[int, LayerNode]:
+    """For each layer, the layer right after it in the same sequence (a merge or a scope between
+    them breaks the chain)."""
+    following: dict[int, LayerNode] = {}
+
+    def visit(items) -> None:
+        flat: list[LayerNode | None] = []
+
+        def expand(items) -> None:
+            for item in items:
+                if item.node == "seq" and item.scope is None:
+                    expand(item.items)
+                elif item.node == "layer":
+                    flat.append(item)
+                else:
+                    flat.append(None)
+                    for sub in (item.branches if item.node == "merge" else (item,)):
+                        visit(sub.items)
+
+        expand(items)
+        for a, b in zip(flat, flat[1:]):
+            if a is not None and b is not None:
+                following[a.id] = b
+
+    visit(graph.body.items)
+    return following
+
+
+def dropped(n: int, k_eff: int, s: int, begin: int, end: int) -> int:
+    """Input pixels a floor-mode window never reaches: the remainder, less the end padding.
+
+    >>> dropped(224, 7, 2, 3, 3), dropped(7, 2, 2, 0, 0), dropped(32, 3, 3, 0, 0)
+    (0, 1, 2)
+    """
+    return max(0, (n + begin + end - k_eff) % s - end)
+
+
+def windows(node: LayerNode):
+    """(sizes, effective kernel, stride, pads, ceil) of a conv or a sliding pool; None otherwise."""
+    p, shape = node.params, node.in_shape
+    if node.kind == "conv":
+        g = conv_geometry(p, shape)
+        return shape[1:], [d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)], g.stride, g.pads, False
+    if node.kind in ("maxpool", "avgpool"):
+        g = pool_geometry(node.kind, p, shape)
+        if g.mode != "window":
+            return None
+        kernel = [d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)]
+        return shape[1:], kernel, g.stride, tuple((q, q) for q in g.pad), p.ceil
+    return None
+
+
+def is_two_by_two_pool(node: LayerNode) -> bool:
+    if node.kind not in ("maxpool", "avgpool"):
+        return False
+    g = pool_geometry(node.kind, node.params, node.in_shape)
+    return g.mode == "window" and set(g.kernel) == {2} and set(g.stride) == {2}
+
+
+@rule("W101", "a stride drops rows or columns of its input")
+def dropping_stride(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        found = windows(node)
+        if found is None or is_two_by_two_pool(node):
+            continue
+        sizes, kernel, stride, pads, ceil = found
+        if ceil:
+            continue
+        for axis, (n, k, s, (b, e)) in enumerate(zip(sizes, kernel, stride, pads)):
+            # a window narrower than its stride samples the input on purpose (a strided 1x1 projection)
+            lost = dropped(n, k, s, b, e) if k >= s else 0
+            if lost:
+                what = "row" if axis == len(sizes) - 2 else "column" if axis == len(sizes) - 1 else "slice"
+                plural = f"{lost} {what}s" if lost > 1 else f"the last {what}"
+                yield Finding(node, f"stride {s} never reaches {plural} of the {n}-wide input: "
+                                    f"(n + padding - kernel) % stride = {(n + b + e - k) % s}",
+                              help="pad so that (n + 2p - k) is a multiple of the stride, or pool with `ceil`")
+                break
+
+
+@rule("W102", "a pooling window larger than 3")
+def large_pool(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        if node.kind in ("maxpool", "avgpool"):
+            g = pool_geometry(node.kind, node.params, node.in_shape)
+            if g.mode == "window" and max(g.kernel) > 3:
+                yield Finding(node, f"a {'x'.join(map(str, g.kernel))} pooling window discards most of what it sees",
+                              help="pool 2x2 or 3x3 (with stride 2), or use a strided conv that learns what to keep")
+
+
+@rule("W103", "a large kernel where stacked 3x3 convs would do")
+def large_kernel(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        if node.kind != "conv":
+            continue
+        g = conv_geometry(node.params, node.in_shape)
+        # a depthwise kernel costs k*k per channel, not per channel pair: large ones are cheap;
+        # a factorised 1x7 is not large either
+        area = 1
+        for k in g.kernel:
+            area *= k
+        if area > 25 and g.groups != g.in_channels:
+            k = max(g.kernel)
+            stacked = (k - 1) // 2
+            shown = "x".join(map(str, g.kernel))
+            yield Finding(node, f"a {shown} kernel costs {area} weights per channel pair; {stacked} stacked 3x3 "
+                                f"convs see as far with {9 * stacked * len(g.kernel) // 2}",
+                          help=f"replace it with {stacked} 3x3 convs (with activations between), "
+                               "or make it depthwise")
+
+
+@rule("W104", "a conv bias cancelled by the batch norm after it")
+def bias_before_bn(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        after = ctx.following.get(node.id)
+        if node.kind in ("conv", "deconv") and node.params.bias and after is not None and after.kind == "bn":
+            yield Finding(node, "this bias is cancelled by the batch norm right after it, which subtracts the mean",
+                          help="write `bias=false`: the batch norm's shift does the bias's work")
+
+
+@rule("W105", "a dense layer holding most of the network's parameters")
+def dense_explosion(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        params = ctx.rows[node.id].params
+        if node.kind == "linear" and params > 10_000_000 and params * 2 > ctx.total_params:
+            share = params / ctx.total_params
+            yield Finding(node, f"this dense layer holds {params:,} parameters, {share:.0%} of the network "
+                                f"({params * 4 / 2**20:,.0f} MiB in fp32)",
+                          help="shrink its input first: pool the map (`avgpool global`), or reduce channels "
+                               "with a 1x1 conv before flattening")
+
+
+@rule("W106", "unpadded convs shrinking the map fast")
+def shrinking_stack(ctx: Context) -> Iterator[Finding]:
+    runs: list[list[LayerNode]] = [[]]
+    for node in ctx.layers:
+        if node.kind == "conv" and node.in_shape[1:] and _unpadded_shrinking(node):
+            runs[-1].append(node)
+        elif node.kind not in POINTWISE and runs[-1]:
+            runs.append([])
+    for run in runs:
+        if len(run) >= 3:
+            start, end = min(run[0].in_shape[1:]), min(run[-1].out_shape[1:])
+            if end * 2 <= start:
+                yield Finding(run[-1], f"{len(run)} unpadded convs in a row take the map from {start} to {end}: "
+                                       "the border is lost a little at every layer",
+                              help="pad them (`pad=same` for odd kernels at stride 1) and downsample on purpose")
+
+
+def _unpadded_shrinking(node: LayerNode) -> bool:
+    g = conv_geometry(node.params, node.in_shape)
+    return all(b == 0 and e == 0 for b, e in g.pads) and max(g.kernel) > 1 and set(g.stride) == {1}
+
+
+@rule("W107", "a head whose receptive field does not cover the input")
+def narrow_head(ctx: Context) -> Iterator[Finding]:
+    out = ctx.graph.output_shape
+    spatial_in = ctx.graph.input_shape[1:]
+    if not spatial_in or not ctx.layers:
+        return
+    if len(out) > 1 and any(d != 1 for d in out[1:]):
+        return  # a dense prediction (segmentation, generation): each output pixel has its own field
+    last = ctx.layers[-1]
+    rf = ctx.rows[last.id].rf
+    sizes = [-(-f.r.numerator // f.r.denominator) for f in rf]
+    if len(sizes) == len(spatial_in) and any(r < n for r, n in zip(sizes, spatial_in)):
+        shown = "x".join(map(str, sizes))
+        yield Finding(last, f"the output sees {shown} pixels of the {'x'.join(map(str, spatial_in))} input",
+                      help="add depth or downsampling before the head, or pool globally")
+
+
+@rule("W108", "an odd map before a 2x2 pool")
+def odd_before_pool(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        if is_two_by_two_pool(node) and not node.params.ceil:
+            odd = [n for n in node.in_shape[1:] if n % 2]
+            if odd:
+                yield Finding(node, f"the {'x'.join(map(str, node.in_shape[1:]))} map is odd: this 2x2 pool drops "
+                                    "its last row or column",
+                              help="pad the layer before so the map is even, or pool with `ceil`")
+
+
+@rule("W109", "an activation right after an activation")
+def double_activation(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        after = ctx.following.get(node.id)
+        if node.kind in ACTIVATIONS and node.kind != "softmax" and after is not None and after.kind in ACTIVATIONS:
+            yield Finding(after, f"`{after.kind}` right after `{node.kind}`: the second one has little left to do",
+                          help="keep one of them")
+
+
+@rule("W110", "dropout right before batch norm")
+def dropout_before_bn(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        after = ctx.following.get(node.id)
+        if node.kind in ("dropout", "dropout2d") and after is not None and after.kind == "bn":
+            yield Finding(node, "dropout right before batch norm shifts its statistics between training and "
+                                "inference (the variance shift)",
+                          help="put the dropout after the batch norm, or drop it")
+
+
+@rule("W111", "softmax as the last layer")
+def softmax_last(ctx: Context) -> Iterator[Finding]:
+    if ctx.layers and ctx.layers[-1].kind == "softmax":
+        yield Finding(ctx.layers[-1], "the network ends in softmax, but most losses (cross entropy) expect logits "
+                                      "and apply it themselves",
+                      help="end with the last linear layer; apply softmax at inference if probabilities are needed")
+
+
+@rule("W112", "channels not a multiple of 8")
+def odd_channels(ctx: Context) -> Iterator[Finding]:
+    for node in ctx.layers:
+        if node.kind == "conv" and node.params.out >= 16 and node.params.out % 8:
+            yield Finding(node, f"{node.params.out} output channels: vectorised kernels run fastest on multiples of 8",
+                          help=f"use {node.params.out + 8 - node.params.out % 8} or {node.params.out - node.params.out % 8}")
+
+
+def run_lints(graph: Graph, rows: list[Row]) -> list[tuple[str, Finding]]:
+    by_id = {row.id: row for row in rows}
+    layers = list(graph.layers())
+    ctx = Context(graph, by_id, layers, successors(graph), sum(r.params for r in rows) or 1)
+    findings = []
+    for code, (_, check) in RULES.items():
+        for finding in check(ctx):
+            findings.append((code, finding))
+    return findings
