@@ -62,6 +62,24 @@ def pool_geometry(kind: str, p: PoolParams, shape: Shape) -> PoolGeometry:
     return PoolGeometry(rank, "window", kernel, stride, pad, dilation)
 
 
+def blind_window(n: int, out: int, k: int, s: int, pad: int, d: int) -> int | None:
+    """The first window whose taps all fall in the padding (possible only with dilation), or None.
+
+    Only the windows near the borders can be blind, so only those are looked at.
+
+    >>> blind_window(1, 1, 2, 2, 1, 2), blind_window(8, 4, 2, 2, 0, 1)
+    (0, None)
+    """
+    if d == 1:
+        return None
+    border = (k * d) // max(s, 1) + 2
+    for i in sorted(set(range(min(out, border))) | set(range(max(0, out - border), out))):
+        start = i * s - pad
+        if not any(0 <= start + j * d < n for j in range(k)):
+            return i
+    return None
+
+
 class _Pool(LayerKind):
     family = "pooling"
     positional = ("kernel",)
@@ -72,6 +90,12 @@ class _Pool(LayerKind):
         if g.mode != "window":
             return (shape[0], *g.output_size)
         sizes = check_windows(self.name, shape[1:], g.kernel, g.stride, tuple((q, q) for q in g.pad), g.dilation, p.ceil)
+        for n, out, k, s, pad, d in zip(shape[1:], sizes, g.kernel, g.stride, g.pad, g.dilation):
+            empty = blind_window(n, out, k, s, pad, d)
+            if empty is not None:
+                raise LayerError("E210", f"`{self.name}` window {empty} sees only padding: its dilated taps step over "
+                                         f"the {n}-wide input", arg="dilation",
+                                 help="reduce the dilation or the padding, or pool a larger map")
         return (shape[0], *sizes)
 
     def window(self, p: PoolParams, shape: Shape, out: Shape) -> Window:
