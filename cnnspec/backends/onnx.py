@@ -172,8 +172,18 @@ def lower_deconv(ctx: Context, x: str) -> str:
 def lower_upsample(ctx: Context, x: str) -> str:
     p, b = ctx.node.params, ctx.builder
     spatial = ctx.node.out_shape[1:]
+    if p.mode == "nearest" and p.size is not None:
+        # PyTorch's nearest to a size takes source index floor(dst * (in / out)) in float32;
+        # Resize divides by out / in instead and can land one pixel off: gather the indices
+        for axis, (n, o) in enumerate(zip(ctx.node.in_shape[1:], spatial), start=2):
+            if n == o:
+                continue
+            scale = np.float32(n) / np.float32(o)
+            index = np.minimum(np.floor(np.arange(o, dtype=np.float32) * scale), n - 1).astype(np.int64)
+            x = b.op("Gather", [x, b.ints(f"{ctx.path}:index{axis}", index)], f"{ctx.path}:axis{axis}", axis=axis)
+        return b.op("Identity", [x], ctx.path)
     if p.mode == "nearest":
-        # PyTorch's nearest: source index floor(dst * in / out)
+        # PyTorch's nearest by a factor: source index floor(dst / factor)
         attributes = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
     else:
         # half_pixel, not pytorch_half_pixel: PyTorch maps an output of length 1 from the centre too
@@ -203,20 +213,35 @@ def lower_pool(ctx: Context, x: str) -> str:
     # PyTorch drops, so the floor formula is given just enough padding to make PyTorch's count
     ends = [max(pd, (o - 1) * st + d * (k - 1) + 1 - n - pd)
             for n, o, k, st, pd, d in zip(sizes, outs, g.kernel, g.stride, g.pad, g.dilation)]
-    attributes = dict(kernel_shape=list(g.kernel), strides=list(g.stride), pads=list(g.pad) + ends, ceil_mode=0)
+    rank = len(sizes)
+    explicit = any(e >= k or pd >= k for e, pd, k in zip(ends, g.pad, g.kernel))
+    if explicit:
+        # onnxruntime wants pads smaller than the kernel: pad with a Pad node instead (-inf for a
+        # max, zeros for a sum divided by PyTorch's counts below)
+        value = b.constant(f"{ctx.path}:pad_value", -np.inf if is_max else 0.0)
+        full = [0, 0, *g.pad, 0, 0, *ends]
+        x = b.op("Pad", [x, b.ints(f"{ctx.path}:pads", full), value], f"{ctx.path}:padded")
+        pads = [0] * (2 * rank)
+    else:
+        pads = list(g.pad) + ends
+    attributes = dict(kernel_shape=list(g.kernel), strides=list(g.stride), pads=pads, ceil_mode=0)
     if is_max:
         return b.op("MaxPool", [x], ctx.path, dilations=list(g.dilation), **attributes)
     beyond = any(e > pd for e, pd in zip(ends, g.pad))
-    if not (p.count_pad and beyond):
+    if not explicit and not (p.count_pad and beyond):
         return b.op("AveragePool", [x], ctx.path, count_include_pad=int(p.count_pad), **attributes)
-    # PyTorch counts the padding, but not past it: sum the window, divide by PyTorch's own counts
+    # sum each window, then divide by what PyTorch counts: the padding up to `pad` (not past it)
+    # with count_pad, the input alone without
     window = math.prod(g.kernel)
     mean = b.op("AveragePool", [x], f"{ctx.path}:mean", count_include_pad=1, **attributes)
     total = b.op("Mul", [mean, b.constant(f"{ctx.path}:window", float(window))], f"{ctx.path}:sum")
     counts = np.ones((), np.float32)
     for n, o, k, st, pd in zip(sizes, outs, g.kernel, g.stride, g.pad):
         starts = np.arange(o) * st - pd
-        counts = np.multiply.outer(counts, np.minimum(starts + k, n + pd) - starts)
+        ends_ = np.minimum(starts + k, n + pd)
+        if not p.count_pad:
+            ends_, starts = np.minimum(ends_, n), np.maximum(starts, 0)
+        counts = np.multiply.outer(counts, ends_ - starts)
     return b.op("Div", [total, b.constant(f"{ctx.path}:counts", counts[None])], ctx.path)
 
 
