@@ -140,3 +140,11 @@ def test_every_layer_kind_has_a_lowering_in_every_backend():
 def test_numbered_labels_may_start_elsewhere():
     network = cnnspec.loads("input x: 4x8x8\nblock{4}: relu * 2\n")
     assert [row.path for row in network.rows] == ["block4", "block5"]
+
+
+def test_pytorch_only_pools_a_3d_average_over_an_input_that_holds_the_kernel():
+    """Found by the differential test: avg_pool3d refuses a 2x2x2 input to a padded 3x3x3 kernel."""
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.loads("input x: 1x2x2x2\navgpool 3 pad=1\n")
+    assert caught.value.diagnostics[0].code == "E210"
+    assert cnnspec.loads("input x: 1x2x2\navgpool 3 pad=1\n").output_shape == (1, 1, 1)

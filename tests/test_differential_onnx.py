@@ -1,6 +1,7 @@
 """Differential test: for random valid specs, the ONNX model passes the full checker, onnx's
 shape inference agrees with cnnspec's shapes, and onnxruntime computes what PyTorch computes
-(eval mode, the same weights, random batch-norm statistics so folding is exercised)."""
+(eval mode, the same weights, random batch-norm statistics so folding is exercised): within
+1e-4 relative L2, or 1e-5 per element where the output cancels to about zero."""
 
 import os
 
@@ -66,7 +67,11 @@ def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
         expected = reference(torch.from_numpy(x)).numpy()
     (actual,) = session(model).run(None, {model.graph.input[0].name: x})
     assert actual.shape == expected.shape, text
-    assert relative_l2(actual, expected) <= TOLERANCE, (relative_l2(actual, expected), text)
+    # relative to the output, with an absolute floor for outputs that cancel to about zero
+    # (a normalised pair averaged away), where float rounding is all there is to compare
+    floor = 1e-5 * np.sqrt(expected.size)
+    assert np.linalg.norm(actual - expected) <= TOLERANCE * np.linalg.norm(expected) + floor, \
+        (relative_l2(actual, expected), text)
 
 
 RUNS = []

@@ -47,17 +47,17 @@ class ChannelShuffle(nn.Module):
 
 
 class ChannelsLast(nn.Module):
-    """(N, C, *spatial) -> (N, *spatial, C)."""
+    """(N, C, *spatial) -> (N, *spatial, C), contiguous (some layers, LRN among them, view their input)."""
 
     def forward(self, x):
-        return x.movedim(1, -1)
+        return x.movedim(1, -1).contiguous()
 
 
 class ChannelsFirst(nn.Module):
-    """(N, *spatial, C) -> (N, C, *spatial)."""
+    """(N, *spatial, C) -> (N, C, *spatial), contiguous."""
 
     def forward(self, x):
-        return x.movedim(-1, 1)
+        return x.movedim(-1, 1).contiguous()
 
 
 class Mul(nn.Module):

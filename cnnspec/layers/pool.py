@@ -130,4 +130,11 @@ class AvgPool(_Pool):
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         if p.dilation != 1:
             raise LayerError("E102", "`dilation` applies to `maxpool` only", arg="dilation")
+        g = pool_geometry(self.name, p, shape)
+        if g.mode == "window" and g.rank == 3 and any(n < k for n, k in zip(shape[1:], g.kernel)):
+            # unlike 1D and 2D, PyTorch's avg_pool3d does not count the padding towards the fit
+            raise LayerError("E210", f"a 3D `avgpool` kernel {'x'.join(map(str, g.kernel))} is larger than the "
+                                     f"unpadded input {'x'.join(map(str, shape[1:]))}", arg="kernel",
+                             help="PyTorch's 3D average pooling needs the input itself to hold the kernel; "
+                                  "use a smaller kernel or `avgpool global`")
         return super().infer_shape(p, shape)
