@@ -11,6 +11,7 @@ the IR into text for the checker.
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnnspec import ir
@@ -542,3 +543,19 @@ def specs(draw, kind: str | None = None):
     head = [ir.NetworkDecl(name="generated", span=SPAN),
             ir.InputDecl(name="x", dims=input_shape, span=SPAN, dims_span=SPAN)]
     return ir.SpecFile(path="<generated>", statements=tuple(head + builder.blocks + statements)), shape
+
+
+def run_examples(kind: str | None, examples: int, check) -> int:
+    """Call `check(spec_ir, output_shape, index)` on `examples` generated specs (with a layer of
+    `kind` in each, if given); the number of checks that passed."""
+    passed: list[int] = []
+
+    @settings(max_examples=examples, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(pair=specs(kind))
+    def run(pair):
+        check(*pair, len(passed))
+        passed.append(1)
+
+    run()
+    return len(passed)

@@ -12,8 +12,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from strategies import specs  # noqa: E402
+from strategies import run_examples  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec.backends.weights import random_weights  # noqa: E402
@@ -74,25 +73,14 @@ def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
         (relative_l2(actual, expected), text)
 
 
-RUNS = []
-
-
-def make_test(kind, examples):
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(pair=specs(kind))
-    def run(pair):
-        check_against_onnxruntime(*pair, fold_bn=len(RUNS) % 2 == 0)
-        RUNS.append(kind)
-    return run
+def check(spec_ir, shape, index):
+    check_against_onnxruntime(spec_ir, shape, fold_bn=index % 2 == 0)
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_onnxruntime_agrees_with_torch(kind):
-    make_test(kind, EXAMPLES_PER_KIND)()
-    assert RUNS.count(kind) >= EXAMPLES_PER_KIND
+    assert run_examples(kind, EXAMPLES_PER_KIND, check) >= EXAMPLES_PER_KIND
 
 
 def test_structures_agree_between_onnxruntime_and_torch():
-    make_test(None, STRUCTURE_EXAMPLES)()
-    assert RUNS.count(None) >= STRUCTURE_EXAMPLES
+    assert run_examples(None, STRUCTURE_EXAMPLES, check) >= STRUCTURE_EXAMPLES

@@ -15,8 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from strategies import specs  # noqa: E402
+from strategies import run_examples  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import cnnspec  # noqa: E402
@@ -111,25 +110,14 @@ def check_against_torch(spec_ir, shape):
         torch.testing.assert_close(generated(x), out, rtol=1e-5, atol=1e-6, msg=lambda m: f"{m}\n{text}")
 
 
-RUNS = []
-
-
-def make_test(kind, examples):
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(pair=specs(kind))
-    def run(pair):
-        check_against_torch(*pair)
-        RUNS.append(kind)
-    return run
+def check(spec_ir, shape, index):
+    check_against_torch(spec_ir, shape)
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
 def test_checker_and_generated_source_agree_with_torch(kind):
-    make_test(kind, EXAMPLES_PER_KIND)()
-    assert RUNS.count(kind) >= EXAMPLES_PER_KIND
+    assert run_examples(kind, EXAMPLES_PER_KIND, check) >= EXAMPLES_PER_KIND
 
 
 def test_structures_agree_with_torch():
-    make_test(None, STRUCTURE_EXAMPLES)()
-    assert RUNS.count(None) >= STRUCTURE_EXAMPLES
+    assert run_examples(None, STRUCTURE_EXAMPLES, check) >= STRUCTURE_EXAMPLES
