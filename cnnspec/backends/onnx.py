@@ -148,7 +148,7 @@ def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | Non
 def lower_deconv(ctx: Context, x: str) -> str:
     """ConvTranspose. onnxruntime refuses `output_padding` >= stride, which PyTorch allows when
     the dilation is larger; output padding only trims less of the end (or adds rows no input
-    reaches: zero plus bias), so it is written as smaller end padding and explicit zeros."""
+    reaches: zero plus bias), so it is written as smaller end padding and joined zero rows."""
     p, b = ctx.node.params, ctx.builder
     g = deconv_geometry(p, ctx.node.in_shape)
     common = dict(kernel_shape=list(g.kernel), strides=list(g.stride), dilations=list(g.dilation), group=g.groups)
@@ -159,8 +159,18 @@ def lower_deconv(ctx: Context, x: str) -> str:
     ends = [max(pd - op, 0) for pd, op in zip(g.pad, g.output_pad)]
     zeros = [max(op - pd, 0) for pd, op in zip(g.pad, g.output_pad)]
     y = b.op("ConvTranspose", [x, ctx.weight("weight")], f"{ctx.path}:scatter", pads=list(g.pad) + ends, **common)
-    if any(zeros):
-        y = b.op("Pad", [y, b.ints(f"{ctx.path}:zeros", [0] * (2 + g.rank) + [0, 0] + zeros)], f"{ctx.path}:padded")
+    for axis, count in enumerate(zeros, start=2):
+        if count:
+            # rows no input reaches, built as zeros and joined: onnxruntime's optimiser folds a zero
+            # Pad into a following MaxPool's padding, where it would count as minus infinity
+            where = f"{ctx.path}:zeros{axis}"
+            row = b.op("Slice", [y, b.ints(f"{where}:start", [0]), b.ints(f"{where}:end", [1]),
+                                 b.ints(f"{where}:axis", [axis])], f"{where}:row")
+            row = b.op("Mul", [row, b.constant(f"{where}:zero", 0.0)], f"{where}:zero_row")
+            shape = [1] * (2 + g.rank)
+            shape[axis] = count
+            block = b.op("Expand", [row, b.ints(f"{where}:shape", shape)], where)
+            y = b.op("Concat", [y, block], f"{where}:joined", axis=axis)
     if not p.bias:
         return b.op("Identity", [y], ctx.path)
     bias = b.op("Reshape", [ctx.weight("bias"), b.ints(f"{ctx.path}:per_channel", [g.out_channels] + [1] * g.rank)],
