@@ -199,7 +199,8 @@ def zoo() -> None:
 @zoo.command("list")
 def zoo_list():
     """Every zoo network with its input, parameters and MACs."""
-    from cnnspec.zoo import human, zoo_entry, zoo_names
+    from cnnspec.analysis.elaborate import human
+    from cnnspec.zoo import zoo_entry, zoo_names
 
     for name in zoo_names():
         e = zoo_entry(name)

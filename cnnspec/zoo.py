@@ -54,14 +54,10 @@ def zoo_entry(name: str) -> ZooEntry:
                     network.macs, network.receptive_field)
 
 
-def human(value: int) -> str:
-    from cnnspec.analysis.elaborate import human as short
-
-    return short(value)
-
-
 def zoo_table() -> str:
     """The zoo as a Markdown table, as `docs/zoo.md` holds it."""
+    from cnnspec.analysis.elaborate import human
+
     lines = [
         "# The model zoo",
         "",

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from cnnspec import ir
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import LayerError
+from cnnspec.layers.formulas import product
 
 SPAN = ir.Span(file="<generated>", line=1, column=1, end_line=1, end_column=2)
 LABELS = ("stem", "body", "head", "mix", "downsample", "gate", "trunk", "tail")
@@ -254,9 +255,7 @@ def layer_fields(draw, kind: str, shape) -> dict:
     if kind in ("dropout", "dropout2d"):
         return draw(st.fixed_dictionaries({}, optional={"p": st.sampled_from([0.0, 0.1, 0.5])}))
     if kind == "reshape":
-        total = 1
-        for d in shape:
-            total *= d
+        total = product(shape)
         target = draw(st.sampled_from([(total,), (c, total // c), (-1,), (c, -1), (1, total)]))
         return {"shape": target if len(target) > 1 else target[0]}
     if kind == "channel_shuffle":
@@ -290,23 +289,16 @@ def layer_of(draw, kind: str, shape):
     """A list of (IR item, shape after it): the layer, preceded by `flatten` when it needs a flat input."""
     items = []
     if needs_flat(kind) and len(shape) > 1:
-        items.append((write_layer(draw, "flatten", {}), (prod(shape),)))
-        shape = (prod(shape),)
+        items.append((write_layer(draw, "flatten", {}), (product(shape),)))
+        shape = (product(shape),)
     if needs_map(kind) and len(shape) == 1:
         return [(write_layer(draw, "identity", {}), shape)]
     for _ in range(6):
         fields = layer_fields(draw, kind, shape)
         out = infer(kind, fields, shape)
-        if out is not None and prod(out) <= 4096:
+        if out is not None and product(out) <= 4096:
             return items + [(write_layer(draw, kind, fields), out)]
     return items + [(write_layer(draw, "identity", {}), shape)]
-
-
-def prod(shape) -> int:
-    total = 1
-    for d in shape:
-        total *= d
-    return total
 
 
 # ---------------------------------------------------------------- structures

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from strategies import run_examples  # noqa: E402
 
 import cnnspec  # noqa: E402
+from cnnspec.backends.runtime import session  # noqa: E402
 from cnnspec.backends.weights import random_weights  # noqa: E402
 from cnnspec.frontend.printer import print_spec  # noqa: E402
 from cnnspec.layers import REGISTRY  # noqa: E402
@@ -22,13 +23,6 @@ from cnnspec.layers import REGISTRY  # noqa: E402
 EXAMPLES_PER_KIND = int(os.environ.get("CNNSPEC_EXAMPLES", 8))
 STRUCTURE_EXAMPLES = 5 * EXAMPLES_PER_KIND
 TOLERANCE = 1e-4
-
-
-def session(model):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def relative_l2(a, b) -> float:
@@ -64,7 +58,7 @@ def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
     x = np.random.default_rng(1).standard_normal((2, *network.input_shape)).astype(np.float32)
     with torch.no_grad():
         expected = reference(torch.from_numpy(x)).numpy()
-    (actual,) = session(model).run(None, {model.graph.input[0].name: x})
+    (actual,) = session(model, threads=1).run(None, {model.graph.input[0].name: x})
     assert actual.shape == expected.shape, text
     # relative to the output, with an absolute floor for outputs that cancel to about zero
     # (a normalised pair averaged away), where float rounding is all there is to compare

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from cnnspec.analysis.stats import Row
+from cnnspec.analysis.stats import Row, field_sizes
 from cnnspec.graph import Graph, LayerNode
 from cnnspec.layers.conv import conv_geometry
+from cnnspec.layers.formulas import product
 from cnnspec.layers.pool import pool_geometry
 
 ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid",
@@ -149,9 +150,7 @@ def large_kernel(ctx: Context) -> Iterator[Finding]:
         g = conv_geometry(node.params, node.in_shape)
         # a depthwise kernel costs k*k per channel, not per channel pair: large ones are cheap;
         # a factorised 1x7 is not large either
-        area = 1
-        for k in g.kernel:
-            area *= k
+        area = product(g.kernel)
         if area > 25 and g.groups != g.in_channels:
             k = max(g.kernel)
             stacked = (k - 1) // 2
@@ -215,7 +214,7 @@ def narrow_head(ctx: Context) -> Iterator[Finding]:
         return  # a dense prediction (segmentation, generation): each output pixel has its own field
     last = ctx.layers[-1]
     rf = ctx.rows[last.id].rf
-    sizes = [-(-f.r.numerator // f.r.denominator) for f in rf]
+    sizes = field_sizes(rf)
     if len(sizes) == len(spatial_in) and any(r < n for r, n in zip(sizes, spatial_in)):
         shown = "x".join(map(str, sizes))
         yield Finding(last, f"the output sees {shown} pixels of the {'x'.join(map(str, spatial_in))} input",

@@ -68,9 +68,14 @@ def merge_fields(fields: list[ReceptiveField]) -> ReceptiveField:
     return tuple(merged)
 
 
+def field_sizes(rf: ReceptiveField) -> list[int]:
+    """The field's size along each input axis, rounded up where upsampling made it fractional."""
+    return [-(-f.r.numerator // f.r.denominator) for f in rf]
+
+
 def describe_field(rf: ReceptiveField) -> str:
     """`195` for a square field, `7x11` otherwise; rounded up where upsampling made it fractional."""
-    sizes = [-(-f.r.numerator // f.r.denominator) for f in rf]
+    sizes = field_sizes(rf)
     if not sizes:
         return "-"
     return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from cnnspec.backends.naming import unique_name
 from cnnspec.backends.weights import check_weights, random_weights
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
@@ -45,9 +46,7 @@ class GraphBuilder:
     names: set[str] = field(default_factory=set)
 
     def fresh(self, base: str) -> str:
-        name, n = base, 2
-        while name in self.names:
-            name, n = f"{base}_{n}", n + 1
+        name = unique_name(base, self.names, "_")
         self.names.add(name)
         return name
 

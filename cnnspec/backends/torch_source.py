@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cnnspec.backends import torch_lowering
+from cnnspec.backends.naming import unique_name
 from cnnspec.backends.torch_lowering import lower
 from cnnspec.graph import LayerNode, MergeNode, SeqNode
 
@@ -200,9 +201,7 @@ class SourceEmitter:
         if node.path not in self.stateful and name.isdigit():
             # a stateless unlabelled layer: named after its kind, shared when identical
             if constructor not in shared:
-                attribute, suffix = node.kind, 2
-                while attribute in body.members:
-                    attribute, suffix = f"{node.kind}{suffix}", suffix + 1
+                attribute = unique_name(node.kind, body.members)
                 shared[constructor] = attribute
                 body.init.append(self.assignment(attribute, constructor))
                 body.members.add(attribute)
@@ -339,9 +338,7 @@ class SourceEmitter:
                 body.expression = f"{name}({', '.join(map(str, args))})"
 
     def class_name(self, wanted: str) -> str:
-        name, suffix = wanted, 2
-        while name in self.class_names:
-            name, suffix = f"{wanted}{suffix}", suffix + 1
+        name = unique_name(wanted, self.class_names)
         self.class_names.add(name)
         return name
 

@@ -55,7 +55,7 @@ def weight_shapes(network: "Network") -> dict[str, Shape]:
     return shapes
 
 
-def fan_in(node: LayerNode, weight: Shape) -> int:
+def fan_in(weight: Shape) -> int:
     """PyTorch's fan-in: weight.size(1) times the kernel's size."""
     return weight[1] * math.prod(weight[2:]) if len(weight) > 1 else weight[0]
 
@@ -89,7 +89,7 @@ def random_weights(network: "Network", seed: int = 0, statistics: bool = False) 
                     out[key] = (np.array(literal, dtype=np.float32).reshape(shape) if name == "weight"
                                 else np.zeros(shape, dtype=np.float32))
                     continue
-                bound = 1 / math.sqrt(fan_in(node, shapes["weight"]))
+                bound = 1 / math.sqrt(fan_in(shapes["weight"]))
                 out[key] = rng.uniform(-bound, bound, shape).astype(np.float32)
             elif statistics:
                 low, high = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5), "running_mean": (-0.5, 0.5),

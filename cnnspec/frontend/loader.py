@@ -59,8 +59,9 @@ def load_program(path: str | os.PathLike) -> Program:
     real = resolve_name(path)
     if shown.startswith(ZOO_PREFIX) and not real.exists():
         from cnnspec.analysis.expressions import closest
+        from cnnspec.zoo import zoo_names
 
-        names = sorted(p.stem for p in zoo_dir().glob("*.cnn"))
+        names = zoo_names()
         near = closest(shown[len(ZOO_PREFIX):], names)
         raise SpecError([Diagnostic(code="E132", severity="error", message=f"no zoo network `{shown[len(ZOO_PREFIX):]}`",
                                     help=f"did you mean `zoo:{near}`?" if near else "run `cnnspec zoo list`")])

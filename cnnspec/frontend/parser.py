@@ -49,11 +49,12 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
     diagnostics: list[Diagnostic] = []
     blanked: set[int] = set()
     while True:
+        current = "\n".join(lines)
         try:
-            tree = parser().parse("\n".join(lines))
+            tree = parser().parse(current)
             break
         except UnexpectedInput as error:
-            diagnostic = describe_syntax_error(error, "\n".join(lines), path)
+            diagnostic = describe_syntax_error(error, current, path)
             at_end = diagnostic.code == "E005" or isinstance(error, UnexpectedEOF) or (
                 isinstance(error, UnexpectedToken) and error.token.type == "$END")
             if at_end and blanked:
