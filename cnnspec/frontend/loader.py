@@ -68,10 +68,12 @@ def load_program(path: str | os.PathLike) -> Program:
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
     text = read_source(real, shown)
-    return program_from_text(text, shown, root=real.resolve().parent)
+    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve())
 
 
-def program_from_text(text: str, shown: str, root: Path) -> Program:
+def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None) -> Program:
+    """A parsed spec and its imports. `origin` is the file the text is read from (imports are relative
+    to its folder); by default `shown` taken relative to `root`."""
     sources = SourceMap()
     sources.add(shown, text)
     try:
@@ -79,7 +81,8 @@ def program_from_text(text: str, shown: str, root: Path) -> Program:
     except SpecError as error:
         raise SpecError(error.diagnostics, sources) from None
     program = Program(spec=spec, sources=sources)
-    origin = Path(shown).resolve() if not shown.startswith("<") else root / "<string>"
+    if origin is None:
+        origin = root / ("<string>" if shown.startswith("<") else shown)
     _collect(program, spec, origin, root, stack=(origin,))
     return program
 
