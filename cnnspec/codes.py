@@ -75,6 +75,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W110": ("warning", "dropout right before batch norm"),
     "W111": ("warning", "softmax as the last layer"),
     "W112": ("warning", "channels not a multiple of 8"),
+    "W113": ("warning", "a block defined but never used"),
     "W190": ("warning", "a suppression without a reason"),
 }
 

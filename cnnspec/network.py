@@ -138,8 +138,8 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     from cnnspec.analysis.lints import run_lints
     from cnnspec.analysis.suppress import apply_suppressions
 
-    for code, finding in run_lints(result.graph, result.rows):
+    for code, finding in run_lints(result.graph, result.rows, spec, program.blocks):
         result.diagnostics.append(Diagnostic(code=code, severity="warning", message=finding.message,
-                                             span=finding.node.span, help=finding.help))
+                                             span=finding.where, help=finding.help))
     result.diagnostics = apply_suppressions(result.diagnostics, program.sources)
     return Network(program, result, path)

@@ -7,11 +7,13 @@ from the course material behind cnnspec; `docs/lints/CODE.md` explains each one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from cnnspec import ir
 from cnnspec.analysis.stats import Row, field_sizes
 from cnnspec.graph import Graph, LayerNode
+from cnnspec.ir import Span
 from cnnspec.layers.conv import conv_geometry
 from cnnspec.layers.formulas import product
 from cnnspec.layers.pool import pool_geometry
@@ -24,9 +26,15 @@ POINTWISE = ACTIVATIONS | {"bn", "ln", "groupnorm", "lrn", "dropout", "dropout2d
 
 @dataclass(frozen=True)
 class Finding:
-    node: LayerNode
+    #: the layer found at fault; rules about the source rather than the graph give `span` instead
+    node: LayerNode | None
     message: str
     help: str | None = None
+    span: Span | None = None
+
+    @property
+    def where(self) -> Span:
+        return self.span if self.span is not None else self.node.span
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class Context:
     layers: list[LayerNode]
     following: dict[int, LayerNode]
     total_params: int
+    #: the top file as written, and every block it can see (its own and imported ones)
+    spec: ir.SpecFile | None = None
+    blocks: dict[str, ir.BlockDef] = field(default_factory=dict)
 
 
 Rule = Callable[[Context], Iterator[Finding]]
@@ -267,10 +278,42 @@ def odd_channels(ctx: Context) -> Iterator[Finding]:
                           help=f"use {node.params.out + 8 - node.params.out % 8} or {node.params.out - node.params.out % 8}")
 
 
-def run_lints(graph: Graph, rows: list[Row]) -> list[tuple[str, Finding]]:
+def referenced_names(node) -> Iterator[str]:
+    """Every layer kind and block name an IR node (a statement, a group, a block) mentions."""
+    if isinstance(node, (ir.Layer, ir.Call)):
+        yield node.kind if isinstance(node, ir.Layer) else node.name
+    if isinstance(node, ir.Node):
+        for name in type(node).model_fields:
+            yield from referenced_names(getattr(node, name))
+    elif isinstance(node, tuple):
+        for part in node:
+            yield from referenced_names(part)
+
+
+@rule("W113", "a block defined but never used")
+def unused_block(ctx: Context) -> Iterator[Finding]:
+    if ctx.spec is None:
+        return
+    # reachable from the top file's items, through the bodies of the blocks they call;
+    # blocks of imported files are a library and may go unused
+    pending = [name for st in ctx.spec.statements if st.node != "block" for name in referenced_names(st)]
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in ctx.blocks and name not in used:
+            used.add(name)
+            pending += referenced_names(ctx.blocks[name].body)
+    for st in ctx.spec.statements:
+        if st.node == "block" and st.name not in used:
+            yield Finding(None, f"block `{st.name}` is defined but never used", span=st.name_span,
+                          help="call it, or delete it (blocks shared between specs belong in a file they import)")
+
+
+def run_lints(graph: Graph, rows: list[Row], spec: ir.SpecFile | None = None,
+              blocks: dict[str, ir.BlockDef] | None = None) -> list[tuple[str, Finding]]:
     by_id = {row.id: row for row in rows}
     layers = list(graph.layers())
-    ctx = Context(graph, by_id, layers, successors(graph), sum(r.params for r in rows) or 1)
+    ctx = Context(graph, by_id, layers, successors(graph), sum(r.params for r in rows) or 1, spec, blocks or {})
     findings = []
     for code, (_, check) in RULES.items():
         for finding in check(ctx):
