@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from cnnspec.diagnostics import render_all, to_json
+from cnnspec.diagnostics import render_all
 
 
 def _parse_dims(ctx, param, value):
@@ -39,29 +38,59 @@ def main() -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True, help="json: the diagnostics' fields; sarif: SARIF 2.1.0 for code scanning; "
+                                      "github: workflow annotations.")
+@click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report here instead of to the terminal.")
 @click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
-def check(files, strict, fmt, input_dims):
-    """Check specs: shapes, arguments, blocks, contracts. Exit 1 on errors."""
+def check(files, strict, fmt, output_file, input_dims):
+    """Check specs: shapes, arguments, blocks, contracts, lints. Exit 1 on errors."""
     from cnnspec.network import check as check_spec
+    from cnnspec.report import FileReport
 
-    failed = False
-    report = []
+    reports, text = [], []
     for path in files:
         network, diagnostics, sources = check_spec(path, input_dims)
         errors = [d for d in diagnostics if d.severity == "error"]
-        failed |= bool(errors) or (strict and bool(diagnostics))
-        if fmt == "json":
-            report.append({"file": path, "ok": network is not None and not errors,
-                           "diagnostics": [to_json(d) for d in diagnostics]})
-        elif diagnostics:
-            click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        reports.append(FileReport(path, network is not None and not errors, diagnostics))
+        if fmt != "text":
+            continue
+        if diagnostics:
+            rendered = render_all(diagnostics, sources, color=output_file is None and _color(sys.stderr))
         else:
-            click.echo(f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
-                       f"output {'x'.join(map(str, network.output_shape))})")
-    if fmt == "json":
-        click.echo(json.dumps(report, indent=2))
+            rendered = (f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
+                        f"output {'x'.join(map(str, network.output_shape))})")
+        if output_file is None:
+            # problems go to stderr, the figures of clean files to stdout
+            click.echo(rendered, err=bool(diagnostics))
+        text.append(rendered)
+    failed = any(not r.ok or (strict and r.diagnostics) for r in reports)
+    if fmt != "text":
+        _write_report(_structured(fmt, reports), output_file)
+    elif output_file is not None:
+        _write_report("\n\n".join(text), output_file)
     sys.exit(1 if failed else 0)
+
+
+def _structured(fmt: str, reports) -> str:
+    from cnnspec import __version__
+    from cnnspec.report import github_annotations, json_report, sarif_report
+
+    if fmt == "json":
+        return json_report(reports)
+    if fmt == "sarif":
+        return sarif_report(reports, __version__)
+    return github_annotations(reports)
+
+
+def _write_report(text: str, output_file: str | None) -> None:
+    if output_file is None:
+        if text:
+            click.echo(text)
+        return
+    with open(output_file, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n" if text else "")
 
 
 @main.command()
