@@ -44,16 +44,23 @@ def main() -> None:
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here instead of to the terminal.")
 @click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
-def check(files, strict, fmt, output_file, input_dims):
-    """Check specs: shapes, arguments, blocks, contracts, lints. Exit 1 on errors."""
-    from cnnspec.network import check as check_spec
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Read [tool.cnnspec] from this pyproject.toml instead of the nearest one.")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
+    """Check specs: shapes, arguments, blocks, contracts, lints. Exit 1 on errors.
+
+    Settings come from the [tool.cnnspec] table of the nearest pyproject.toml above each file.
+    """
     from cnnspec.report import FileReport
 
     reports, text = [], []
     for path in files:
-        network, diagnostics, sources = check_spec(path, input_dims)
+        (network, diagnostics, sources), config = _checked(path, input_dims, config_file, isolated)
+        strict_here = strict or config.strict
         errors = [d for d in diagnostics if d.severity == "error"]
-        reports.append(FileReport(path, network is not None and not errors, diagnostics))
+        reports.append(FileReport(path, network is not None and not errors and not (strict_here and diagnostics),
+                                  diagnostics))
         if fmt != "text":
             continue
         if diagnostics:
@@ -65,12 +72,26 @@ def check(files, strict, fmt, output_file, input_dims):
             # problems go to stderr, the figures of clean files to stdout
             click.echo(rendered, err=bool(diagnostics))
         text.append(rendered)
-    failed = any(not r.ok or (strict and r.diagnostics) for r in reports)
+    failed = any(not r.ok for r in reports)
     if fmt != "text":
         _write_report(_structured(fmt, reports), output_file)
     elif output_file is not None:
         _write_report("\n\n".join(text), output_file)
     sys.exit(1 if failed else 0)
+
+
+def _checked(spec, input_dims=None, config_file=None, isolated=False):
+    """(network, diagnostics, sources) of a spec under the configuration that applies to it, and
+    that configuration; a configuration cnnspec cannot use is a usage error (exit 2)."""
+    from cnnspec.config import Config, ConfigError, config_for, load_config
+    from cnnspec.network import check as check_spec
+
+    try:
+        config = Config() if isolated else load_config(config_file) if config_file else config_for(spec)
+    except ConfigError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    return check_spec(spec, input_dims, config=config), config
 
 
 def _structured(fmt: str, reports) -> str:
@@ -101,9 +122,7 @@ def _write_report(text: str, output_file: str | None) -> None:
 @click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
 def summary(spec, fmt, depth, input_dims):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
-    from cnnspec.network import check as check_spec
-
-    network, diagnostics, sources = check_spec(spec, input_dims)
+    (network, diagnostics, sources), _ = _checked(spec, input_dims)
     if network is None:
         click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
         sys.exit(1)
@@ -120,9 +139,7 @@ def emit() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 def emit_torch(spec, output):
     """Readable PyTorch source: one nn.Module class per spec, importing only torch."""
-    from cnnspec.network import check as check_spec
-
-    network, diagnostics, sources = check_spec(spec)
+    (network, diagnostics, sources), _ = _checked(spec)
     if network is None:
         click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
         sys.exit(1)
@@ -137,9 +154,7 @@ def emit_torch(spec, output):
 
 def _load_network(spec):
     """The checked network, or the diagnostics printed and exit 1."""
-    from cnnspec.network import check as check_spec
-
-    network, diagnostics, sources = check_spec(spec)
+    (network, diagnostics, sources), _ = _checked(spec)
     if network is None:
         click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
         sys.exit(1)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cnnspec import ir
 from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
 from cnnspec.frontend.loader import Program, load_program, program_from_text
+
+if TYPE_CHECKING:
+    from cnnspec.config import Config
 
 
 class Network:
@@ -73,30 +77,40 @@ class Network:
         return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, output {shape}>"
 
 
-def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits = Limits()) -> Network:
-    """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error."""
+def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
+         config: "Config | None" = None) -> Network:
+    """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error.
+
+    `config` (`cnnspec.config.config_for(path)` finds a project's) switches lints off, turns
+    warnings into errors and sets the limits; an explicit `limits` wins over its limits.
+    """
     program = load_program(path)
-    return _check(program, str(path), input, limits)
+    return _check(program, str(path), input, limits, config)
 
 
 def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
-          limits: Limits = Limits(), root: str | os.PathLike | None = None) -> Network:
+          limits: Limits | None = None, root: str | os.PathLike | None = None,
+          config: "Config | None" = None) -> Network:
     """Check spec text. Imports resolve inside `root` (default: the current folder)."""
     root_path = Path(root) if root is not None else Path.cwd()
     program = program_from_text(text, path, root=root_path.resolve())
-    return _check(program, path, input, limits)
+    return _check(program, path, input, limits, config)
 
 
-def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits = Limits()):
+def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
+          config: "Config | None" = None):
     """Every diagnostic for a spec (errors and warnings) and the network when it is valid."""
     try:
-        network = load(path, input, limits)
+        network = load(path, input, limits, config)
     except SpecError as error:
         return None, error.diagnostics, error.sources
     return network, network.diagnostics, network.sources
 
 
-def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: Limits) -> Network:
+def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: Limits | None,
+           config: "Config | None") -> Network:
+    if limits is None:
+        limits = config.limits if config is not None else Limits()
     diagnostics = list(program.diagnostics)
     spec = program.spec
     network_decls = [s for s in spec.statements if s.node == "network"]
@@ -142,4 +156,8 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
         result.diagnostics.append(Diagnostic(code=code, severity="warning", message=finding.message,
                                              span=finding.where, help=finding.help))
     result.diagnostics = apply_suppressions(result.diagnostics, program.sources)
+    if config is not None:
+        result.diagnostics = config.apply(result.diagnostics)
+        if any(d.severity == "error" for d in result.diagnostics):
+            raise SpecError(result.diagnostics, program.sources)
     return Network(program, result, path)

@@ -1,0 +1,163 @@
+"""Project configuration: the `[tool.cnnspec]` table of the nearest `pyproject.toml`.
+
+    [tool.cnnspec]
+    ignore = ["W112"]            # lint rules switched off
+    strict = true                # `cnnspec check` fails on warnings too
+
+    [tool.cnnspec.severity]
+    W105 = "error"               # a warning that fails the check; "warning" or "off" also work
+
+    [tool.cnnspec.limits]
+    max-params = "2G"            # refuse specs above these (defaults: cnnspec.analysis.elaborate.Limits)
+    max-layers = 50_000
+
+As ruff does, the table is looked up from each spec's folder upwards: the first `pyproject.toml`
+holding a `[tool.cnnspec]` table applies. Errors cannot be switched off or demoted: an error
+means the spec cannot be built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cnnspec.analysis.elaborate import Limits
+from cnnspec.analysis.expressions import closest
+from cnnspec.codes import CODES
+from cnnspec.diagnostics import Diagnostic
+
+SEVERITIES = ("error", "warning", "off")
+#: `[tool.cnnspec.limits]` keys and the `Limits` fields they set
+LIMIT_KEYS = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(Limits)}
+TOP_KEYS = ("ignore", "strict", "severity", "limits")
+
+
+class ConfigError(ValueError):
+    """A `[tool.cnnspec]` table cnnspec cannot use; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Config:
+    ignore: frozenset[str] = frozenset()
+    severity: dict[str, str] = field(default_factory=dict)
+    limits: Limits = Limits()
+    strict: bool = False
+    #: the pyproject.toml it was read from
+    path: Path | None = None
+
+    def level(self, code: str) -> str:
+        """What a diagnostic of this code becomes: its severity, or "off"."""
+        if code in self.ignore:
+            return "off"
+        return self.severity.get(code, CODES[code][0] if code in CODES else "error")
+
+    def apply(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        kept = []
+        for d in diagnostics:
+            if d.severity == "error":
+                kept.append(d)
+                continue
+            level = self.level(d.code)
+            if level == "off":
+                continue
+            kept.append(d if level == d.severity else d.model_copy(update={"severity": level}))
+        return kept
+
+
+def find_config(start: str | Path) -> Path | None:
+    """The first `pyproject.toml` with a `[tool.cnnspec]` table, from `start` (a file or a folder) upwards."""
+    folder = Path(start).resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        path = candidate / "pyproject.toml"
+        if path.is_file() and "cnnspec" in _read(path).get("tool", {}):
+            return path
+    return None
+
+
+def _read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+
+
+def load_config(path: str | Path) -> Config:
+    """The `[tool.cnnspec]` table of a pyproject.toml, validated; an empty Config without one."""
+    path = Path(path)
+    table = _read(path).get("tool", {}).get("cnnspec", {})
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{path}: [tool.cnnspec] {message}")
+
+    def unknown(key: str, known, where: str) -> ConfigError:
+        near = closest(key, list(known))
+        return fail(f"unknown key `{key}`{where}" + (f"; did you mean `{near}`?" if near else ""))
+
+    for key in table:
+        if key not in TOP_KEYS:
+            raise unknown(key, TOP_KEYS, "")
+
+    def code(value, where: str) -> str:
+        if not isinstance(value, str) or value.upper() not in CODES:
+            near = closest(str(value).upper(), list(CODES))
+            raise fail(f"{where}: `{value}` is not a diagnostic code" + (f"; did you mean `{near}`?" if near else ""))
+        value = value.upper()
+        if CODES[value][0] == "error":
+            raise fail(f"{where}: {value} is an error; errors cannot be switched off or demoted, "
+                       "since the spec cannot be built")
+        return value
+
+    ignore = table.get("ignore", [])
+    if not isinstance(ignore, list):
+        raise fail("`ignore` is a list of codes, such as [\"W112\"]")
+    ignored = frozenset(code(value, "ignore") for value in ignore)
+
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict):
+        raise fail("`severity` is a table, such as `[tool.cnnspec.severity]` with `W105 = \"error\"`")
+    levels = {}
+    for key, level in severity.items():
+        if level not in SEVERITIES:
+            raise fail(f"severity of {key}: `{level}` is not one of " + ", ".join(f'"{s}"' for s in SEVERITIES))
+        levels[code(key, "severity")] = level
+
+    strict = table.get("strict", False)
+    if not isinstance(strict, bool):
+        raise fail("`strict` is true or false")
+
+    limits = table.get("limits", {})
+    if not isinstance(limits, dict):
+        raise fail("`limits` is a table, such as `[tool.cnnspec.limits]` with `max-params = \"2G\"`")
+    values = {}
+    for key, value in limits.items():
+        if key not in LIMIT_KEYS:
+            raise unknown(key, LIMIT_KEYS, " in [tool.cnnspec.limits]")
+        values[LIMIT_KEYS[key]] = _count(value, lambda message, key=key: fail(f"limits.{key}: {message}"))
+    return Config(ignore=ignored, severity=levels, limits=Limits(**values), strict=strict, path=path)
+
+
+def _count(value, fail) -> int:
+    """A positive whole number, as an integer or a quantity such as "2G"."""
+    from cnnspec.frontend.build import parse_quantity
+
+    if isinstance(value, str):
+        try:
+            value = parse_quantity(value)
+        except (ValueError, IndexError):
+            raise fail(f"`{value}` is not a count such as 200000 or \"2G\"") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise fail(f"`{value}` is not a positive whole number")
+    return int(value)
+
+
+def config_for(spec: str | Path) -> Config:
+    """The configuration that applies to a spec file (`zoo:` names: the current folder's)."""
+    start = Path.cwd() if str(spec).startswith("zoo:") else Path(spec)
+    found = find_config(start)
+    return load_config(found) if found is not None else Config()
