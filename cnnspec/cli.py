@@ -52,11 +52,12 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
 
     Settings come from the [tool.cnnspec] table of the nearest pyproject.toml above each file.
     """
+    from cnnspec.network import Library
     from cnnspec.report import FileReport
 
     reports, text = [], []
-    for path in files:
-        (network, diagnostics, sources), config = _checked(path, input_dims, config_file, isolated)
+    for path in _spec_files(files):
+        (network, diagnostics, sources), config = _checked(path, input_dims, config_file, isolated, libraries=True)
         strict_here = strict or config.strict
         errors = [d for d in diagnostics if d.severity == "error"]
         reports.append(FileReport(path, network is not None and not errors and not (strict_here and diagnostics),
@@ -65,6 +66,8 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
             continue
         if diagnostics:
             rendered = render_all(diagnostics, sources, color=output_file is None and _color(sys.stderr))
+        elif isinstance(network, Library):
+            rendered = f"{path}: ok (blocks only: {', '.join(network.blocks)})"
         else:
             rendered = (f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
                         f"output {'x'.join(map(str, network.output_shape))})")
@@ -80,7 +83,7 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
     sys.exit(1 if failed else 0)
 
 
-def _checked(spec, input_dims=None, config_file=None, isolated=False):
+def _checked(spec, input_dims=None, config_file=None, isolated=False, libraries=False):
     """(network, diagnostics, sources) of a spec under the configuration that applies to it, and
     that configuration; a configuration cnnspec cannot use is a usage error (exit 2)."""
     from cnnspec.config import Config, ConfigError, config_for, load_config
@@ -91,7 +94,7 @@ def _checked(spec, input_dims=None, config_file=None, isolated=False):
     except ConfigError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
-    return check_spec(spec, input_dims, config=config), config
+    return check_spec(spec, input_dims, config=config, libraries=libraries), config
 
 
 def _structured(fmt: str, reports) -> str:
@@ -112,6 +115,91 @@ def _write_report(text: str, output_file: str | None) -> None:
         return
     with open(output_file, "w", encoding="utf-8") as handle:
         handle.write(text + "\n" if text else "")
+
+
+def _spec_files(paths) -> list[str]:
+    """The files named, with folders replaced by the `.cnn` files under them."""
+    from pathlib import Path
+
+    files = []
+    for path in paths:
+        if Path(path).is_dir():
+            files += sorted(str(p) for p in Path(path).rglob("*.cnn"))
+        else:
+            files.append(path)
+    return files
+
+
+@main.command("fmt")
+@click.argument("paths", nargs=-1, required=True, metavar="FILE...")
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file would be reformatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Change nothing; print the changes as a unified diff.")
+def fmt_command(paths, check_only, show_diff):
+    """Rewrite specs in the canonical layout, keeping comments. `-` formats stdin to stdout.
+
+    Folders are searched for .cnn files. Formatting never changes what a spec means.
+    """
+    import difflib
+
+    from cnnspec.diagnostics import SpecError
+    from cnnspec.frontend.formatter import format_text
+
+    if paths == ("-",):
+        text = click.get_text_stream("stdin").read()
+        try:
+            click.echo(format_text(text, "<stdin>"), nl=False)
+        except SpecError as error:
+            click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+            sys.exit(1)
+        return
+    changed, unchanged, failed = [], 0, False
+    for path in _spec_files(paths):
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                text = handle.read()
+            formatted = format_text(text, path)
+        except (OSError, UnicodeDecodeError) as error:
+            click.echo(f"error: cannot read {path}: {getattr(error, 'strerror', None) or error}", err=True)
+            failed = True
+            continue
+        except SpecError as error:
+            click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+            failed = True
+            continue
+        if formatted == text:
+            unchanged += 1
+            continue
+        changed.append(path)
+        if show_diff:
+            click.echo("".join(difflib.unified_diff(text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                                                    fromfile=path, tofile=path)), nl=False)
+        elif check_only:
+            click.echo(f"would reformat {path}")
+        else:
+            _replace(path, formatted)
+    verb = "would be reformatted" if check_only or show_diff else "reformatted"
+    tally = [f"{len(changed)} file{'s' if len(changed) != 1 else ''} {verb}"] if changed else []
+    if unchanged:
+        tally.append(f"{unchanged} file{'s' if unchanged != 1 else ''} left unchanged")
+    if tally:
+        click.echo(", ".join(tally), err=show_diff)
+    sys.exit(1 if failed or (changed and (check_only or show_diff)) else 0)
+
+
+def _replace(path: str, text: str) -> None:
+    """Write through a temporary file, so an interrupted run leaves the spec whole."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".cnnspec-fmt-", suffix=".cnn")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 @main.command()

@@ -97,11 +97,35 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
     return _check(program, path, input, limits, config)
 
 
+class Library:
+    """A file of blocks only (no `input` and no layers), as `specs/common/resnet.cnn`: it parses,
+    its imports resolve and its block names are unique. Its blocks are checked where they are
+    called, with arguments."""
+
+    def __init__(self, program: Program, path: str):
+        self.path = path
+        self.blocks = [s.name for s in program.spec.statements if s.node == "block"]
+        self.diagnostics = sort_diagnostics(program.diagnostics)
+        self.sources = program.sources
+
+
+def is_library(spec: ir.SpecFile) -> bool:
+    return all(s.node in ("block", "import") for s in spec.statements) and any(
+        s.node == "block" for s in spec.statements)
+
+
 def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
-          config: "Config | None" = None):
-    """Every diagnostic for a spec (errors and warnings) and the network when it is valid."""
+          config: "Config | None" = None, libraries: bool = False):
+    """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
+    `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`)."""
     try:
-        network = load(path, input, limits, config)
+        program = load_program(path)
+        if libraries and input is None and is_library(program.spec):
+            library = Library(program, str(path))
+            if any(d.severity == "error" for d in library.diagnostics):
+                raise SpecError(library.diagnostics, program.sources)
+            return library, library.diagnostics, library.sources
+        network = _check(program, str(path), input, limits, config)
     except SpecError as error:
         return None, error.diagnostics, error.sources
     return network, network.diagnostics, network.sources

@@ -29,16 +29,17 @@ def parse_quantity(text: str) -> float:
     return float(text)
 
 
-def build_spec(tree: Tree, path: str) -> ir.SpecFile:
-    statements = _Builder(path).transform(tree)
+def build_spec(tree: Tree, path: str, text: str = "") -> ir.SpecFile:
+    statements = _Builder(path, text).transform(tree)
     return ir.SpecFile(path=path, statements=tuple(statements))
 
 
 @v_args(meta=True, inline=False)
 class _Builder(Transformer_NonRecursive):
-    def __init__(self, path: str):
+    def __init__(self, path: str, text: str = ""):
         super().__init__(visit_tokens=True)
         self.path = path
+        self.source = text.splitlines()
 
     # -- spans
     # Spans are built unvalidated: their fields are Lark's own integer positions, and a span
@@ -109,7 +110,10 @@ class _Builder(Transformer_NonRecursive):
         if isinstance(quantity, Token):
             value, text = parse_quantity(quantity), str(quantity)
         else:
-            value, text = float(quantity.value), _number_text(quantity.value)
+            # the number as written, digit groups included: `expect params == 25_557_032`
+            span = quantity.span
+            written = self.source[span.line - 1][span.column - 1:span.end_column - 1] if span.line <= len(self.source) else ""
+            value, text = float(quantity.value), written if span.end_line == span.line and written else _number_text(quantity.value)
         return ir.ExpectMetric(metric=str(name), op=str(op), value=value, text=text, span=self._span(meta))
 
     @v_args(inline=False, meta=False)

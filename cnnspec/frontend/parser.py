@@ -69,7 +69,7 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
             lines[line - 1] = "".join(char for char in lines[line - 1].split("#")[0] if char in "{}")
     if diagnostics:
         raise SpecError(diagnostics)
-    return build_spec(tree, path)
+    return build_spec(tree, path, text)
 
 
 def _check_size(text: str, path: str) -> None:

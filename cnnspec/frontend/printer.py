@@ -7,6 +7,8 @@ where precedence needs it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from cnnspec import ir
 
 INDENT = "  "
@@ -22,96 +24,142 @@ class PrintError(ValueError):
     """The IR holds something the language has no text for (a negative positional argument)."""
 
 
-def print_spec(spec: ir.SpecFile) -> str:
-    return "".join(line + "\n" for line in statements(spec.statements, 0))
+class Line(NamedTuple):
+    """A printed line, with where its first token came from: the source line, and the depth at
+    which a comment placed just before it is indented (inside a group for its closing brace)."""
+
+    text: str
+    source_line: int | None = None
+    comment_depth: int = 0
 
 
-def statements(body, depth: int) -> list[str]:
-    lines = []
-    for st in body:
-        lines += statement(st, depth)
-    return lines
+def print_spec(spec: ir.SpecFile, keep_layout: bool = False) -> str:
+    """The spec in canonical layout: one statement per line, two spaces per level.
+
+    `keep_layout` keeps the choices the author made where the layout is free: statements joined
+    with `;` on one line (`conv 64 3x3; relu`) and groups written on one line
+    (`{ conv 64 3x3; relu } * 2`) stay so while the line fits in `MAX_INLINE` columns, and a
+    layer's options and flags keep the order they were written in.
+    """
+    return "".join(line.text + "\n" for line in Printer(keep_layout).lines(spec))
 
 
-def statement(st, depth: int) -> list[str]:
-    pad = INDENT * depth
-    node = st.node
-    if node == "network":
-        return [f"{pad}network {st.name}"]
-    if node == "input":
-        return [f"{pad}input {st.name}: {dims(st.dims)}"]
-    if node == "import":
-        return [f'{pad}import "{st.path}"']
-    if node == "expect_shape":
-        return [f"{pad}expect {st.metric} {dims(st.dims)}"]
-    if node == "expect_metric":
-        return [f"{pad}expect {st.metric} {st.op} {st.text}"]
-    if node == "block":
-        params = ", ".join(p.name + (f"={expr(p.default)}" if p.default is not None else "") for p in st.params)
-        return attach(f"{pad}block {st.name}({params}) ", group(st.body, depth))
-    label = f"{st.label}: " if st.label else ""
-    lines = [pad + label]
-    for index, item_ in enumerate(st.chain):
-        if index:
-            lines[-1] += ", "
-        lines = join(lines, item(item_, depth))
-    return lines
+#: the longest line a kept one-line layout may make
+MAX_INLINE = 100
 
 
-def join(lines: list[str], more: list[str]) -> list[str]:
-    """Continue the last line with the first of `more`."""
-    return lines[:-1] + [lines[-1] + more[0]] + more[1:]
+class Printer:
+    def __init__(self, keep_layout: bool = False):
+        self.keep_layout = keep_layout
 
+    def lines(self, spec: ir.SpecFile) -> list[Line]:
+        return self.statements(spec.statements, 0)
 
-def attach(head: str, more: list[str]) -> list[str]:
-    return [head + more[0]] + more[1:]
-
-
-def group(g: ir.Group, depth: int) -> list[str]:
-    if not g.body:
-        return ["{}"]
-    return ["{"] + statements(g.body, depth + 1) + [INDENT * depth + "}"]
-
-
-def item(it, depth: int, repeated: bool = False) -> list[str]:
-    node = it.node
-    if node == "layer":
-        if not it.args and not it.options:
-            return [it.kind]
-        if repeated:
-            # a layer with arguments repeats in its call form: `conv(64, 3x3) * 2`
-            return [f"{it.kind}({call_args(it.args, it.options)})"]
-        words = [positional(a) for a in it.args] + [f"{o.key}={value(o.value)}" for o in it.options]
-        return [" ".join([it.kind, *words])]
-    if node == "call":
-        star = "*" if it.splice else ""
-        return [f"{star}{it.name}({call_args(it.args, it.options)})"]
-    if node == "group":
-        return group(it, depth)
-    if node == "repeat":
-        return join(item(it.item, depth, repeated=True), [f" * {expr(it.count, ATOM)}"])
-    if node == "residual":
-        lines = attach("residual ", group(it.main, depth))
-        if it.shortcut is not None:
-            short = it.shortcut
-            head = " shortcut "
-            if short.label:
-                head += f"{short.label}: "
-            if short.condition is not None:
-                head += f"when({expr(short.condition)}) "
-            lines = join(lines, attach(head, group(short.body, depth)))
+    def statements(self, body, depth: int) -> list[Line]:
+        lines: list[Line] = []
+        previous = None
+        for st in body:
+            printed = self.statement(st, depth)
+            # `conv 64 3x3; relu` written on one line stays on one line
+            if (self.keep_layout and previous is not None and len(printed) == 1
+                    and previous.span.end_line == st.span.line and len(lines[-1].text) + 2 + len(printed[0].text)
+                    - len(INDENT * depth) <= MAX_INLINE):
+                lines[-1] = lines[-1]._replace(text=f"{lines[-1].text}; {printed[0].text.lstrip()}")
+            else:
+                lines += printed
+            previous = st if len(printed) == 1 else None
         return lines
-    if node == "concat":
-        flags = "".join(f" {f}" for f in it.flags)
-        return attach(f"concat{flags} ", group(it.body, depth))
-    if node in ("add", "scale"):
-        return attach(f"{node} ", group(it.body, depth))
-    if node == "when":
-        lines = attach(f"when ({expr(it.condition)}) ", group(it.then, depth))
-        if it.otherwise is not None:
-            lines = join(lines, attach(" else ", group(it.otherwise, depth)))
+
+    def statement(self, st, depth: int) -> list[Line]:
+        pad = INDENT * depth
+        first = Line(pad, st.span.line, depth)
+        node = st.node
+        if node == "network":
+            return [first._replace(text=f"{pad}network {st.name}")]
+        if node == "input":
+            return [first._replace(text=f"{pad}input {st.name}: {dims(st.dims)}")]
+        if node == "import":
+            return [first._replace(text=f'{pad}import "{st.path}"')]
+        if node == "expect_shape":
+            return [first._replace(text=f"{pad}expect {st.metric} {dims(st.dims)}")]
+        if node == "expect_metric":
+            return [first._replace(text=f"{pad}expect {st.metric} {st.op} {st.text}")]
+        if node == "block":
+            params = ", ".join(p.name + (f"={expr(p.default)}" if p.default is not None else "") for p in st.params)
+            head = f"{pad}block {st.name}({params}) " if params else f"{pad}block {st.name} "
+            return attach(first._replace(text=head), self.group(st.body, depth))
+        label = f"{st.label}: " if st.label else ""
+        lines = [first._replace(text=pad + label)]
+        for index, item_ in enumerate(st.chain):
+            if index:
+                lines = join(lines, [Line(", ")])
+            lines = join(lines, self.item(item_, depth))
         return lines
-    raise AssertionError(node)
+
+    def group(self, g: ir.Group, depth: int) -> list[Line]:
+        if not g.body:
+            return [Line("{}")]
+        if self.keep_layout and g.span.line == g.span.end_line:
+            inner = [self.statement(st, 0) for st in g.body]
+            if all(len(lines) == 1 for lines in inner):
+                text = "{ " + "; ".join(lines[0].text for lines in inner) + " }"
+                if len(INDENT * depth) + len(text) <= MAX_INLINE:
+                    return [Line(text)]
+        closing = Line(INDENT * depth + "}", g.span.end_line, depth + 1)
+        return [Line("{")] + self.statements(g.body, depth + 1) + [closing]
+
+    def item(self, it, depth: int, repeated: bool = False) -> list[Line]:
+        node = it.node
+        if node == "layer":
+            if not it.args and not it.options:
+                return [Line(it.kind)]
+            if repeated:
+                # a layer with arguments repeats in its call form: `conv(64, 3x3) * 2`
+                return [Line(f"{it.kind}({call_args(it.args, it.options)})")]
+            words = [(a.span, positional(a)) for a in it.args] + [(o.span, f"{o.key}={value(o.value)}")
+                                                                    for o in it.options]
+            if self.keep_layout:
+                # flags and options stay in the order written (`maxpool 3x3 stride=2 ceil`)
+                words.sort(key=lambda word: (word[0].line, word[0].column))
+            return [Line(" ".join([it.kind, *(text for _, text in words)]))]
+        if node == "call":
+            star = "*" if it.splice else ""
+            return [Line(f"{star}{it.name}({call_args(it.args, it.options)})")]
+        if node == "group":
+            return self.group(it, depth)
+        if node == "repeat":
+            return join(self.item(it.item, depth, repeated=True), [Line(f" * {expr(it.count, ATOM)}")])
+        if node == "residual":
+            lines = attach(Line("residual "), self.group(it.main, depth))
+            if it.shortcut is not None:
+                short = it.shortcut
+                head = " shortcut "
+                if short.label:
+                    head += f"{short.label}: "
+                if short.condition is not None:
+                    head += f"when({expr(short.condition)}) "
+                lines = join(lines, attach(Line(head), self.group(short.body, depth)))
+            return lines
+        if node == "concat":
+            flags = "".join(f" {f}" for f in it.flags)
+            return attach(Line(f"concat{flags} "), self.group(it.body, depth))
+        if node in ("add", "scale"):
+            return attach(Line(f"{node} "), self.group(it.body, depth))
+        if node == "when":
+            lines = attach(Line(f"when ({expr(it.condition)}) "), self.group(it.then, depth))
+            if it.otherwise is not None:
+                lines = join(lines, attach(Line(" else "), self.group(it.otherwise, depth)))
+            return lines
+        raise AssertionError(node)
+
+
+def join(lines: list[Line], more: list[Line]) -> list[Line]:
+    """Continue the last line with the first of `more` (the last line keeps its origin)."""
+    return lines[:-1] + [lines[-1]._replace(text=lines[-1].text + more[0].text)] + more[1:]
+
+
+def attach(head: Line, more: list[Line]) -> list[Line]:
+    return join([head], more)
 
 
 def call_args(args, options) -> str:
@@ -128,8 +176,9 @@ def value(e) -> str:
 
 
 def positional(e) -> str:
-    """A layer's positional argument: an expression that does not start with `-` or `(`."""
-    text = expr(e)
+    """A layer's positional argument: an expression that does not start with `-` or `(`, its
+    arithmetic written without spaces, which separate the arguments (`conv c*4 1x1`)."""
+    text = expr(e, tight=True)
     if text.startswith(("-", "(")):
         raise PrintError(f"`{text}` cannot be a positional argument; write it as an option")
     return text
@@ -143,14 +192,13 @@ def number(v) -> str:
     text = repr(float(v))
     if "e" in text or "E" in text:
         mantissa, exponent = text.lower().split("e")
-        if "." not in mantissa:
-            mantissa += ".0"
         text = f"{mantissa}e{int(exponent)}"
     return text
 
 
-def expr(e, context: int = 0) -> str:
-    """An expression, parenthesised when it binds looser than `context` requires."""
+def expr(e, context: int = 0, tight: bool = False) -> str:
+    """An expression, parenthesised when it binds looser than `context` requires; `tight`
+    drops the spaces around arithmetic operators."""
     node = e.node
     if node == "num":
         text = number(e.value)
@@ -172,13 +220,14 @@ def expr(e, context: int = 0) -> str:
         return "[" + ", ".join(expr(i) for i in e.items) + "]"
     if node == "unary":
         strength = UNARY[e.op]
-        text = ("not " if e.op == "not" else "-") + expr(e.operand, strength)
+        text = ("not " if e.op == "not" else "-") + expr(e.operand, strength, tight)
         return f"({text})" if strength < context else text
     if node == "binop":
         strength = PRECEDENCE[e.op]
         # left-associative: the right operand needs a strictly tighter binding;
         # comparisons do not chain at all
         left_context = strength + 1 if strength == 4 else strength
-        text = f"{expr(e.left, left_context)} {e.op} {expr(e.right, strength + 1)}"
+        gap = "" if tight and strength >= PRECEDENCE["+"] else " "
+        text = f"{expr(e.left, left_context, tight)}{gap}{e.op}{gap}{expr(e.right, strength + 1, tight)}"
         return f"({text})" if strength < context else text
     raise AssertionError(node)
