@@ -111,3 +111,20 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "cnnspec", "check", str(SPECS / "lenet5.cnn")],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "61,706 params" in out.stdout
+
+
+def test_a_file_of_blocks_only_checks_as_a_library(tmp_path):
+    result = run("check", SPECS / "common" / "resnet.cnn")
+    assert result.exit_code == 0 and "ok (blocks only: basic, bottleneck, stem)" in result.output
+    broken = tmp_path / "lib.cnn"
+    broken.write_text('import "missing.cnn"\nblock b { relu }\nblock b { relu }\n')
+    result = run("check", broken)
+    assert result.exit_code == 1 and "E132" in result.output and "E123" in result.output
+    # elsewhere a library is not a network
+    assert run("summary", SPECS / "common" / "resnet.cnn").exit_code == 1
+
+
+def test_check_takes_folders():
+    result = run("check", SPECS)
+    assert result.exit_code == 0
+    assert result.output.count(": ok (") == len(list(SPECS.rglob("*.cnn")))
