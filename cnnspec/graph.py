@@ -3,6 +3,11 @@
 `Graph.body` is a tree of sequences, layers and merges. Each `LayerNode` carries its
 state_dict path (`layer2.0.downsample.0`), its validated parameters (a discriminated union
 of the registry's parameter models), its source span and its input and output shapes.
+
+The elaborator builds these nodes with `model_construct` from parts it has validated already
+(each layer's parameters by its kind's model); validating them again would build the schema
+of the union of every layer kind in each process, a third of a small spec's check time.
+`tests/test_api.py` validates the zoo's graphs against the schema.
 """
 
 from __future__ import annotations
@@ -81,6 +86,3 @@ class Graph(GraphNode):
             else:
                 stack.append(iter([b for b in node.branches]))
 
-
-MergeNode.model_rebuild()
-SeqNode.model_rebuild()

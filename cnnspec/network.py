@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,6 +79,20 @@ class Network:
         return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, output {shape}>"
 
 
+@contextmanager
+def collector_paused():
+    """Checking allocates many small, short-lived objects and few cycles; the cyclic garbage
+    collector's passes over them took a third of a 10,000-layer check. It is paused while a spec
+    is checked, and collects any cycles afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
          config: "Config | None" = None) -> Network:
     """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error.
@@ -84,8 +100,9 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
     `config` (`cnnspec.config.config_for(path)` finds a project's) switches lints off, turns
     warnings into errors and sets the limits; an explicit `limits` wins over its limits.
     """
-    program = load_program(path)
-    return _check(program, str(path), input, limits, config)
+    with collector_paused():
+        program = load_program(path)
+        return _check(program, str(path), input, limits, config)
 
 
 def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
@@ -93,8 +110,9 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
           config: "Config | None" = None) -> Network:
     """Check spec text. Imports resolve inside `root` (default: the current folder)."""
     root_path = Path(root) if root is not None else Path.cwd()
-    program = program_from_text(text, path, root=root_path.resolve())
-    return _check(program, path, input, limits, config)
+    with collector_paused():
+        program = program_from_text(text, path, root=root_path.resolve())
+        return _check(program, path, input, limits, config)
 
 
 class Library:
@@ -119,7 +137,8 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
     `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`)."""
     try:
-        program = load_program(path)
+        with collector_paused():
+            program = load_program(path)
         if libraries and input is None and is_library(program.spec):
             library = Library(program, str(path))
             if any(d.severity == "error" for d in library.diagnostics):

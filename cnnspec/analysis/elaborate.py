@@ -163,8 +163,8 @@ class Elaborator:
         self.check_expects(network, "the network")
         graph = None
         if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
-            graph = Graph(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
-                          body=SeqNode(items=tuple(items)))
+            graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
+                          body=SeqNode.model_construct(items=tuple(items)))
         return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks)
 
     # ---------------------------------------------------------------- statements
@@ -212,7 +212,7 @@ class Elaborator:
         inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,))
         for item in chain:
             flow = self.item(item, flow, inner, inner_env, sub)
-        items.append(SeqNode(items=tuple(sub), scope=path, span=span))
+        items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=span))
         return flow
 
     def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
@@ -349,7 +349,7 @@ class Elaborator:
         self.scope_blocks[path] = name
         sub: list = []
         flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
-        items.append(SeqNode(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
+        items.append(SeqNode.model_construct(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
         self.check_expects(frame, f"this call of `{name}`", item.span)
         return flow
 
@@ -455,7 +455,7 @@ class Elaborator:
                 apply_window(flow.rf, window, ()) if window else flow.rf)
         node_id = self.new_id()
         trainable = 0 if getattr(params, "frozen", False) else n_params
-        items.append(LayerNode(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
+        items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
                                out_shape=out, span=span))
         self.add_row(Row(node_id, path, kind_name, out, n_params, buffers, macs, rf, len(env.scopes), env.scopes,
                          trainable=trainable, line=span.line), env, span)
@@ -620,7 +620,7 @@ class Elaborator:
         node_id = self.new_id()
         rf = merge_fields([b[1].rf for b in branches])
         path = env.scopes[-1] if env.scopes else ""
-        items.append(MergeNode(id=node_id, op=op, branches=tuple(SeqNode(items=tuple(b[0])) for b in branches),
+        items.append(MergeNode.model_construct(id=node_id, op=op, branches=tuple(SeqNode.model_construct(items=tuple(b[0])) for b in branches),
                                crop=crop, path=path, in_shape=flow.shape, out_shape=out, span=span))
         # a row is named for the construct: `scale` multiplies, and `mul` is a layer kind
         kind = "scale" if op == "mul" else op
@@ -648,7 +648,7 @@ class Elaborator:
                 inner, sub = Scope(path), []
                 shortcut = self.statements(short.body.body, flow, inner,
                                            Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,)), sub)
-                short_items.append(SeqNode(items=tuple(sub), scope=path, span=short.span))
+                short_items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=short.span))
             else:
                 shortcut = self.statements(short.body.body, flow, scope, env, short_items)
         elif short is not None and short.label:

@@ -278,21 +278,31 @@ def odd_channels(ctx: Context) -> Iterator[Finding]:
                           help=f"use {node.params.out + 8 - node.params.out % 8} or {node.params.out - node.params.out % 8}")
 
 
+#: the fields through which an item holds other items (expressions never name blocks)
+NESTED_ITEMS = {"items": ("chain",), "block": ("body",), "group": ("body",), "repeat": ("item",),
+                "residual": ("main", "shortcut"), "concat": ("body",), "add": ("body",), "scale": ("body",),
+                "when": ("then", "otherwise")}
+
+
 def referenced_names(node) -> Iterator[str]:
-    """Every layer kind and block name an IR node (a statement, a group, a block) mentions."""
-    if isinstance(node, (ir.Layer, ir.Call)):
-        yield node.kind if isinstance(node, ir.Layer) else node.name
-    if isinstance(node, ir.Node):
-        for name in type(node).model_fields:
-            yield from referenced_names(getattr(node, name))
-    elif isinstance(node, tuple):
+    """Every layer kind and block name a statement, item or group mentions."""
+    if isinstance(node, tuple):
         for part in node:
             yield from referenced_names(part)
+    elif isinstance(node, ir.Shortcut):
+        yield from referenced_names(node.body)
+    elif node is not None:
+        if node.node == "layer":
+            yield node.kind
+        elif node.node == "call":
+            yield node.name
+        for name in NESTED_ITEMS.get(node.node, ()):
+            yield from referenced_names(getattr(node, name))
 
 
 @rule("W113", "a block defined but never used")
 def unused_block(ctx: Context) -> Iterator[Finding]:
-    if ctx.spec is None:
+    if ctx.spec is None or not any(st.node == "block" for st in ctx.spec.statements):
         return
     # reachable from the top file's items, through the bodies of the blocks they call;
     # blocks of imported files are a library and may go unused
