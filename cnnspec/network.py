@@ -139,12 +139,12 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     try:
         with collector_paused():
             program = load_program(path)
-        if libraries and input is None and is_library(program.spec):
-            library = Library(program, str(path))
-            if any(d.severity == "error" for d in library.diagnostics):
-                raise SpecError(library.diagnostics, program.sources)
-            return library, library.diagnostics, library.sources
-        network = _check(program, str(path), input, limits, config)
+            if libraries and input is None and is_library(program.spec):
+                library = Library(program, str(path))
+                if any(d.severity == "error" for d in library.diagnostics):
+                    raise SpecError(library.diagnostics, program.sources)
+                return library, library.diagnostics, library.sources
+            network = _check(program, str(path), input, limits, config)
     except SpecError as error:
         return None, error.diagnostics, error.sources
     return network, network.diagnostics, network.sources
