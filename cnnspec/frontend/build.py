@@ -40,17 +40,23 @@ class _Builder(Transformer_NonRecursive):
         super().__init__(visit_tokens=True)
         self.path = path
         self.source = text.splitlines()
+        self._validate_span = ir.Span.__pydantic_validator__.validate_python
+        # Lark wraps each `v_args` method anew on every lookup, once per tree node; bound once
+        # here, the lookups find the instance's own attribute
+        for name in dir(type(self)):
+            if not name.startswith("__") and hasattr(getattr(type(self), name), "visit_wrapper"):
+                setattr(self, name, getattr(self, name))
 
     # -- spans
-    # Spans are built unvalidated: their fields are Lark's own integer positions, and a span
-    # per node is the largest share of validation work on a long spec.
+    # A span per node: validated straight from a dict by pydantic-core, which is cheaper than
+    # building one through the model's constructor (or even `model_construct`).
     def _span(self, meta) -> ir.Span:
-        return ir.Span.model_construct(file=self.path, line=meta.line, column=meta.column,
-                                       end_line=meta.end_line, end_column=meta.end_column)
+        return self._validate_span({"file": self.path, "line": meta.line, "column": meta.column,
+                                    "end_line": meta.end_line, "end_column": meta.end_column})
 
     def _tspan(self, token: Token) -> ir.Span:
-        return ir.Span.model_construct(file=self.path, line=token.line, column=token.column,
-                                       end_line=token.end_line, end_column=token.end_column)
+        return self._validate_span({"file": self.path, "line": token.line, "column": token.column,
+                                    "end_line": token.end_line, "end_column": token.end_column})
 
     # -- tokens: visit_tokens calls these with the token only
     @v_args(inline=False, meta=False)
