@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Annotated, Any, Literal, Union
@@ -93,6 +95,16 @@ def flatten_numbers(values) -> list[float]:
 
 
 def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
+    """Kernel, stride, padding, dilation and groups of a conv on an input, resolved.
+
+    The shape check, the counts, the receptive field and the lints each ask for it; parameters
+    are frozen and hashable, so each layer's geometry is worked out once.
+    """
+    return _conv_geometry(p, tuple(shape))
+
+
+@functools.lru_cache(maxsize=4096)
+def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     rank = need_spatial("conv", shape)
     in_c = shape[0]
     kernel = p.kernel
