@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Annotated, Any, Literal, Union
@@ -100,10 +99,13 @@ def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     The shape check, the counts, the receptive field and the lints each ask for it; parameters
     are frozen and hashable, so each layer's geometry is worked out once.
     """
-    return _conv_geometry(p, tuple(shape))
+    try:
+        return _cached_conv_geometry(p, tuple(shape))
+    except TypeError:
+        # parameters built by hand may hold lists, which do not hash
+        return _conv_geometry(p, tuple(shape))
 
 
-@functools.lru_cache(maxsize=4096)
 def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     rank = need_spatial("conv", shape)
     in_c = shape[0]
@@ -137,6 +139,9 @@ def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
                          help=f"use a multiple of {groups}, such as {groups * max(1, round(p.out / groups))}")
     pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
     return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
+
+
+_cached_conv_geometry = functools.lru_cache(maxsize=4096)(_conv_geometry)
 
 
 def check_windows(kind: str, sizes, kernel, stride, pads, dilation, ceil: bool = False) -> tuple[int, ...]:
