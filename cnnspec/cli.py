@@ -53,11 +53,14 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
     Settings come from the [tool.cnnspec] table of the nearest pyproject.toml above each file.
     """
     from cnnspec.network import Library
+    from cnnspec.network import check as check_spec
     from cnnspec.report import FileReport
 
+    configuration = _configuration(config_file, isolated)
     reports, text = [], []
     for path in _spec_files(files):
-        (network, diagnostics, sources), config = _checked(path, input_dims, config_file, isolated, libraries=True)
+        config = configuration(path)
+        network, diagnostics, sources = check_spec(path, input_dims, config=config, libraries=True)
         strict_here = strict or config.strict
         errors = [d for d in diagnostics if d.severity == "error"]
         reports.append(FileReport(path, network is not None and not errors and not (strict_here and diagnostics),
@@ -83,18 +86,36 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
     sys.exit(1 if failed else 0)
 
 
-def _checked(spec, input_dims=None, config_file=None, isolated=False, libraries=False):
-    """(network, diagnostics, sources) of a spec under the configuration that applies to it, and
-    that configuration; a configuration cnnspec cannot use is a usage error (exit 2)."""
-    from cnnspec.config import Config, ConfigError, config_for, load_config
-    from cnnspec.network import check as check_spec
+def _configuration(config_file=None, isolated=False):
+    """spec -> the configuration that applies to it, each folder's looked up once per command;
+    a configuration cnnspec cannot use is a usage error (exit 2)."""
+    from pathlib import Path
 
-    try:
-        config = Config() if isolated else load_config(config_file) if config_file else config_for(spec)
-    except ConfigError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
-    return check_spec(spec, input_dims, config=config, libraries=libraries), config
+    from cnnspec.config import Config, ConfigError, config_for, load_config
+
+    def usable(read):
+        try:
+            return read()
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+
+    if isolated or config_file:
+        fixed = usable(lambda: Config() if isolated else load_config(config_file))
+        return lambda spec: fixed
+    by_folder = {}
+
+    def lookup(spec):
+        # `zoo:` names take the current folder's configuration
+        folder = "zoo:" if str(spec).startswith("zoo:") else str(Path(spec).parent)
+        if folder not in by_folder:
+            by_folder[folder] = usable(lambda: config_for(spec))
+        return by_folder[folder]
+    return lookup
+
+
+def _show_diagnostics(diagnostics, sources) -> None:
+    click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
 
 
 def _structured(fmt: str, reports) -> str:
@@ -149,7 +170,7 @@ def fmt_command(paths, check_only, show_diff):
         try:
             click.echo(format_text(text, "<stdin>"), nl=False)
         except SpecError as error:
-            click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+            _show_diagnostics(error.diagnostics, error.sources)
             sys.exit(1)
         return
     changed, unchanged, failed = [], 0, False
@@ -163,7 +184,7 @@ def fmt_command(paths, check_only, show_diff):
             failed = True
             continue
         except SpecError as error:
-            click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+            _show_diagnostics(error.diagnostics, error.sources)
             failed = True
             continue
         if formatted == text:
@@ -210,10 +231,7 @@ def _replace(path: str, text: str) -> None:
 @click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
 def summary(spec, fmt, depth, input_dims):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
-    (network, diagnostics, sources), _ = _checked(spec, input_dims)
-    if network is None:
-        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
-        sys.exit(1)
+    network = _load_network(spec, input_dims)
     click.echo(network.summary(format=fmt, depth=depth))
 
 
@@ -227,11 +245,7 @@ def emit() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout.")
 def emit_torch(spec, output):
     """Readable PyTorch source: one nn.Module class per spec, importing only torch."""
-    (network, diagnostics, sources), _ = _checked(spec)
-    if network is None:
-        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
-        sys.exit(1)
-    source = network.to_torch_source()
+    source = _load_network(spec).to_torch_source()
     if output is None:
         click.echo(source, nl=False)
         return
@@ -240,11 +254,13 @@ def emit_torch(spec, output):
     click.echo(f"wrote {output}", err=True)
 
 
-def _load_network(spec):
-    """The checked network, or the diagnostics printed and exit 1."""
-    (network, diagnostics, sources), _ = _checked(spec)
+def _load_network(spec, input_dims=None):
+    """The checked network under its project's configuration, or the diagnostics printed and exit 1."""
+    from cnnspec.network import check as check_spec
+
+    network, diagnostics, sources = check_spec(spec, input_dims, config=_configuration()(spec))
     if network is None:
-        click.echo(render_all(diagnostics, sources, color=_color(sys.stderr)), err=True)
+        _show_diagnostics(diagnostics, sources)
         sys.exit(1)
     return network
 
@@ -274,7 +290,7 @@ def export(spec, output, weights, opset, no_fold_bn, batch, seed):
         summary = export_model(network, output, weights=weights, opset=opset, fold_bn=not no_fold_bn, batch=batch,
                                seed=seed)
     except SpecError as error:
-        click.echo(render_all(error.diagnostics, error.sources, color=_color(sys.stderr)), err=True)
+        _show_diagnostics(error.diagnostics, error.sources)
         sys.exit(1)
     except (WeightsError, ValueError) as error:
         _fail(str(error))
@@ -366,20 +382,17 @@ def zoo_table_command():
 @click.argument("code")
 def explain(code):
     """Explain a diagnostic code: what it means, why, and what to write instead."""
-    from cnnspec.codes import CODES
-    from cnnspec.resources import docs_dir
-
+    from cnnspec.codes import CODES, page_path
     code = code.upper()
     if code not in CODES:
         from cnnspec.analysis.expressions import closest
 
         near = closest(code, list(CODES))
         _fail(f"no diagnostic `{code}`" + (f"; did you mean `{near}`?" if near else ""))
-    for folder in ("lints", "errors"):
-        page = docs_dir() / folder / f"{code}.md"
-        if page.exists():
-            click.echo(page.read_text(encoding="utf-8"), nl=False)
-            return
+    page = page_path(code)
+    if page.exists():
+        click.echo(page.read_text(encoding="utf-8"), nl=False)
+        return
     severity, title = CODES[code]
     click.echo(f"{code} ({severity}): {title}")
 

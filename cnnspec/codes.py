@@ -82,3 +82,10 @@ CODES: dict[str, tuple[str, str]] = {
 
 def severity(code: str) -> str:
     return CODES[code][0]
+
+
+def page_path(code: str):
+    """Where the page of a code lives: `docs/lints/W104.md` for warnings, `docs/errors/` for errors."""
+    from cnnspec.resources import docs_dir
+
+    return docs_dir() / ("lints" if severity(code) == "warning" else "errors") / f"{code}.md"

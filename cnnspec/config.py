@@ -68,13 +68,21 @@ class Config:
 
 def find_config(start: str | Path) -> Path | None:
     """The first `pyproject.toml` with a `[tool.cnnspec]` table, from `start` (a file or a folder) upwards."""
+    found = _nearest_table(start)
+    return found[0] if found is not None else None
+
+
+def _nearest_table(start: str | Path) -> tuple[Path, dict] | None:
+    """The nearest pyproject.toml holding a `[tool.cnnspec]` table, with that table, each file read once."""
     folder = Path(start).resolve()
     if not folder.is_dir():
         folder = folder.parent
     for candidate in (folder, *folder.parents):
         path = candidate / "pyproject.toml"
-        if path.is_file() and "cnnspec" in _read(path).get("tool", {}):
-            return path
+        if path.is_file():
+            tool = _read(path).get("tool", {})
+            if "cnnspec" in tool:
+                return path, tool["cnnspec"]
     return None
 
 
@@ -90,7 +98,13 @@ def _read(path: Path) -> dict:
 def load_config(path: str | Path) -> Config:
     """The `[tool.cnnspec]` table of a pyproject.toml, validated; an empty Config without one."""
     path = Path(path)
-    table = _read(path).get("tool", {}).get("cnnspec", {})
+    return _validated(path, _read(path).get("tool", {}).get("cnnspec", {}))
+
+
+def _validated(path: Path, table) -> Config:
+    """A `[tool.cnnspec]` table read from `path` as a Config, or `ConfigError` naming the key."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.cnnspec] is a table")
 
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{path}: [tool.cnnspec] {message}")
@@ -159,5 +173,5 @@ def _count(value, fail) -> int:
 def config_for(spec: str | Path) -> Config:
     """The configuration that applies to a spec file (`zoo:` names: the current folder's)."""
     start = Path.cwd() if str(spec).startswith("zoo:") else Path(spec)
-    found = find_config(start)
-    return load_config(found) if found is not None else Config()
+    found = _nearest_table(start)
+    return _validated(*found) if found is not None else Config()

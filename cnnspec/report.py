@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from cnnspec.codes import CODES
+from cnnspec.codes import CODES, page_path
 from cnnspec.diagnostics import Diagnostic, to_json
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -54,11 +54,9 @@ def sarif_location(span, fallback_path: str, message: str | None = None) -> dict
 
 
 def sarif_rule(code: str) -> dict:
-    from cnnspec.resources import docs_dir
-
     severity, title = CODES[code]
     rule = {"id": code, "shortDescription": {"text": title}, "defaultConfiguration": {"level": severity}}
-    page = docs_dir() / ("lints" if severity == "warning" else "errors") / f"{code}.md"
+    page = page_path(code)
     if page.exists():
         text = page.read_text(encoding="utf-8")
         # a lint page's heading ends with the rule's name: `# W104: ... (`bias-before-batch-norm`)`

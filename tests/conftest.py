@@ -34,3 +34,7 @@ def zoo_cases(sources: tuple[str, ...] = ()) -> list[tuple[str, str]]:
 #: the references whose state_dict keys the zoo reproduces (torchvision's, so checkpoints load);
 #: the U-Net's keys are information only (its reference is a plain nested module)
 KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN", "timm")
+
+
+#: codes a backend raises when it builds a checked spec, with the step that raises them
+BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda network: network.to_onnx(opset=17)}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import BACKEND_CODES
 
 import cnnspec
 from cnnspec.cli import main
@@ -38,10 +39,8 @@ def raised(code: str, spec: str, folder: Path) -> set[str]:
     try:
         network = cnnspec.loads(spec, path="example.cnn", root=folder)
         codes = {d.code for d in network.diagnostics}
-        if code == "E303":
-            network.to_torch()
-        elif code == "E304":
-            network.to_onnx(opset=17)
+        if code in BACKEND_CODES:
+            BACKEND_CODES[code](network)
     except cnnspec.SpecError as error:
         return {d.code for d in error.diagnostics}
     return codes

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import BACKEND_CODES
 
 from cnnspec.codes import CODES
 from cnnspec.diagnostics import SpecError, render_all
@@ -16,8 +17,6 @@ from cnnspec.network import check
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.cnn"))
-#: codes a backend raises when it builds a checked spec, with the step that raises them
-BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda network: network.to_onnx(opset=17)}
 
 
 def rendered(name: str, monkeypatch) -> tuple[str, list]:

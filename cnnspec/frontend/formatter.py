@@ -16,6 +16,7 @@ lines and placed back by line number.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from cnnspec.frontend.parser import parse_text
@@ -72,11 +73,11 @@ class Layout:
             if line.source_line is not None:
                 last_from[line.source_line] = index
         trailing = {c.line: c.text for c in self.comments if not c.own_line and c.line in starts}
-        loose = [c for c in self.comments if c.own_line or c.line not in starts]
+        loose = deque(c for c in self.comments if c.own_line or c.line not in starts)
         for index, line in enumerate(printed):
             if line.source_line is not None:
                 while loose and loose[0].line < line.source_line:
-                    comment = loose.pop(0)
+                    comment = loose.popleft()
                     self.emit(INDENT * line.comment_depth + comment.text, blank=self.blank_before(comment.line))
             is_closing = line.text.lstrip().startswith("}")
             blank = line.source_line is not None and not is_closing and self.blank_before(line.source_line)
