@@ -166,7 +166,7 @@ def fmt_command(paths, check_only, show_diff):
     from cnnspec.frontend.formatter import format_text
 
     if paths == ("-",):
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
         try:
             click.echo(format_text(text, "<stdin>"), nl=False)
         except SpecError as error:
