@@ -1,3 +1,3 @@
-from cnnspec.cli import main
+from cnnspec.cli import console_entry
 
-main()
+console_entry()

@@ -410,5 +410,40 @@ def layers():
             click.echo(f"{'':14} {'':28} options: {', '.join(fields)}")
 
 
+def console_entry() -> None:
+    """The console entry point (`cnnspec` and `python -m cnnspec`): `main`, then a quick exit.
+
+    Once a command has finished, the interpreter's teardown would free every module and every
+    node of the checked network one object at a time, a noticeable share of a short command.
+    So after the `atexit` handlers have run and the output is flushed, the process ends at
+    once, as Instagram's services do. Under a tracer or profiler (coverage, cProfile) it exits the
+    usual way, so they can write their reports.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        sys.exit(code)
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        # as the interpreter does: a message is printed and the status is 1
+        print(code, file=sys.stderr)
+        code = 1
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            # a closed pipe: the reader is gone, and the status is all that is left to give
+            code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    console_entry()

@@ -128,3 +128,38 @@ def test_check_takes_folders():
     result = run("check", SPECS)
     assert result.exit_code == 0
     assert result.output.count(": ok (") == len(list(SPECS.rglob("*.cnn")))
+
+
+def _console(*args, code_before=""):
+    """Run the console entry point in a fresh interpreter, as the `cnnspec` command does."""
+    code = f"import sys\n{code_before}\nsys.argv = ['cnnspec', *{[str(a) for a in args]!r}]\n" \
+           "from cnnspec.cli import console_entry\nconsole_entry()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_the_entry_point_keeps_exit_codes_and_output(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input x: 3x8x8\nconv 4 9x9\n")
+    assert _console("check", bad).returncode == 1 and "error[E210]" in _console("check", bad).stderr
+    usage = _console("check", "--no-such-option")
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+    # a long report reaches a pipe whole: the quick exit flushes before it leaves
+    whole = _console("summary", SPECS / "densenet121.cnn", "--format", "csv")
+    assert whole.returncode == 0
+    assert whole.stdout == run("summary", SPECS / "densenet121.cnn", "--format", "csv").output
+
+
+def test_the_entry_point_runs_atexit_handlers_and_writes_files(tmp_path):
+    report = tmp_path / "report.sarif"
+    out = _console("check", SPECS / "resnet50.cnn", "--format", "sarif", "-o", report,
+                   code_before="import atexit; atexit.register(print, 'handler ran')")
+    assert out.returncode == 0 and out.stdout.strip() == "handler ran"
+    assert json.loads(report.read_text())["version"] == "2.1.0"
+
+
+def test_the_entry_point_exits_normally_under_a_profiler(tmp_path):
+    stats = tmp_path / "check.prof"
+    out = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "cnnspec", "check",
+                          str(SPECS / "lenet5.cnn")], capture_output=True, text=True)
+    assert out.returncode == 0 and "61,706 params" in out.stdout
+    assert stats.stat().st_size > 0
