@@ -1,19 +1,29 @@
-"""Lark parse tree -> surface IR (`cnnspec.ir`), with a `Span` on every node.
+"""The surface IR (`cnnspec.ir`) built while Lark parses, with a `Span` on every node.
 
-The transformer is non-recursive, so deeply nested input cannot overflow the stack here.
-It builds plain dicts and tuples, and the whole file is validated into IR models once, at
-the root: one validator for the whole tree (built once per process) instead of one per
-node class, and one call into pydantic-core instead of one per node.
+`SpecBuilder` is Lark's internal transformer: each rule's method runs as the LALR parser
+reduces the rule, so no parse tree is built and walked afterwards, and no recursion is
+involved. Its methods build plain dicts and tuples; the whole file is validated into IR
+models once, at the root (`validate`): one validator for the tree, built once per process,
+and one call into pydantic-core.
+
+Spans are worked out here rather than by Lark's `propagate_positions`, which costs about
+half of the parse: a node runs from the start of its first child to the end of its last.
+The rules whose first or last symbol is a keyword or a bracket keep their tokens (`!rule`
+in the grammar) so those count. A parenthesised expression's span takes in its brackets.
+Numbers, dimensions and strings arrive as tokens (their rules are inlined) and become
+nodes where they are used.
 """
 
 from __future__ import annotations
 
-from lark import Token, Tree
-from lark.visitors import Transformer_NonRecursive, v_args
+from lark import Token, Transformer
 
 from cnnspec import ir
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+#: tokens that only delimit: never arguments, items or operands
+_PUNCTUATION = frozenset({"LPAR", "RPAR", "LSQB", "RSQB", "COMMA", "_SEP"})
 
 
 def parse_int(text: str) -> int:
@@ -32,9 +42,23 @@ def parse_quantity(text: str) -> float:
     return float(text)
 
 
-def build_spec(tree: Tree, path: str, text: str = "") -> ir.SpecFile:
-    statements = _Builder(path, text).transform(tree)
+def validate(statements: list, path: str) -> ir.SpecFile:
     return ir.SpecFile.model_validate({"path": path, "statements": statements})
+
+
+def _edge(child, end: bool):
+    """(line, column) where a child begins, or with `end` where it ends; None for a placeholder."""
+    if isinstance(child, Token):
+        return (child.end_line, child.end_column) if end else (child.line, child.column)
+    if isinstance(child, dict):
+        span = child["span"]
+        return (span["end_line"], span["end_column"]) if end else (span["line"], span["column"])
+    if isinstance(child, tuple):
+        for item in reversed(child) if end else child:
+            found = _edge(item, end)
+            if found is not None:
+                return found
+    return None
 
 
 def _is_option(child: dict) -> bool:
@@ -42,224 +66,230 @@ def _is_option(child: dict) -> bool:
     return "node" not in child
 
 
-@v_args(meta=True, inline=False)
-class _Builder(Transformer_NonRecursive):
-    def __init__(self, path: str, text: str = ""):
-        super().__init__(visit_tokens=True)
-        self.path = path
-        self.source = text.splitlines()
-        # Lark wraps each `v_args` method anew on every lookup, once per tree node; bound once
-        # here, the lookups find the instance's own attribute
-        for name in dir(type(self)):
-            if not name.startswith("__") and hasattr(getattr(type(self), name), "visit_wrapper"):
-                setattr(self, name, getattr(self, name))
+def _meaningful(children) -> list:
+    """Children without placeholders and delimiting tokens."""
+    return [c for c in children if c is not None and not (isinstance(c, Token) and c.type in _PUNCTUATION)]
+
+
+class SpecBuilder(Transformer):
+    """Rule name -> IR dict. Set `path` before each parse: the spans name the file."""
+
+    def __init__(self):
+        super().__init__(visit_tokens=False)
+        self.path = "<spec>"
 
     # -- spans
-    def _span(self, meta) -> dict:
-        return {"file": self.path, "line": meta.line, "column": meta.column,
-                "end_line": meta.end_line, "end_column": meta.end_column}
+    def _span(self, children) -> dict:
+        """From the first positioned child's start to the last one's end."""
+        for child in children:
+            start = _edge(child, end=False)
+            if start is not None:
+                break
+        for child in reversed(children):
+            end = _edge(child, end=True)
+            if end is not None:
+                break
+        return {"file": self.path, "line": start[0], "column": start[1], "end_line": end[0], "end_column": end[1]}
 
     def _tspan(self, token: Token) -> dict:
         return {"file": self.path, "line": token.line, "column": token.column,
                 "end_line": token.end_line, "end_column": token.end_column}
 
-    # -- tokens: visit_tokens calls these with the token only
-    @v_args(inline=False, meta=False)
-    def INT(self, token):
-        return {"node": "num", "value": parse_int(token), "span": self._tspan(token)}
-
-    @v_args(inline=False, meta=False)
-    def FLOAT(self, token):
-        return {"node": "num", "value": float(token), "span": self._tspan(token)}
-
-    @v_args(inline=False, meta=False)
-    def DIMS(self, token):
-        return {"node": "dims", "values": tuple(int(v) for v in token.split("x")), "span": self._tspan(token)}
-
-    @v_args(inline=False, meta=False)
-    def STRING(self, token):
-        return {"node": "str", "value": token[1:-1], "span": self._tspan(token)}
+    def _expr(self, child):
+        """A number, dimensions or string token as its node; nodes pass through."""
+        if not isinstance(child, Token):
+            return child
+        kind = child.type
+        if kind == "INT":
+            return {"node": "num", "value": parse_int(child), "span": self._tspan(child)}
+        if kind == "FLOAT":
+            return {"node": "num", "value": float(child), "span": self._tspan(child)}
+        if kind == "DIMS":
+            return {"node": "dims", "values": tuple(int(v) for v in child.split("x")), "span": self._tspan(child)}
+        if kind == "STRING":
+            return {"node": "str", "value": child[1:-1], "span": self._tspan(child)}
+        raise AssertionError(f"token {kind} is not an expression")
 
     # -- statements
-    def start(self, meta, children):
+    def start(self, children):
         return [c for c in children if c is not None]
 
-    def body(self, meta, children):
+    def body(self, children):
         return tuple(c for c in children if c is not None)
 
-    def network_decl(self, meta, children):
-        return {"node": "network", "name": str(children[0]), "span": self._span(meta)}
+    def network_decl(self, children):
+        return {"node": "network", "name": str(children[1]), "span": self._span(children)}
 
-    def input_decl(self, meta, children):
-        name, shape = children
-        return {"node": "input", "name": str(name), "dims": _dims(shape), "span": self._span(meta),
-                "dims_span": shape["span"]}
+    def input_decl(self, children):
+        _keyword, name, _colon, shape = children
+        return {"node": "input", "name": str(name), "dims": _dims(shape), "span": self._span(children),
+                "dims_span": self._tspan(shape)}
 
-    def block_def(self, meta, children):
-        name, params, group = children
+    def block_def(self, children):
+        _keyword, name, params, group = children
         return {"node": "block", "name": str(name), "params": params or (), "body": group,
-                "span": self._span(meta), "name_span": self._tspan(name)}
+                "span": self._span(children), "name_span": self._tspan(name)}
 
-    def block_params(self, meta, children):
+    def block_params(self, children):
         return tuple(c for c in children if c is not None)
 
-    def block_param(self, meta, children):
+    def block_param(self, children):
         name = children[0]
-        default = children[1] if len(children) > 1 else None
-        return {"name": str(name), "default": default, "span": self._span(meta)}
+        default = self._expr(children[1]) if len(children) > 1 and children[1] is not None else None
+        return {"name": str(name), "default": default, "span": self._span(children)}
 
-    def import_stmt(self, meta, children):
-        return {"node": "import", "path": children[0]["value"], "span": self._span(meta)}
+    def import_stmt(self, children):
+        return {"node": "import", "path": children[1][1:-1], "span": self._span(children)}
 
-    def expect_shape(self, meta, children):
-        name, shape = children
-        return {"node": "expect_shape", "metric": str(name), "dims": _dims(shape), "span": self._span(meta)}
+    def expect_shape(self, children):
+        _keyword, name, shape = children
+        return {"node": "expect_shape", "metric": str(name), "dims": _dims(shape), "span": self._span(children)}
 
-    def expect_metric(self, meta, children):
-        name, op, quantity = children
-        if isinstance(quantity, Token):
+    def expect_metric(self, children):
+        _keyword, name, op, quantity = children
+        if quantity.type == "QUANTITY":
             value, text = parse_quantity(quantity), str(quantity)
         else:
             # the number as written, digit groups included: `expect params == 25_557_032`
-            span = quantity["span"]
-            line = span["line"]
-            written = self.source[line - 1][span["column"] - 1:span["end_column"] - 1] if line <= len(self.source) else ""
-            value = float(quantity["value"])
-            text = written if span["end_line"] == line and written else _number_text(quantity["value"])
+            value, text = float(parse_int(quantity)) if quantity.type == "INT" else float(quantity), str(quantity)
         return {"node": "expect_metric", "metric": str(name), "op": str(op), "value": value, "text": text,
-                "span": self._span(meta)}
-
-    @v_args(inline=False, meta=False)
-    def QUANTITY(self, token):
-        return token
+                "span": self._span(children)}
 
     # -- items
-    def label_name(self, meta, children):
+    def label_name(self, children):
         return children[0]
 
-    def item_stmt(self, meta, children):
+    def item_stmt(self, children):
         label, chain = children
         return {"node": "items", "label": str(label) if label is not None else None,
                 "label_span": self._tspan(label) if label is not None else None,
-                "chain": chain, "span": self._span(meta)}
+                "chain": chain, "span": self._span(children)}
 
-    def chain(self, meta, children):
+    def chain(self, children):
         return tuple(children)
 
-    def repeat(self, meta, children):
+    def repeat(self, children):
         item, _star, count = children
-        return {"node": "repeat", "item": item, "count": count, "span": self._span(meta)}
+        return {"node": "repeat", "item": item, "count": self._expr(count), "span": self._span(children)}
 
-    def bare_layer(self, meta, children):
+    def bare_layer(self, children):
         name = children[0]
-        return {"node": "layer", "kind": str(name), "span": self._span(meta), "kind_span": self._tspan(name)}
+        return {"node": "layer", "kind": str(name), "span": self._tspan(name), "kind_span": self._tspan(name)}
 
-    def layer(self, meta, children):
+    def layer(self, children):
         name, *args = children
+        args = [self._expr(a) for a in args]
         return {"node": "layer", "kind": str(name),
                 "args": tuple(a for a in args if not _is_option(a)),
                 "options": tuple(a for a in args if _is_option(a)),
-                "span": self._span(meta), "kind_span": self._tspan(name)}
+                "span": self._span(children), "kind_span": self._tspan(name)}
 
-    def call(self, meta, children):
-        name, *args = children
-        args = [a for a in args if a is not None]
+    def call(self, children):
+        name = children[0]
+        args = [self._expr(a) for a in _meaningful(children[1:])]
         return {"node": "call", "name": str(name),
                 "args": tuple(a for a in args if not _is_option(a)),
                 "options": tuple(a for a in args if _is_option(a)),
-                "span": self._span(meta), "name_span": self._tspan(name)}
+                "span": self._span(children), "name_span": self._tspan(name)}
 
-    def splice(self, meta, children):
+    def splice(self, children):
         inner = children[1]
         if inner["node"] == "layer":
-            return {"node": "call", "name": inner["kind"], "span": self._span(meta),
+            return {"node": "call", "name": inner["kind"], "span": self._span(children),
                     "name_span": inner["kind_span"], "splice": True}
-        return {**inner, "span": self._span(meta), "splice": True}
+        return {**inner, "span": self._span(children), "splice": True}
 
-    def option(self, meta, children):
+    def option(self, children):
         key, value = children
-        return {"key": str(key), "value": value, "span": self._span(meta)}
+        return {"key": str(key), "value": self._expr(value), "span": self._span(children)}
 
     kwarg = option
 
-    def opt_key(self, meta, children):
+    def opt_key(self, children):
         return children[0]
 
-    def group(self, meta, children):
-        return {"node": "group", "body": children[0], "span": self._span(meta)}
+    def group(self, children):
+        return {"node": "group", "body": children[1], "span": self._span(children)}
 
-    def residual(self, meta, children):
-        main, shortcut = children
-        return {"node": "residual", "main": main, "shortcut": shortcut, "span": self._span(meta)}
+    def residual(self, children):
+        _keyword, main, shortcut = children
+        return {"node": "residual", "main": main, "shortcut": shortcut, "span": self._span(children)}
 
-    def shortcut(self, meta, children):
-        label, condition, group = children
+    def shortcut(self, children):
+        _keyword, label, _colon, condition, group = children
         return {"label": str(label) if label is not None else None,
                 "label_span": self._tspan(label) if label is not None else None,
-                "condition": condition, "body": group, "span": self._span(meta)}
+                "condition": condition, "body": group, "span": self._span(children)}
 
-    def condition(self, meta, children):
-        return children[0]
+    def condition(self, children):
+        # `when ( expr )`: the shortcut's span covers it; the condition is its expression
+        return self._expr(children[0])
 
-    def concat(self, meta, children):
-        *flags, group = children
-        return {"node": "concat", "flags": tuple(str(f) for f in flags), "body": group, "span": self._span(meta)}
+    def concat(self, children):
+        *flags, group = children[1:]
+        return {"node": "concat", "flags": tuple(str(f) for f in flags), "body": group, "span": self._span(children)}
 
-    def add(self, meta, children):
-        return {"node": "add", "body": children[0], "span": self._span(meta)}
+    def add(self, children):
+        return {"node": "add", "body": children[1], "span": self._span(children)}
 
-    def scale(self, meta, children):
-        return {"node": "scale", "body": children[0], "span": self._span(meta)}
+    def scale(self, children):
+        return {"node": "scale", "body": children[1], "span": self._span(children)}
 
-    def when(self, meta, children):
-        condition, then, otherwise = children
-        return {"node": "when", "condition": condition, "then": then, "otherwise": otherwise,
-                "span": self._span(meta)}
+    def when(self, children):
+        _keyword, _open, condition, _close, then, _else, otherwise = children
+        return {"node": "when", "condition": self._expr(condition), "then": then, "otherwise": otherwise,
+                "span": self._span(children)}
 
     # -- expressions
-    def or_op(self, meta, children):
-        return {"node": "binop", "op": "or", "left": children[0], "right": children[1], "span": self._span(meta)}
+    def _binary(self, op: str, children, left, right):
+        return {"node": "binop", "op": op, "left": self._expr(left), "right": self._expr(right),
+                "span": self._span(children)}
 
-    def and_op(self, meta, children):
-        return {"node": "binop", "op": "and", "left": children[0], "right": children[1], "span": self._span(meta)}
+    def or_op(self, children):
+        return self._binary("or", children, children[0], children[1])
 
-    def not_op(self, meta, children):
-        return {"node": "unary", "op": "not", "operand": children[0], "span": self._span(meta)}
+    def and_op(self, children):
+        return self._binary("and", children, children[0], children[1])
 
-    def binop(self, meta, children):
+    def binop(self, children):
         left, op, right = children
-        return {"node": "binop", "op": str(op), "left": left, "right": right, "span": self._span(meta)}
+        return self._binary(str(op), children, left, right)
 
-    def neg(self, meta, children):
-        return {"node": "unary", "op": "-", "operand": children[1], "span": self._span(meta)}
+    def not_op(self, children):
+        return {"node": "unary", "op": "not", "operand": self._expr(children[1]), "span": self._span(children)}
 
-    def true(self, meta, children):
-        return {"node": "bool", "value": True, "span": self._span(meta)}
+    def neg(self, children):
+        return {"node": "unary", "op": "-", "operand": self._expr(children[1]), "span": self._span(children)}
 
-    def false(self, meta, children):
-        return {"node": "bool", "value": False, "span": self._span(meta)}
+    def atom(self, children):
+        # `( expr )`: the expression, its span widened to the brackets
+        inner = self._expr(children[1])
+        return {**inner, "span": self._span(children)}
 
-    def ref(self, meta, children):
+    def true(self, children):
+        return {"node": "bool", "value": True, "span": self._span(children)}
+
+    def false(self, children):
+        return {"node": "bool", "value": False, "span": self._span(children)}
+
+    def ref(self, children):
         name, attr = (children + [None])[:2]
         return {"node": "ref", "name": str(name), "attr": str(attr) if attr is not None else None,
-                "span": self._span(meta)}
+                "span": self._span(children)}
 
-    def func(self, meta, children):
-        name, *args = children
-        return {"node": "func", "name": str(name), "args": tuple(a for a in args if a is not None),
-                "span": self._span(meta)}
+    def func(self, children):
+        return {"node": "func", "name": str(children[0]),
+                "args": tuple(self._expr(a) for a in _meaningful(children[1:])), "span": self._span(children)}
 
-    def tuple(self, meta, children):
-        return {"node": "tuple", "items": tuple(c for c in children if c is not None), "span": self._span(meta)}
+    def tuple(self, children):
+        return {"node": "tuple", "items": tuple(self._expr(a) for a in _meaningful(children)),
+                "span": self._span(children)}
 
-    def list(self, meta, children):
-        return {"node": "list", "items": tuple(c for c in children if c is not None), "span": self._span(meta)}
+    def list(self, children):
+        return {"node": "list", "items": tuple(self._expr(a) for a in _meaningful(children)),
+                "span": self._span(children)}
 
 
-def _dims(shape: dict) -> tuple[int, ...]:
+def _dims(shape: Token) -> tuple[int, ...]:
     """`3x224x224` or, for a flat input, a single number."""
-    return shape["values"] if shape["node"] == "dims" else (int(shape["value"]),)
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+    return tuple(int(v) for v in shape.split("x")) if shape.type == "DIMS" else (parse_int(shape),)

@@ -1,19 +1,20 @@
 """Parse `.cnn` text with the Lark grammar and build the surface IR.
 
-One LALR parser is built per process and cached. Parse failures become located
-`Diagnostic`s with the common mistakes named; nothing from Lark escapes.
+One LALR parser per thread, built once, builds the IR as it parses (`SpecBuilder`). Parse
+failures become located `Diagnostic`s with the common mistakes named; nothing from Lark
+escapes.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec import ir
 from cnnspec.diagnostics import Diagnostic, SpecError
-from cnnspec.frontend.build import build_spec
+from cnnspec.frontend.build import SpecBuilder, validate
 from cnnspec.resources import grammar_path
 
 #: Refuse sources larger than this before parsing (bytes).
@@ -22,12 +23,18 @@ MAX_SOURCE_BYTES = 2_000_000
 MAX_NESTING = 100
 
 
-@functools.lru_cache(maxsize=1)
+_per_thread = threading.local()
+
+
 def parser() -> Lark:
-    # cache=True keeps the built LALR tables in the temporary folder, keyed by the grammar's
-    # hash: building them takes longer than checking a whole network.
-    return Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                propagate_positions=True, maybe_placeholders=True, cache=True)
+    """This thread's parser; its builder's `path` is set before each parse, so threads do not
+    share one."""
+    if not hasattr(_per_thread, "parser"):
+        # cache=True keeps the built LALR tables in the temporary folder, keyed by the
+        # grammar's hash: building them takes longer than checking a whole network.
+        _per_thread.parser = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
+                                  maybe_placeholders=True, transformer=SpecBuilder(), cache=True)
+    return _per_thread.parser
 
 
 #: keywords the grammar also accepts as option names (`scale=2`)
@@ -48,10 +55,12 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
     lines = source.split("\n")
     diagnostics: list[Diagnostic] = []
     blanked: set[int] = set()
+    lalr = parser()
+    lalr.options.transformer.path = path
     while True:
         current = "\n".join(lines)
         try:
-            tree = parser().parse(current)
+            statements = lalr.parse(current)
             break
         except UnexpectedInput as error:
             diagnostic = describe_syntax_error(error, current, path)
@@ -69,7 +78,7 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
             lines[line - 1] = "".join(char for char in lines[line - 1].split("#")[0] if char in "{}")
     if diagnostics:
         raise SpecError(diagnostics)
-    return build_spec(tree, path, text)
+    return validate(statements, path)
 
 
 def _check_size(text: str, path: str) -> None:

@@ -1,0 +1,113 @@
+"""The builder works out spans itself; Lark's own position tracking is the reference.
+
+For every node of the IR, its span must be the extent Lark's `propagate_positions` gives a
+tree node of the rule that built it; a parenthesised expression's may be that of the
+brackets around it (the `atom` rule keeps them).
+"""
+
+import functools
+import sys
+
+import pytest
+from conftest import ROOT, SPECS, TESTS
+from lark import Lark, Token, Tree
+from pydantic import BaseModel
+
+from cnnspec import ir
+from cnnspec.diagnostics import SpecError
+from cnnspec.frontend.parser import parse_text
+
+#: IR node class -> the grammar rules (or, for literals, token types) that build it
+RULES = {
+    ir.Layer: {"layer", "bare_layer"}, ir.Call: {"call", "splice"}, ir.Group: {"group"},
+    ir.Residual: {"residual"}, ir.Shortcut: {"shortcut"}, ir.Concat: {"concat"}, ir.Add: {"add"},
+    ir.Scale: {"scale"}, ir.When: {"when"}, ir.Repeat: {"repeat"}, ir.ItemStatement: {"item_stmt"},
+    ir.NetworkDecl: {"network_decl"}, ir.InputDecl: {"input_decl"}, ir.BlockDef: {"block_def"},
+    ir.BlockParam: {"block_param"}, ir.Import: {"import_stmt"}, ir.ExpectShape: {"expect_shape"},
+    ir.ExpectMetric: {"expect_metric"}, ir.Option: {"option", "kwarg"},
+    ir.BinOp: {"binop", "or_op", "and_op"}, ir.UnaryOp: {"not_op", "neg"}, ir.Ref: {"ref"},
+    ir.Func: {"func"}, ir.TupleLit: {"tuple"}, ir.ListLit: {"list"}, ir.Bool: {"true", "false"},
+    ir.Num: {"INT", "FLOAT"}, ir.Dims: {"DIMS"}, ir.Str: {"STRING"},
+}
+EXPRESSIONS = (ir.BinOp, ir.UnaryOp, ir.Ref, ir.Func, ir.TupleLit, ir.ListLit, ir.Bool, ir.Num, ir.Dims, ir.Str)
+
+SNIPPETS = [
+    "network n\ninput x: 3x32x32\nexpect params < 5M\nexpect output 10\n"
+    "block b(c, k=3) {\n  conv c k pad=(k - 1) // 2\n}\n"
+    "stem: b(16), relu\n"
+    "residual { conv 3 3x3 pad=1; bn } shortcut s: when (not in.c == 3 and true) { conv 3 1x1 }\n"
+    "concat crop { identity; conv 3 1x1 }\nadd { identity; identity }\nscale { sigmoid }\n"
+    "when (in.h > 4 or false) { maxpool 2 } else { identity }\n"
+    "{ relu } * (1 + 1)\n*b(3)\nconv 3 3x3 pad=[1, 1] stride=(1, 1) dilation=max(1, 1) bias=false\n"
+    "flatten\nlinear 10\n",
+]
+
+
+@functools.cache
+def lark_extents() -> Lark:
+    return Lark((ROOT / "grammars" / "cnnspec.lark").read_text(), parser="lalr", propagate_positions=True,
+                maybe_placeholders=True)
+
+
+def extents(tree: Tree) -> dict[str, set[tuple[int, int, int, int]]]:
+    """Rule or token type -> the extents Lark gives its nodes."""
+    found: dict[str, set] = {}
+    for node in tree.iter_subtrees():
+        meta = node.meta
+        if not meta.empty:
+            found.setdefault(node.data, set()).add((meta.line, meta.column, meta.end_line, meta.end_column))
+        for child in node.children:
+            if isinstance(child, Token):
+                found.setdefault(child.type, set()).add((child.line, child.column, child.end_line, child.end_column))
+    return found
+
+
+def nodes(value):
+    """Every IR node under `value` with a span."""
+    if isinstance(value, BaseModel):
+        if "span" in type(value).model_fields and value.span is not None:
+            yield value
+        for name in type(value).model_fields:
+            yield from nodes(getattr(value, name))
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from nodes(item)
+
+
+def parsable(path):
+    try:
+        parse_text(path.read_text(), str(path))
+    except SpecError:
+        return False
+    return True
+
+
+CORPUS = sorted(SPECS.rglob("*.cnn")) + sorted(p for p in (TESTS / "golden").rglob("*.cnn") if parsable(p))
+
+
+@pytest.mark.parametrize("text", [p.read_text() for p in CORPUS] + SNIPPETS,
+                         ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs"])
+def test_every_span_is_the_extent_lark_gives_its_rule(text):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    reference = extents(lark_extents().parse(text))
+    spec = parse_text(text, "spec.cnn")
+    checked = 0
+    for node in nodes(spec):
+        span = node.span
+        extent = (span.line, span.column, span.end_line, span.end_column)
+        rules = RULES[type(node)] | ({"atom"} if isinstance(node, EXPRESSIONS) else set())
+        allowed = set().union(*(reference.get(rule, set()) for rule in rules))
+        assert extent in allowed, f"{type(node).__name__} at {extent}: {text.splitlines()[span.line - 1]!r}"
+        checked += 1
+    assert checked > 0
+
+
+def test_keyword_led_constructs_start_at_their_keyword():
+    spec = parse_text(SNIPPETS[0], "spec.cnn")
+    lines = SNIPPETS[0].splitlines()
+    starts = {type(n).__name__: lines[n.span.line - 1][n.span.column - 1:] for n in nodes(spec)}
+    assert starts["Residual"].startswith("residual {")
+    assert starts["Shortcut"].startswith("shortcut s:")
+    assert starts["When"].startswith("when (in.h")
+    assert starts["BlockDef"].startswith("block b(")
+    assert starts["ExpectMetric"].startswith("expect params")
