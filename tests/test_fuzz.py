@@ -74,3 +74,24 @@ def mutated_spec(draw):
 @given(mutated_spec())
 def test_mutated_zoo_specs(text):
     check_text(text)
+
+
+@settings(max_examples=25, deadline=None)
+@given(terms=st.integers(1, 600), groups=st.integers(0, 95), operator=st.sampled_from(["+", "*", "-", " or "]))
+def test_deep_nesting_is_a_diagnostic(terms, groups, operator):
+    """A long sum nests once per term; inside nested groups the IR nests deeper still. Past
+    what can be validated or evaluated, E012 names the place."""
+    sum_ = operator.join(["1"] * terms)
+    text = "input x: 3x8x8\n" + "{" * groups + f" mul {sum_} " + "}" * groups + "\n"
+    check_text(text)
+
+
+def test_a_sum_of_hundreds_of_terms_is_refused_at_the_sum():
+    text = "input x: 3x8x8\nconv " + "+".join(["1"] * 400) + " 1x1\n"
+    try:
+        cnnspec.loads(text, path="deep.cnn")
+    except cnnspec.SpecError as error:
+        [diagnostic] = error.diagnostics
+        assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("E012", 2, 6)
+    else:
+        raise AssertionError("a 400-term sum checked")

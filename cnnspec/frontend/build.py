@@ -17,8 +17,10 @@ nodes where they are used.
 from __future__ import annotations
 
 from lark import Token, Transformer
+from pydantic import ValidationError
 
 from cnnspec import ir
+from cnnspec.diagnostics import Diagnostic, SpecError
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -43,7 +45,41 @@ def parse_quantity(text: str) -> float:
 
 
 def validate(statements: list, path: str) -> ir.SpecFile:
-    return ir.SpecFile.model_validate({"path": path, "statements": statements})
+    """The built statements as IR models; E012 where they nest deeper than pydantic-core
+    validates (a few hundred levels: a long sum, say, nests once per term)."""
+    try:
+        return ir.SpecFile.model_validate({"path": path, "statements": statements})
+    except ValidationError as error:
+        deep = [e for e in error.errors(include_url=False, include_context=False, include_input=False)
+                if e["type"] == "recursion_loop"]
+        if not deep:
+            raise
+        return _too_deep(statements, deep[0]["loc"])
+
+
+#: node tags of the expressions that nest (`a + b + c` is a binop in a binop)
+_NESTING_EXPRESSIONS = frozenset({"binop", "unary", "func", "tuple", "list"})
+
+
+def _too_deep(statements: list, loc: tuple):
+    """E012 at the outermost expression on the path pydantic-core gave up on, or else at the
+    statement the path runs through."""
+    current, outer, expression = {"statements": statements}, None, None
+    for key in loc:
+        if isinstance(current, dict) and key in current:
+            current = current[key]
+        elif isinstance(key, int) and isinstance(current, (list, tuple)) and key < len(current):
+            current = current[key]
+        else:
+            continue  # a union member's tag
+        if isinstance(current, dict) and "span" in current:
+            outer = outer or current["span"]
+            if expression is None and current.get("node") in _NESTING_EXPRESSIONS:
+                expression = current["span"]
+    span = expression or outer
+    raise SpecError([Diagnostic(code="E012", severity="error", message="the spec nests too deeply to check",
+                                span=ir.Span(**span), label="nested too deeply here",
+                                help="split the expression, or the structure, into named blocks or shorter steps")])
 
 
 def _edge(child, end: bool):
