@@ -54,14 +54,14 @@ def validate(statements: list, path: str) -> ir.SpecFile:
                 if e["type"] == "recursion_loop"]
         if not deep:
             raise
-        return _too_deep(statements, deep[0]["loc"])
+        raise _too_deep(statements, deep[0]["loc"]) from None
 
 
 #: node tags of the expressions that nest (`a + b + c` is a binop in a binop)
 _NESTING_EXPRESSIONS = frozenset({"binop", "unary", "func", "tuple", "list"})
 
 
-def _too_deep(statements: list, loc: tuple):
+def _too_deep(statements: list, loc: tuple) -> SpecError:
     """E012 at the outermost expression on the path pydantic-core gave up on, or else at the
     statement the path runs through."""
     current, outer, expression = {"statements": statements}, None, None
@@ -77,9 +77,9 @@ def _too_deep(statements: list, loc: tuple):
             if expression is None and current.get("node") in _NESTING_EXPRESSIONS:
                 expression = current["span"]
     span = expression or outer
-    raise SpecError([Diagnostic(code="E012", severity="error", message="the spec nests too deeply to check",
-                                span=ir.Span(**span), label="nested too deeply here",
-                                help="split the expression, or the structure, into named blocks or shorter steps")])
+    return SpecError([Diagnostic(code="E012", severity="error", message="the spec nests too deeply to check",
+                                 span=ir.Span(**span), label="nested too deeply here",
+                                 help="split the expression, or the structure, into named blocks or shorter steps")])
 
 
 def _edge(child, end: bool):
@@ -210,22 +210,23 @@ class SpecBuilder(Transformer):
 
     def bare_layer(self, children):
         name = children[0]
-        return {"node": "layer", "kind": str(name), "span": self._tspan(name), "kind_span": self._tspan(name)}
+        span = self._tspan(name)
+        return {"node": "layer", "kind": str(name), "span": span, "kind_span": span}
+
+    def _arguments(self, args) -> dict:
+        """Positional arguments and `key=value` options, each in the order written."""
+        args = [self._expr(a) for a in args]
+        return {"args": tuple(a for a in args if not _is_option(a)),
+                "options": tuple(a for a in args if _is_option(a))}
 
     def layer(self, children):
         name, *args = children
-        args = [self._expr(a) for a in args]
-        return {"node": "layer", "kind": str(name),
-                "args": tuple(a for a in args if not _is_option(a)),
-                "options": tuple(a for a in args if _is_option(a)),
+        return {"node": "layer", "kind": str(name), **self._arguments(args),
                 "span": self._span(children), "kind_span": self._tspan(name)}
 
     def call(self, children):
         name = children[0]
-        args = [self._expr(a) for a in _meaningful(children[1:])]
-        return {"node": "call", "name": str(name),
-                "args": tuple(a for a in args if not _is_option(a)),
-                "options": tuple(a for a in args if _is_option(a)),
+        return {"node": "call", "name": str(name), **self._arguments(_meaningful(children[1:])),
                 "span": self._span(children), "name_span": self._tspan(name)}
 
     def splice(self, children):
