@@ -50,8 +50,10 @@ def validate(statements: list, path: str) -> ir.SpecFile:
     try:
         return ir.SpecFile.model_validate({"path": path, "statements": statements})
     except ValidationError as error:
+        # pydantic-core 2.46 reports `recursion_loop`, 2.50 `recursion_depth_exceeded`; the
+        # input is a tree, so either means it nests too deeply
         deep = [e for e in error.errors(include_url=False, include_context=False, include_input=False)
-                if e["type"] == "recursion_loop"]
+                if e["type"].startswith("recursion")]
         if not deep:
             raise
         raise _too_deep(statements, deep[0]["loc"]) from None
