@@ -11,15 +11,20 @@ half of the parse: a node runs from the start of its first child to the end of i
 The rules whose first or last symbol is a keyword or a bracket keep their tokens (`!rule`
 in the grammar) so those count. A parenthesised expression's span takes in its brackets.
 Numbers, dimensions and strings arrive as tokens (their rules are inlined) and become
-nodes where they are used.
+nodes where they are used. A number the checker cannot hold (an integer beyond 10^15, a float
+beyond the largest double) is a located E108 collected in `problems`; its node keeps a
+placeholder, and the parse fails with the problems once the text is read.
 """
 
 from __future__ import annotations
+
+import math
 
 from lark import Token, Transformer
 from pydantic import ValidationError
 
 from cnnspec import ir
+from cnnspec.analysis.expressions import MAX_MAGNITUDE
 from cnnspec.diagnostics import Diagnostic, SpecError
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -28,8 +33,37 @@ _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 _PUNCTUATION = frozenset({"LPAR", "RPAR", "LSQB", "RSQB", "COMMA", "_SEP"})
 
 
+#: digits of the largest integer a spec may write
+_MAX_DIGITS = len(str(MAX_MAGNITUDE))
+
+
+class NumberError(ValueError):
+    """A literal beyond what the checker holds; the message never spells the number out."""
+
+    def __init__(self, message: str, label: str):
+        super().__init__(message)
+        self.label = label
+
+
 def parse_int(text: str) -> int:
-    return int(text.replace("_", ""))
+    """`61_706` -> 61706; beyond `MAX_MAGNITUDE` (10^15) a `NumberError`, decided on the digits
+    before converting (Python refuses to convert more than 4,300 of them).
+
+    >>> parse_int("61_706"), parse_int("0001")
+    (61706, 1)
+    """
+    digits = text.replace("_", "").lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS or int(digits) > MAX_MAGNITUDE:
+        raise NumberError(f"number too large ({len(digits):,} digits)", "numbers are at most 10^15")
+    return int(digits)
+
+
+def parse_float(text: str) -> float:
+    """A float literal; `1e400` (beyond the largest double, about 1.8e308) is a `NumberError`."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise NumberError("number is not finite", "beyond the largest float (about 1.8e308)")
+    return value
 
 
 def parse_quantity(text: str) -> float:
@@ -40,8 +74,8 @@ def parse_quantity(text: str) -> float:
     """
     text = text.replace("_", "")
     if text[-1] in _SUFFIX:
-        return float(text[:-1]) * _SUFFIX[text[-1]]
-    return float(text)
+        return parse_float(str(float(text[:-1]) * _SUFFIX[text[-1]]))
+    return parse_float(text)
 
 
 def validate(statements: list, path: str) -> ir.SpecFile:
@@ -114,7 +148,43 @@ class SpecBuilder(Transformer):
 
     def __init__(self):
         super().__init__(visit_tokens=False)
-        self.path = "<spec>"
+        self.begin("<spec>")
+
+    def begin(self, path: str) -> None:
+        """Ready for a parse of the file `path`."""
+        self.path = path
+        self.problems: list[Diagnostic] = []
+
+    # -- numbers
+    def _number(self, parse, text: str, token: Token, offset: int = 0):
+        """`parse(text)` for the literal `text` found `offset` characters into `token`; a
+        literal out of range is recorded as a problem, with 0 in its place."""
+        try:
+            return parse(text)
+        except NumberError as error:
+            column = token.column + offset
+            span = {"file": self.path, "line": token.line, "column": column, "end_line": token.line,
+                    "end_column": column + len(text)}
+            self.problems.append(Diagnostic(code="E108", severity="error", message=str(error), span=ir.Span(**span),
+                                            label=error.label))
+            return 0
+
+    def _dims(self, shape: Token) -> tuple[int, ...]:
+        """`3x224x224` or, for a flat input, a single number."""
+        values, offset = [], 0
+        for part in shape.split("x"):
+            values.append(self._number(parse_int, part, shape, offset))
+            offset += len(part) + 1
+        return tuple(values)
+
+    def _label(self, label: Token | None) -> str | None:
+        """The label as written; a numbered label's start (`block{4}`) must be a number the checker holds."""
+        if label is None:
+            return None
+        if label.type == "NUMBERED_LABEL" and not label.endswith("{}"):
+            start = label.index("{") + 1
+            self._number(parse_int, label[start:-1], label, start)
+        return str(label)
 
     # -- spans
     def _span(self, children) -> dict:
@@ -139,11 +209,11 @@ class SpecBuilder(Transformer):
             return child
         kind = child.type
         if kind == "INT":
-            return {"node": "num", "value": parse_int(child), "span": self._tspan(child)}
+            return {"node": "num", "value": self._number(parse_int, child, child), "span": self._tspan(child)}
         if kind == "FLOAT":
-            return {"node": "num", "value": float(child), "span": self._tspan(child)}
+            return {"node": "num", "value": self._number(parse_float, child, child), "span": self._tspan(child)}
         if kind == "DIMS":
-            return {"node": "dims", "values": tuple(int(v) for v in child.split("x")), "span": self._tspan(child)}
+            return {"node": "dims", "values": self._dims(child), "span": self._tspan(child)}
         if kind == "STRING":
             return {"node": "str", "value": child[1:-1], "span": self._tspan(child)}
         raise AssertionError(f"token {kind} is not an expression")
@@ -160,7 +230,7 @@ class SpecBuilder(Transformer):
 
     def input_decl(self, children):
         _keyword, name, _colon, shape = children
-        return {"node": "input", "name": str(name), "dims": _dims(shape), "span": self._span(children),
+        return {"node": "input", "name": str(name), "dims": self._dims(shape), "span": self._span(children),
                 "dims_span": self._tspan(shape)}
 
     def block_def(self, children):
@@ -181,15 +251,13 @@ class SpecBuilder(Transformer):
 
     def expect_shape(self, children):
         _keyword, name, shape = children
-        return {"node": "expect_shape", "metric": str(name), "dims": _dims(shape), "span": self._span(children)}
+        return {"node": "expect_shape", "metric": str(name), "dims": self._dims(shape), "span": self._span(children)}
 
     def expect_metric(self, children):
         _keyword, name, op, quantity = children
-        if quantity.type == "QUANTITY":
-            value, text = parse_quantity(quantity), str(quantity)
-        else:
-            # the number as written, digit groups included: `expect params == 25_557_032`
-            value, text = float(parse_int(quantity)) if quantity.type == "INT" else float(quantity), str(quantity)
+        # the number as written, digit groups included: `expect params == 25_557_032`
+        parse = {"QUANTITY": parse_quantity, "INT": lambda t: float(parse_int(t)), "FLOAT": parse_float}[quantity.type]
+        value, text = self._number(parse, quantity, quantity), str(quantity)
         return {"node": "expect_metric", "metric": str(name), "op": str(op), "value": value, "text": text,
                 "span": self._span(children)}
 
@@ -199,7 +267,7 @@ class SpecBuilder(Transformer):
 
     def item_stmt(self, children):
         label, chain = children
-        return {"node": "items", "label": str(label) if label is not None else None,
+        return {"node": "items", "label": self._label(label),
                 "label_span": self._tspan(label) if label is not None else None,
                 "chain": chain, "span": self._span(children)}
 
@@ -327,8 +395,3 @@ class SpecBuilder(Transformer):
     def list(self, children):
         return {"node": "list", "items": tuple(self._expr(a) for a in _meaningful(children)),
                 "span": self._span(children)}
-
-
-def _dims(shape: Token) -> tuple[int, ...]:
-    """`3x224x224` or, for a flat input, a single number."""
-    return tuple(int(v) for v in shape.split("x")) if shape.type == "DIMS" else (parse_int(shape),)

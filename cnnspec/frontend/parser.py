@@ -56,9 +56,10 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
     diagnostics: list[Diagnostic] = []
     blanked: set[int] = set()
     lalr = parser()
-    lalr.options.transformer.path = path
+    builder = lalr.options.transformer
     while True:
         current = "\n".join(lines)
+        builder.begin(path)
         try:
             statements = lalr.parse(current)
             break
@@ -75,10 +76,19 @@ def parse_text(text: str, path: str) -> ir.SpecFile:
             if not recoverable or len(diagnostics) >= MAX_SYNTAX_ERRORS:
                 break
             blanked.add(line)
-            lines[line - 1] = "".join(char for char in lines[line - 1].split("#")[0] if char in "{}")
+            lines[line - 1] = _braces_of(lines[line - 1])
+    # numbers out of range, as the last parse read them
+    diagnostics += builder.problems
     if diagnostics:
         raise SpecError(diagnostics)
     return validate(statements, path)
+
+
+def _braces_of(line: str) -> str:
+    """A broken line blanked to its braces, so that the nesting stays whole. A group closed then
+    another opened (`} else {`, `{ relu } { relu }`) keeps a `;` between: `}{` does not parse, and
+    would be reported as a second error on the same line."""
+    return "".join(char for char in line.split("#")[0] if char in "{}").replace("}{", "};{")
 
 
 def _check_size(text: str, path: str) -> None:

@@ -1,0 +1,136 @@
+"""Input that once raised a Python exception or was silently misread: each is a located
+diagnostic now (exit 1 from the CLI), or, for misuse of the Python API, a `TypeError` or
+`ValueError` at the call that names the argument."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+import cnnspec
+from cnnspec.cli import main
+
+HUGE = "9" * 4_400  # past Python's 4,300-digit limit on int <-> str conversion
+WIDE = "9" * 320  # past the largest float, about 1.8e308
+
+#: a spec holding `{n}` where a number is read, for each place a number is read
+NUMBER_PLACES = {
+    "layer argument": "input x: 3x8x8\nconv {n} 1x1\n",
+    "option": "input x: 3x8x8\nconv 4 3x3 stride={n}\n",
+    "input shape": "input x: 3x{n}x8\nrelu\n",
+    "flat input": "input x: {n}\nrelu\n",
+    "kernel size": "input x: 3x8x8\nconv 4 {n}x3\n",
+    "single kernel size": "input x: 3x8x8\nconv 4 {n}\n",
+    "numbered label": "input x: 3x8x8\nb{{{n}}}: {{ relu }} * 2\n",
+    "repeat count": "input x: 3x8x8\n{{ relu }} * {n}\n",
+    "block default": "block b(c={n}) {{ conv c 1x1 }}\ninput x: 3x8x8\nb()\n",
+    "expect figure": "input x: 3x8x8\nrelu\nexpect params == {n}\n",
+    "expect shape": "input x: 3x8x8\nrelu\nexpect shape 3x{n}\n",
+    "expression": "input x: 3x8x8\nconv 2*{n} 1x1\n",
+    "list": "input x: 1x8x8\nconv 1 1x1 weights=[{n}] frozen\n",
+}
+
+
+def diagnostics_of(text: str, path: str = "bad.cnn", **options) -> list:
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.loads(text, path=path, **options)
+    caught.value.render()
+    return caught.value.diagnostics
+
+
+def position(text: str, needle: str) -> tuple[int, int]:
+    """1-based (line, column) of the first `needle` in `text`, found independently of the parser."""
+    before = text[:text.index(needle)]
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+def run_cli(*args, timeout: float = 60):
+    return subprocess.run([sys.executable, "-m", "cnnspec", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+@pytest.mark.parametrize("place", sorted(NUMBER_PLACES))
+@pytest.mark.parametrize("digits", [HUGE, WIDE, "1" + "0" * 15 + "1"], ids=["4400-digits", "320-digits", "10^15+1"])
+def test_an_integer_too_large_is_refused_where_it_is_written(place, digits):
+    text = NUMBER_PLACES[place].format(n=digits)
+    [diagnostic] = diagnostics_of(text)
+    assert diagnostic.code == "E108"
+    assert diagnostic.message == f"number too large ({len(digits):,} digits)"
+    assert (diagnostic.span.line, diagnostic.span.column) == position(text, digits)
+    assert diagnostic.span.end_column - diagnostic.span.column == len(digits)
+
+
+@pytest.mark.parametrize("place", ["layer argument", "input shape", "expect figure", "numbered label"])
+def test_the_largest_integer_is_read(place):
+    """10^15 is the bound the evaluator holds any value to: as a literal it is read (and then
+    refused, or not, for what it means)."""
+    text = NUMBER_PLACES[place].format(n="1" + "0" * 15)
+    try:
+        cnnspec.loads(text, path="ok.cnn")
+    except cnnspec.SpecError as error:
+        assert "number too large (" not in error.render()
+
+
+def test_leading_zeros_and_digit_groups_do_not_count():
+    net = cnnspec.loads("input x: 3x8x8\nconv 0000000000000000004 1x1\nexpect params == 1_6\n")
+    assert net.params == 16
+
+
+@pytest.mark.parametrize("literal", ["1e400", WIDE + ".0", WIDE + "M", "9" * 300 + "T"])
+def test_a_float_beyond_the_largest_double_is_refused(literal):
+    for template in ("input x: 3x8x8\nmul {n}\n", "input x: 3x8x8\nrelu\nexpect params < {n}\n"):
+        if literal[-1] in "MT" and "mul" in template:
+            continue  # a quantity is an `expect` figure only
+        text = template.format(n=literal)
+        [diagnostic] = diagnostics_of(text)
+        assert (diagnostic.code, diagnostic.message) == ("E108", "number is not finite")
+        assert (diagnostic.span.line, diagnostic.span.column) == position(text, literal)
+
+
+def test_every_number_out_of_range_and_every_syntax_error_is_reported_at_once():
+    text = f"input x: 3x8x8\nconv {WIDE} 1x1\nconv 4 @\nmul 1e999\n"
+    found = [(d.code, d.span.line) for d in diagnostics_of(text)]
+    assert sorted(found) == [("E002", 3), ("E108", 2), ("E108", 4)]
+
+
+def test_a_huge_number_through_the_cli_is_exit_one_without_a_traceback(tmp_path):
+    spec = tmp_path / "huge.cnn"
+    spec.write_text(f"input x: 3x8x8\nconv {HUGE} 1x1\nexpect params < {WIDE}\n")
+    result = run_cli("check", spec)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr.count("error[E108]") == 2
+
+
+@pytest.mark.parametrize("text, code, column", [
+    ("input x: ３x８x８\nrelu\n", "E002", 10),  # fullwidth digits
+    ("input x: 3x8x8\nconv ٣ 3x3\n", "E002", 6),  # an Arabic-Indic three
+    ("input x: 3x8x8\nconv 4 3x3 stride=２\n", "E002", 19),
+    ("input x: 3x8x8\nrelu\nexpect params < ５M\n", "E002", 17),
+    ("input x: 3x8x8\nb{１}: { relu } * 2\n", "E001", 2),  # not a numbered label: a name, then a group
+])
+def test_numbers_are_ascii_digits_only(text, code, column):
+    [diagnostic] = diagnostics_of(text)
+    assert (diagnostic.code, diagnostic.span.column) == (code, column)
+
+
+# ---------------------------------------------------------------- syntax-error recovery
+
+
+@pytest.mark.parametrize("line, column", [
+    ("  when (c > 1) { relu } else { relu } )", 39),
+    ("  when (c >) { relu } else { relu }", 12),
+    ("  when (c > 1) { relu } else { relu = }", 37),
+    ("  residual { conv c 1x1 } shortcut { conv c 1x1 @ }", 49),
+    ("  { relu } { relu }", 12),
+])
+def test_a_broken_line_of_several_brace_groups_is_one_error(line, column):
+    """The broken line is blanked to its braces and the text parsed again; `}{` must not be a
+    second error of the blanking's making (it once was, with its caret under the line's start)."""
+    text = f"block b(c) {{\n{line}\n  relu\n}}\ninput x: 3x8x8\nb(4)\nconv 4 @\n"
+    found = [(d.span.line, d.span.column) for d in diagnostics_of(text)]
+    assert found == [(2, column), (7, 8)]
