@@ -52,7 +52,7 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
 
     Settings come from the [tool.cnnspec] table of the nearest pyproject.toml above each file.
     """
-    from cnnspec.network import Library
+    from cnnspec.network import Library, Network
     from cnnspec.network import check as check_spec
     from cnnspec.report import FileReport
 
@@ -64,7 +64,7 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
         strict_here = strict or config.strict
         errors = [d for d in diagnostics if d.severity == "error"]
         reports.append(FileReport(path, network is not None and not errors and not (strict_here and diagnostics),
-                                  diagnostics))
+                                  diagnostics, network if isinstance(network, Network) else None))
         if fmt != "text":
             continue
         if diagnostics:
@@ -233,6 +233,41 @@ def summary(spec, fmt, depth, input_dims):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
     network = _load_network(spec, input_dims)
     click.echo(network.summary(format=fmt, depth=depth))
+
+
+@main.command("diff")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "github"]), default="text",
+              show_default=True, help="markdown: a pull-request comment; json: the fields of "
+                                      "cnnspec/schemas/diff.schema.json; github: notices on NEW's changed lines.")
+@click.option("--depth", type=click.IntRange(min=1), help="Compare blocks and groups nested N deep, not layers.")
+def diff_command(old, new, fmt, depth):
+    """Compare two networks layer by layer: OLD and NEW are spec files, `zoo:NAME` or `REV:path`
+    (a file at a git revision, its imports as they were there).
+
+    Exit 0 when the networks are the same, 1 when they differ or a side does not check (its
+    diagnostics are printed), 2 on usage errors (git cannot give a revision).
+    """
+    from cnnspec.diff import SideError, SourceError, diff, load_side, render
+
+    configuration, sides, failed = _configuration(), [], False
+    for source in (old, new):
+        try:
+            sides.append(load_side(source, configuration))
+        except SourceError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except SideError as error:
+            _show_diagnostics(error.diagnostics, error.sources)
+            failed = True
+    if failed:
+        sys.exit(1)
+    result = diff(*sides, depth=depth)
+    text = render(result, fmt, color=_color(sys.stdout))
+    if text:
+        click.echo(text.rstrip("\n"))
+    sys.exit(0 if result.identical else 1)
 
 
 @main.group()

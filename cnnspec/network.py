@@ -107,11 +107,13 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
 
 def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
           limits: Limits | None = None, root: str | os.PathLike | None = None,
-          config: "Config | None" = None) -> Network:
-    """Check spec text. Imports resolve inside `root` (default: the current folder)."""
+          config: "Config | None" = None, origin: str | os.PathLike | None = None) -> Network:
+    """Check spec text. Imports resolve inside `root` (default: the current folder), relative to
+    `origin`, the file the text was read from (default: `path` inside `root`)."""
     root_path = Path(root) if root is not None else Path.cwd()
     with collector_paused():
-        program = program_from_text(text, path, root=root_path.resolve())
+        program = program_from_text(text, path, root=root_path.resolve(),
+                                    origin=Path(origin).resolve() if origin is not None else None)
         return _check(program, path, input, limits, config)
 
 

@@ -24,10 +24,24 @@ class FileReport:
     path: str
     ok: bool
     diagnostics: list[Diagnostic]
+    #: the checked network, when the file is one (not a library) and checks
+    network: object = None
+
+
+def network_totals(network) -> dict:
+    """What `summary` ends with, so CI scripts need not run it: the input and output shapes and
+    the totals (params, trainable, buffers, MACs, activation bytes, receptive field)."""
+    from cnnspec.summary import totals
+
+    return {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
+            **totals(network)}
 
 
 def json_report(reports: list[FileReport]) -> str:
-    return json.dumps([{"file": r.path, "ok": r.ok, "diagnostics": [to_json(d) for d in r.diagnostics]}
+    """One record a file: `file`, `ok`, `diagnostics`, and `totals` (null for a file that does not
+    check or holds blocks only)."""
+    return json.dumps([{"file": r.path, "ok": r.ok, "diagnostics": [to_json(d) for d in r.diagnostics],
+                        "totals": network_totals(r.network) if r.network is not None else None}
                        for r in reports], indent=2)
 
 
