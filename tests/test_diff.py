@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -327,3 +328,58 @@ def test_check_json_carries_each_clean_files_totals():
                                  "activation_bytes": expected.activation_bytes,
                                  "receptive_field": expected.receptive_field}
     assert library["totals"] is None and broken["totals"] is None and broken["diagnostics"]
+
+
+# ---------------------------------------------------------------- the CI action
+
+ACTION = ROOT / ".github" / "cnnspec-action.sh"
+
+
+@needs_git
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_the_action_checks_and_diffs_a_pull_request(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    steps = yaml.safe_load((ROOT / "action.yml").read_text())["runs"]["steps"]
+    assert any("cnnspec-action.sh" in step.get("run", "") for step in steps)
+    repo = tmp_path / "repo"
+    base_commit(repo)
+    # the pull request's base branch as `actions/checkout` leaves it: a remote-tracking branch
+    git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "specs" / "net.cnn").write_text(NET_EXTRA)
+    (repo / "specs" / "common" / "blocks.cnn").write_text(BLOCKS.replace("relu", "gelu"))
+    (repo / "specs" / "new.cnn").write_text("input x: 1x8x8\nconv 4 3x3 pad=1 bias=false\nflatten\nlinear 2\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "head")
+    # `cnnspec` on PATH is this interpreter's, as the action's pip install would give
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cnnspec").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cnnspec "$@"\n')
+    (bin_dir / "cnnspec").chmod(0o755)
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GITHUB_BASE_REF": "main",
+           "GITHUB_STEP_SUMMARY": str(summary), "CNNSPEC_PATHS": "specs"}
+    done = subprocess.run(["bash", str(ACTION)], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    text = summary.read_text()
+    before = cnnspec.loads(NET, path="net.cnn", root=_folder(tmp_path / "base", BLOCKS))
+    after = cnnspec.load(repo / "specs" / "net.cnn")
+    delta = after.params - before.params
+    assert "**cnnspec diff** `origin/main:specs/net.cnn` → `specs/net.cnn`: params" in text
+    assert f"| params | {before.params:,} | {after.params:,} | +{delta:,} (" in text
+    assert "`specs/new.cnn`: a new spec" in text
+    assert "`specs/common/blocks.cnn`: not compared" in text
+    line = NET_EXTRA.splitlines().index("extra: unit(32)") + 1
+    assert re.search(rf"^::notice file=specs/net.cnn,line={line},title=cnnspec diff::added extra\.0 ", done.stdout, re.M)
+    # the check step's annotations: a clean tree has none, a broken spec fails the step
+    assert "::error" not in done.stdout
+    (repo / "specs" / "net.cnn").write_text(NET.replace("linear 10", "linear 0"))
+    failed = subprocess.run(["bash", str(ACTION)], cwd=repo, env={**env, "GITHUB_BASE_REF": ""},
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and re.search(r"^::error file=specs/net.cnn,line=7,", failed.stdout, re.M)
+
+
+def _folder(path: Path, blocks: str) -> Path:
+    (path / "common").mkdir(parents=True)
+    (path / "common" / "blocks.cnn").write_text(blocks)
+    return path
