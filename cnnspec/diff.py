@@ -150,6 +150,9 @@ def load_revision(revision: str, path: str, config=None) -> Network:
     """
     from cnnspec.network import loads
 
+    if not revision or revision.startswith("-"):
+        # git would read `-...` as one of its options
+        raise SourceError(f"`{revision}:{path}` does not name a revision: write `REV:path`, such as `HEAD~1:{path}`")
     if path.startswith(("./", "../")):
         path = os.path.join(_git(["rev-parse", "--show-prefix"]).decode().strip(), path)
     path = os.path.normpath(path).replace(os.sep, "/")
@@ -162,8 +165,12 @@ def load_revision(revision: str, path: str, config=None) -> Network:
     folder = os.path.dirname(path)
     archive = _git(["archive", "--format=tar", revision, *([folder] if folder else [])], cwd=top)
     with tempfile.TemporaryDirectory(prefix="cnnspec-diff-") as temporary:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(temporary, filter="data")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(temporary, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            # the "data" filter refuses links out of the tree, devices and absolute names
+            raise SourceError(f"cannot write out `{folder or '.'}` at `{revision}`: {error}") from None
         root = Path(temporary, folder)
         try:
             return loads(text, path=f"{revision}:{path}", root=root, origin=root / os.path.basename(path),
@@ -225,6 +232,13 @@ def align(old: list[Row], new: list[Row]) -> list[Pair]:
 
 
 def _weighted_lcs(a: list[tuple], b: list[tuple]) -> list[tuple[int, int]]:
+    """The best order-keeping pairing of (path, kind) rows, by dynamic programming over suffixes:
+
+    S[i][j] = max(S[i+1][j], S[i][j+1], S[i+1][j+1] + W + [path_i == path_j] if kind_i == kind_j)
+
+    >>> _weighted_lcs([("0", "conv"), ("1", "relu")], [("0", "conv"), ("1", "bn"), ("2", "relu")])
+    [(0, 0), (1, 2)]
+    """
     n, m = len(a), len(b)
     weight = min(n, m) + 1
     score = [[0] * (m + 1) for _ in range(n + 1)]
@@ -412,6 +426,7 @@ class NetworkDiff:
 
     @property
     def identical(self) -> bool:
+        """Nothing of the networks differs (their names and where they are written are not compared)."""
         return not (self.layers or self.input or self.output or self.contracts
                     or any(c.old != c.new for c in self.totals.values()))
 

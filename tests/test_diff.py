@@ -149,6 +149,38 @@ def test_a_formatted_copy_diffs_as_identical(tmp_path):
     assert run("diff", DATA / "vgg16_messy.cnn", formatted).exit_code == 0
 
 
+def spec_side(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    return load_side(str(tmp_path / name))
+
+
+def test_a_kind_changed_in_place_and_a_new_input(tmp_path):
+    old = spec_side(tmp_path, "old.cnn", "input x: 3x32x32\nconv 8 3x3\nrelu\nflatten\nlinear 10\n")
+    new = spec_side(tmp_path, "new.cnn", "input x: 3x64x64\nconv 8 3x3\ngelu\nflatten\nlinear 10\n")
+    d = diff(old, new)
+    changed = {c.name: c for c in by_status(d, "changed")}
+    assert changed["1"].changes["kind"].old == "relu" and changed["1"].changes["kind"].new == "gelu"
+    assert changed["1"].matched_by == "path" and d.matched == {"path": 4, "position": 0}
+    assert (d.input.old, d.input.new) == ((3, 32, 32), (3, 64, 64)) and d.output is None
+    # the linear layer's input grew four times: its weights and MACs with it
+    o, n = old.network.rows[-1], new.network.rows[-1]
+    assert changed["3"].changes["params"].delta == n.params - o.params == 10 * 8 * (62 * 62 - 30 * 30)
+
+
+def test_large_alignments_fall_back_to_equal_runs(monkeypatch):
+    import cnnspec.diff as module
+
+    monkeypatch.setattr(module, "MAX_ALIGNMENT_CELLS", 0)
+    old, new = cnnspec.load(SPECS / "vgg16.cnn"), cnnspec.load(SPECS / "vgg16_bn.cnn")
+    d = zoo_diff("vgg16", "vgg16_bn")
+    assert d.totals["params"].delta == new.params - old.params
+    paired = [c for c in d.layers if c.old is not None and c.new is not None]
+    assert all(c.old.path == c.new.path or c.old.kind == c.new.kind for c in paired)
+    added = sum(c.status == "added" for c in d.layers)
+    removed = sum(c.status == "removed" for c in d.layers)
+    assert len(old.rows) - removed + added == len(new.rows)
+
+
 # ---------------------------------------------------------------- git revisions
 
 def git(repo, *args):
@@ -208,6 +240,9 @@ def test_a_revision_reads_its_imports_at_that_revision(repo):
 def test_revision_errors_are_usage_errors_and_a_broken_side_shows_its_diagnostics(repo):
     result = run("diff", "nosuch:specs/net.cnn", "specs/net.cnn")
     assert result.exit_code == 2 and "error: git show failed" in result.output
+    for revision in ("-c", ""):
+        result = run("diff", "--", f"{revision}:specs/net.cnn", "specs/net.cnn")
+        assert result.exit_code == 2 and "does not name a revision" in result.output
     result = run("diff", "HEAD~1:specs/common/blocks.cnn", "specs/net.cnn")
     assert result.exit_code == 1 and "E140" in result.output and "Traceback" not in result.output
 
