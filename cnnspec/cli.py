@@ -164,6 +164,7 @@ def fmt_command(paths, check_only, show_diff):
 
     from cnnspec.diagnostics import SpecError
     from cnnspec.frontend.formatter import format_text
+    from cnnspec.frontend.loader import read_source
 
     if paths == ("-",):
         text = sys.stdin.read()
@@ -176,13 +177,9 @@ def fmt_command(paths, check_only, show_diff):
     changed, unchanged, failed = [], 0, False
     for path in _spec_files(paths):
         try:
-            with open(path, encoding="utf-8", newline="") as handle:
-                text = handle.read()
+            # a regular file only, its newlines kept: a FIFO or a device would block or never end
+            text = read_source(path, path, newline="")
             formatted = format_text(text, path)
-        except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"error: cannot read {path}: {getattr(error, 'strerror', None) or error}", err=True)
-            failed = True
-            continue
         except SpecError as error:
             _show_diagnostics(error.diagnostics, error.sources)
             failed = True

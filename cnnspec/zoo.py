@@ -15,7 +15,25 @@ def zoo_names() -> list[str]:
 
 
 def zoo_path(name: str) -> Path:
+    """The zoo's spec called `name`: a name from `zoo_names()`, never a path (`../specs/x`,
+    `common/resnet`); else `UnknownZooNetwork`."""
+    if name not in zoo_names():
+        raise UnknownZooNetwork(name)
     return zoo_dir() / f"{name}.cnn"
+
+
+class UnknownZooNetwork(LookupError):
+    """A name that is not a zoo network's; `help` suggests the closest one."""
+
+    def __init__(self, name: str):
+        from cnnspec.analysis.expressions import closest
+
+        super().__init__(f"no zoo network `{name}`")
+        self.name = name
+        # `zoo:../specs/resnet18` is most likely meant as `resnet18`
+        near = closest(name, zoo_names()) or closest(name.replace("\\", "/").rsplit("/", 1)[-1], zoo_names())
+        hint = f"did you mean `zoo:{near}`?" if near else "run `cnnspec zoo list` for the names"
+        self.help = f"a zoo name is a name, not a path; {hint}" if "/" in name or "\\" in name else hint
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 diagnostic now (exit 1 from the CLI), or, for misuse of the Python API, a `TypeError` or
 `ValueError` at the call that names the argument."""
 
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 
 import cnnspec
 from cnnspec.cli import main
+from cnnspec.frontend.loader import read_source
+from cnnspec.frontend.parser import MAX_SOURCE_BYTES
 
 HUGE = "9" * 4_400  # past Python's 4,300-digit limit on int <-> str conversion
 WIDE = "9" * 320  # past the largest float, about 1.8e308
@@ -134,3 +137,126 @@ def test_a_broken_line_of_several_brace_groups_is_one_error(line, column):
     text = f"block b(c) {{\n{line}\n  relu\n}}\ninput x: 3x8x8\nb(4)\nconv 4 @\n"
     found = [(d.span.line, d.span.column) for d in diagnostics_of(text)]
     assert found == [(2, column), (7, 8)]
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def test_a_parameter_declared_twice_is_an_error_at_the_second():
+    text = "block b(c, k=3, c=4, k=1) { conv c k }\ninput x: 3x8x8\nb(4)\n"
+    found = diagnostics_of(text)
+    assert [(d.code, d.message) for d in found] == [
+        ("E141", "parameter `c` is declared twice in block `b`"),
+        ("E141", "parameter `k` is declared twice in block `b`")]
+    for diagnostic, second, first in zip(found, ("c=4", "k=1"), ("c,", "k=3")):
+        assert (diagnostic.span.line, diagnostic.span.column) == position(text, second)
+        assert diagnostic.span.end_column == diagnostic.span.column + 1  # the name alone, not its default
+        [label] = diagnostic.labels
+        assert (label.span.line, label.span.column, label.message) == (*position(text, first), "first declared here")
+
+
+def test_a_parameter_declared_twice_in_an_imported_block_is_an_error_there(tmp_path):
+    (tmp_path / "lib.cnn").write_text("block b(c, c) { conv c 1x1 }\n")
+    [diagnostic] = diagnostics_of('import "lib.cnn"\ninput x: 3x8x8\nb(4, 4)\n', root=tmp_path)
+    assert (diagnostic.code, diagnostic.span.file, diagnostic.span.column) == ("E141", "lib.cnn", 12)
+
+
+# ---------------------------------------------------------------- files and imports
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("a\x00b.cnn", "embedded null byte"),
+    ("a" * 300 + ".cnn", "file name too long"),
+])
+def test_an_import_path_the_system_cannot_open_is_located(path, reason, tmp_path):
+    text = f'input x: 3x8x8\nimport "{path}"\nrelu\n'
+    [diagnostic] = diagnostics_of(text, root=tmp_path)
+    assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column) == ("E132", 2, 1)
+    assert diagnostic.message.endswith(f": {reason}")
+    assert "\x00" not in diagnostic.message  # shown escaped, as `a\\x00b.cnn`
+
+
+@pytest.mark.parametrize("path", ["a\x00b.cnn", "a" * 300 + ".cnn"])
+def test_a_spec_path_the_system_cannot_open_is_a_diagnostic(path):
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.load(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "E132" and diagnostic.message.startswith("cannot read `")
+
+
+@pytest.fixture
+def odd_files(tmp_path):
+    """A folder holding a good spec, a FIFO, a link to /dev/zero and a link to the FIFO."""
+    (tmp_path / "good.cnn").write_text("input x: 3x8x8\nrelu\n")
+    os.mkfifo(tmp_path / "fifo.cnn")
+    os.symlink("/dev/zero", tmp_path / "zero.cnn")
+    os.symlink(tmp_path / "fifo.cnn", tmp_path / "to_fifo.cnn")
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["fifo.cnn", "zero.cnn", "to_fifo.cnn", "/dev/zero"])
+def test_a_spec_that_is_not_a_regular_file_is_refused_without_blocking(odd_files, name):
+    result = run_cli("check", odd_files / name)
+    assert result.returncode == 1, result.stderr
+    assert f"error[E132]: `{odd_files / name}` is not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_folder_holding_a_fifo_and_a_device_checks_the_rest(odd_files):
+    result = run_cli("check", odd_files)
+    assert result.returncode == 1
+    assert "good.cnn: ok" in result.stdout
+    assert sorted(line.split("`")[1] for line in result.stderr.splitlines() if "is not a regular file" in line) == [
+        str(odd_files / name) for name in ("fifo.cnn", "to_fifo.cnn", "zero.cnn")]
+
+
+def test_fmt_refuses_a_fifo_and_a_device(odd_files):
+    result = run_cli("fmt", "--check", odd_files)
+    assert result.returncode == 1
+    assert result.stderr.count("is not a regular file") == 3 and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name, code", [("fifo.cnn", "E132"), ("to_fifo.cnn", "E132"), ("zero.cnn", "E130")])
+def test_an_import_that_is_not_a_regular_file_is_located(odd_files, name, code):
+    (odd_files / "net.cnn").write_text(f'import "{name}"\ninput x: 3x8x8\nrelu\n')
+    result = run_cli("check", odd_files / "net.cnn")
+    assert result.returncode == 1
+    assert f"error[{code}]" in result.stderr and "net.cnn:1:1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_size_limit_counts_the_bytes_read(tmp_path):
+    spec = tmp_path / "big.cnn"
+    spec.write_text("input x: 3x8x8\n" + "relu\n" * (MAX_SOURCE_BYTES // 5))
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.load(spec)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "E012"
+    assert f"({os.path.getsize(spec):,} bytes; the limit is {MAX_SOURCE_BYTES:,})" in diagnostic.message
+
+
+def test_newlines_are_translated_unless_kept(tmp_path):
+    spec = tmp_path / "crlf.cnn"
+    spec.write_bytes(b"input x: 3x8x8\r\nrelu\rrelu\r\n")
+    assert read_source(spec, "crlf.cnn") == "input x: 3x8x8\nrelu\nrelu\n"
+    assert read_source(spec, "crlf.cnn", newline="") == "input x: 3x8x8\r\nrelu\rrelu\r\n"
+    assert [r.kind for r in cnnspec.load(spec).rows] == ["relu", "relu"]
+
+
+# ---------------------------------------------------------------- the zoo
+
+
+@pytest.mark.parametrize("name, help", [
+    ("../specs/resnet18", "a zoo name is a name, not a path; did you mean `zoo:resnet18`?"),
+    ("common/resnet", "a zoo name is a name, not a path; did you mean `zoo:resnet50`?"),
+    ("/etc/hostname", "a zoo name is a name, not a path; run `cnnspec zoo list` for the names"),
+    ("resnt18", "did you mean `zoo:resnet18`?"),
+])
+def test_a_zoo_name_is_a_name_not_a_path(name, help):
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.load(f"zoo:{name}")
+    [diagnostic] = caught.value.diagnostics
+    assert (diagnostic.code, diagnostic.message, diagnostic.help) == ("E132", f"no zoo network `{name}`", help)
+    result = CliRunner().invoke(main, ["check", f"zoo:{name}"])
+    assert result.exit_code == 1 and "E132" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -2,21 +2,25 @@
 
 An import brings the blocks of another file. Its path is relative to the importing file and
 must stay inside the folder of the spec being loaded (symbolic links resolved); cycles are
-reported with the chain of files.
+reported with the chain of files. Only regular files are read, and at most `MAX_SOURCE_BYTES`
+of them: a device (`/dev/zero`) reports no size and never ends, a FIFO blocks until a writer
+comes.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnspec import ir
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError
 from cnnspec.frontend.parser import MAX_SOURCE_BYTES, parse_text
-from cnnspec.resources import zoo_dir
 
 ZOO_PREFIX = "zoo:"
+#: opening a FIFO to read waits for a writer unless it is opened non-blocking (POSIX only)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass
@@ -30,41 +34,65 @@ class Program:
 
 
 def resolve_name(path: str | os.PathLike) -> Path:
-    """`zoo:resnet50` -> the zoo's spec file; anything else is a path."""
-    text = str(path)
-    if text.startswith(ZOO_PREFIX):
-        return zoo_dir() / f"{text[len(ZOO_PREFIX):]}.cnn"
-    return Path(text)
+    """`zoo:resnet50` -> the zoo's spec file; anything else is a path. A zoo name is a name:
+    `zoo:../specs/x` is no zoo network (E132, with the closest names)."""
+    text = os.fspath(path)
+    if not text.startswith(ZOO_PREFIX):
+        return Path(text)
+    from cnnspec.zoo import UnknownZooNetwork, zoo_path
 
-
-def read_source(path: Path, shown: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_SOURCE_BYTES:
-            raise SpecError([Diagnostic(code="E012", severity="error",
-                                        message=f"`{shown}` is too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})")])
-        return path.read_text(encoding="utf-8")
-    except SpecError:
-        raise
+        return zoo_path(text[len(ZOO_PREFIX):])
+    except UnknownZooNetwork as error:
+        raise SpecError([Diagnostic(code="E132", severity="error", message=f"no zoo network `{printable(error.name)}`",
+                                    help=error.help)]) from None
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters escaped, as a message may show them (`a\\x00b`)."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: str | None = None) -> str:
+    """The text of a regular file of at most `MAX_SOURCE_BYTES`; else `SpecError` (E132, E012) at
+    `span`, the import that names it, or for the whole file. Newlines are translated as `open`
+    does with `newline` (universal by default; `""` keeps them)."""
+    shown = printable(shown)
+    try:
+        with open(os.open(path, os.O_RDONLY | _NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                # a folder is refused by `open` itself ("is a directory")
+                raise _unreadable(f"`{shown}` is not a regular file", span, label="a device, FIFO or socket",
+                                  help="a spec is a `.cnn` text file")
+            # a regular file's size can be trusted, but it may grow while it is read
+            data = b"" if info.st_size > MAX_SOURCE_BYTES else handle.read(MAX_SOURCE_BYTES + 1)
+    except (OSError, ValueError) as error:
+        if span is not None and isinstance(error, (FileNotFoundError, NotADirectoryError)):
+            raise _unreadable(f"cannot find `{shown}`", span, label="no such file",
+                              help="import paths are relative to the importing file") from None
+        # ValueError: a NUL byte in the path
+        reason = getattr(error, "strerror", None) or str(error)
+        raise _unreadable(f"cannot read `{shown}`: {reason.lower()}", span) from None
+    size = max(info.st_size, len(data))
+    if size > MAX_SOURCE_BYTES:
+        raise SpecError([Diagnostic(code="E012", severity="error", span=span,
+                                    message=f"`{shown}` is too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})")])
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SpecError([Diagnostic(code="E132", severity="error", message=f"`{shown}` is not UTF-8 text")]) from None
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise SpecError([Diagnostic(code="E132", severity="error",
-                                    message=f"cannot read `{shown}`: {reason.lower()}")]) from None
+        raise _unreadable(f"`{shown}` is not UTF-8 text", span) from None
+    return text if newline == "" else text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str | None = None) -> SpecError:
+    return SpecError([Diagnostic(code="E132", severity="error", message=message, span=span,
+                                 label=label if span is not None else "", help=help)])
 
 
 def load_program(path: str | os.PathLike) -> Program:
-    shown = str(path)
+    shown = os.fspath(path)
     real = resolve_name(path)
-    if shown.startswith(ZOO_PREFIX) and not real.exists():
-        from cnnspec.analysis.expressions import closest
-        from cnnspec.zoo import zoo_names
-
-        names = zoo_names()
-        near = closest(shown[len(ZOO_PREFIX):], names)
-        raise SpecError([Diagnostic(code="E132", severity="error", message=f"no zoo network `{shown[len(ZOO_PREFIX):]}`",
-                                    help=f"did you mean `zoo:{near}`?" if near else "run `cnnspec zoo list`")])
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
     text = read_source(real, shown)
@@ -95,11 +123,18 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
     for st in spec.statements:
         if st.node != "import":
             continue
-        target = (origin.parent / st.path).resolve()
+        try:
+            target = (origin.parent / st.path).resolve()
+        except (OSError, ValueError) as error:
+            # a NUL byte (ValueError) or a path the system cannot resolve
+            reason = getattr(error, "strerror", None) or str(error)
+            program.diagnostics.append(_unreadable(f"cannot read `{printable(st.path)}`: {reason.lower()}", st.span,
+                                                   label="not a path this system can open").diagnostics[0])
+            continue
         shown = os.path.normpath(os.path.join(os.path.dirname(spec.path), st.path))
         if not target.is_relative_to(root):
             program.diagnostics.append(Diagnostic(
-                code="E130", severity="error", message=f"`{st.path}` is outside the spec's folder tree", span=st.span,
+                code="E130", severity="error", message=f"`{printable(st.path)}` is outside the spec's folder tree", span=st.span,
                 label="imports must stay inside this folder",
                 help="a spec may import only files in its own folder or below it; move the file there"))
             continue
@@ -109,13 +144,9 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
                                                   span=st.span, label="this import closes the cycle",
                                                   help="move the shared blocks into a file that imports neither"))
             continue
-        if not target.is_file():
-            program.diagnostics.append(Diagnostic(code="E132", severity="error", message=f"cannot find `{st.path}`",
-                                                  span=st.span, label="no such file",
-                                                  help="import paths are relative to the importing file"))
-            continue
         try:
-            text = read_source(target, shown)
+            # messages at the import name the path as it is written there
+            text = read_source(target, st.path, span=st.span)
             program.sources.add(shown, text)
             imported = parse_text(text, shown)
         except SpecError as error:
@@ -125,6 +156,7 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
 
 
 def _add_block(program: Program, block: ir.BlockDef) -> None:
+    program.diagnostics.extend(_repeated_parameters(block))
     first = program.blocks.get(block.name)
     if first is not None:
         program.diagnostics.append(Diagnostic(
@@ -140,3 +172,24 @@ def _add_block(program: Program, block: ir.BlockDef) -> None:
             span=block.name_span, label="shadows the layer", help="choose another name"))
         return
     program.blocks[block.name] = block
+
+
+def _repeated_parameters(block: ir.BlockDef) -> list[Diagnostic]:
+    """E141 at each parameter a block declares again (`block b(c, c)`), pointing at the first."""
+    first: dict[str, ir.BlockParam] = {}
+    found = []
+    for param in block.params:
+        earlier = first.setdefault(param.name, param)
+        if earlier is not param:
+            found.append(Diagnostic(
+                code="E141", severity="error", message=f"parameter `{param.name}` is declared twice in block `{block.name}`",
+                span=_name_span(param), label="second declaration",
+                labels=(Label(span=_name_span(earlier), message="first declared here"),),
+                help="give each parameter its own name"))
+    return found
+
+
+def _name_span(param: ir.BlockParam) -> ir.Span:
+    """A parameter's name: its span runs on over a default (`c=4`)."""
+    span = param.span
+    return span.model_copy(update={"end_line": span.line, "end_column": span.column + len(param.name)})
