@@ -38,3 +38,22 @@ KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN", "t
 
 #: codes a backend raises when it builds a checked spec, with the step that raises them
 BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda network: network.to_onnx(opset=17)}
+
+
+#: a zoo network is full-size for the test suite past these figures: building, exporting and
+#: running it takes tens of seconds and gigabytes, so its full-size runs carry the `slow` marker
+FULL_SIZE_PARAMS = 30_000_000
+FULL_SIZE_MACS = 8_000_000_000
+
+
+def full_size(name: str) -> bool:
+    """Whether the zoo spec `name` is over the suite's full-size figures (read from its check)."""
+    import cnnspec
+
+    network = cnnspec.load(SPECS / f"{name}.cnn")
+    return network.params > FULL_SIZE_PARAMS or network.macs > FULL_SIZE_MACS
+
+
+def zoo_params(names) -> list:
+    """`names` as parametrize values, the full-size networks marked `slow` (run with `-m slow`)."""
+    return [pytest.param(name, marks=pytest.mark.slow) if full_size(name) else name for name in names]

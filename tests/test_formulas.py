@@ -72,14 +72,17 @@ def test_concat_crop_and_scale_broadcast():
     assert net.params == (8 * 2 + 2) + (2 * 8 + 8)
 
 
-torch = pytest.importorskip("torch")
+@pytest.fixture(scope="module")
+def torch():
+    # per test, so that the formula tests above still run where torch is not installed
+    return pytest.importorskip("torch", reason="the formulas are compared with PyTorch's layers")
 
 
 @pytest.mark.parametrize("n,k,s,p,d,ceil", [
     case for case in itertools.product([5, 6, 7, 12, 13], [1, 2, 3], [1, 2, 3], [0, 1], [1, 2], [False, True])
     if case[3] * 2 <= case[1] and case[4] * (case[1] - 1) + 1 <= case[0] + 2 * case[3]
 ])
-def test_window_formula_agrees_with_pytorch_max_pool(n, k, s, p, d, ceil):
+def test_window_formula_agrees_with_pytorch_max_pool(torch, n, k, s, p, d, ceil):
     x = torch.zeros(1, 1, n)
     out = torch.nn.functional.max_pool1d(x, k, s, p, d, ceil_mode=ceil)
     assert window_output_size(n, k, s, p, p, d, ceil) == out.shape[-1]
@@ -88,6 +91,6 @@ def test_window_formula_agrees_with_pytorch_max_pool(n, k, s, p, d, ceil):
 @pytest.mark.parametrize("n,k,s,p,op,d", [
     (1, 4, 1, 0, 0, 1), (4, 4, 2, 1, 0, 1), (7, 3, 2, 1, 1, 1), (5, 3, 3, 0, 2, 1), (6, 2, 2, 0, 0, 2),
 ])
-def test_transposed_formula_agrees_with_pytorch(n, k, s, p, op, d):
+def test_transposed_formula_agrees_with_pytorch(torch, n, k, s, p, op, d):
     layer = torch.nn.ConvTranspose1d(1, 1, k, s, p, op, dilation=d)
     assert transposed_output_size(n, k, s, p, p, d, op) == layer(torch.zeros(1, 1, n)).shape[-1]

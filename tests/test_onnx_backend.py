@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import SPECS  # noqa: E402
+from conftest import SPECS, zoo_params  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
@@ -24,7 +24,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", zoo_params(ZOO))
 def test_zoo_exports_checks_runs_and_verifies(tmp_path, name):
     path = tmp_path / f"{name}.onnx"
     result = invoke("export", SPECS / f"{name}.cnn", "-o", path)
@@ -44,7 +44,7 @@ def test_zoo_exports_checks_runs_and_verifies(tmp_path, name):
     assert "ok tolerance" in result.output
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", zoo_params(ZOO))
 def test_weight_shapes_are_the_torch_state_dict(name):
     network = cnnspec.load(SPECS / f"{name}.cnn")
     state = network.to_torch().state_dict()

@@ -9,7 +9,7 @@ import types
 
 import pytest
 from click.testing import CliRunner
-from conftest import SPECS
+from conftest import SPECS, zoo_params
 
 import cnnspec
 from cnnspec.backends.torch_source import camel
@@ -59,7 +59,7 @@ def load_module(path, class_name):
     return getattr(module, class_name)()
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", zoo_params(ZOO))
 def test_generated_module_equals_to_torch(emitted, name):
     torch = pytest.importorskip("torch")
     network = cnnspec.load(SPECS / f"{name}.cnn")
