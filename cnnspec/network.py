@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from cnnspec import ir
 from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
+from cnnspec.analysis.expressions import MAX_MAGNITUDE
 from cnnspec.analysis.stats import Row, describe_field
+from cnnspec.arguments import check_arguments, path_argument, text_argument
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
 from cnnspec.frontend.loader import Program, load_program, program_from_text
 
@@ -100,6 +102,7 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
     `config` (`cnnspec.config.config_for(path)` finds a project's) switches lints off, turns
     warnings into errors and sets the limits; an explicit `limits` wins over its limits.
     """
+    path, input = path_argument("load", "path", path), check_arguments("load", input, limits, config)
     with collector_paused():
         program = load_program(path)
         return _check(program, str(path), input, limits, config)
@@ -110,6 +113,10 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
           config: "Config | None" = None, origin: str | os.PathLike | None = None) -> Network:
     """Check spec text. Imports resolve inside `root` (default: the current folder), relative to
     `origin`, the file the text was read from (default: `path` inside `root`)."""
+    text, path = text_argument("loads", "text", text), path_argument("loads", "path", path)
+    root = path_argument("loads", "root", root, optional=True)
+    origin = path_argument("loads", "origin", origin, optional=True)
+    input = check_arguments("loads", input, limits, config)
     root_path = Path(root) if root is not None else Path.cwd()
     with collector_paused():
         program = program_from_text(text, path, root=root_path.resolve(),
@@ -138,6 +145,7 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
           config: "Config | None" = None, libraries: bool = False):
     """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
     `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`)."""
+    path, input = path_argument("check", "path", path), check_arguments("check", input, limits, config)
     try:
         with collector_paused():
             program = load_program(path)
@@ -174,10 +182,12 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     decl = input_decls[0]
     if input is not None:
         decl = decl.model_copy(update={"dims": tuple(input)})
-    if len(decl.dims) > 4 or any(d < 1 for d in decl.dims):
+    if len(decl.dims) > 4 or any(not 1 <= d <= MAX_MAGNITUDE for d in decl.dims):
+        # an `input=` or `--input` size may be any integer: one beyond the bound is not spelt out
+        shown = "x".join(str(d) if abs(d) <= MAX_MAGNITUDE else "(beyond 10^15)" for d in decl.dims)
         diagnostics.append(Diagnostic(code="E103", severity="error",
-                                      message=f"the input {'x'.join(map(str, decl.dims))} must be CxL, CxHxW or CxDxHxW "
-                                              "with sizes of at least 1", span=decl.dims_span))
+                                      message=f"the input {shown} must be CxL, CxHxW or CxDxHxW "
+                                              "with sizes from 1 to 10^15", span=decl.dims_span))
         raise SpecError(diagnostics, program.sources)
     name = network_decls[0].name if network_decls else Path(path).stem
     statements = [s for s in spec.statements if s.node not in ("network", "input", "block", "import")]

@@ -260,3 +260,61 @@ def test_a_zoo_name_is_a_name_not_a_path(name, help):
     result = CliRunner().invoke(main, ["check", f"zoo:{name}"])
     assert result.exit_code == 1 and "E132" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# ---------------------------------------------------------------- the Python API
+
+SPEC = "input x: 3x8x8\nconv 4 3x3\n"
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: cnnspec.loads(SPEC.encode()), TypeError, ["loads()", "'text'", "not bytes", "decode"]),
+    (lambda: cnnspec.loads(None), TypeError, ["loads()", "'text'", "not None"]),
+    (lambda: cnnspec.loads(SPEC, path=None), TypeError, ["'path'", "not None"]),
+    (lambda: cnnspec.loads(SPEC, root=3), TypeError, ["'root'", "not int"]),
+    (lambda: cnnspec.loads(SPEC, input="3x32x32"), TypeError, ["'input'", "tuple of ints", "not str"]),
+    (lambda: cnnspec.loads(SPEC, input=3), TypeError, ["'input'", "not int"]),
+    (lambda: cnnspec.loads(SPEC, input=(3, "8", 8)), TypeError, ["'input'", "hold ints, not str"]),
+    (lambda: cnnspec.loads(SPEC, input=(3, True, 8)), TypeError, ["'input'", "not bool"]),
+    (lambda: cnnspec.loads(SPEC, input=(3, 8.0, 8)), TypeError, ["'input'", "not float"]),
+    (lambda: cnnspec.loads(SPEC, input=()), ValueError, ["'input'", "1 to 4 sizes", "not 0"]),
+    (lambda: cnnspec.loads(SPEC, input=(1, 2, 3, 4, 5)), ValueError, ["'input'", "not 5"]),
+    (lambda: cnnspec.loads(SPEC, limits={"max_layers": 3}), TypeError, ["'limits'", "Limits", "not dict"]),
+    (lambda: cnnspec.loads(SPEC, config={"strict": True}), TypeError, ["'config'", "Config", "not dict"]),
+    (lambda: cnnspec.load(3), TypeError, ["load()", "'path'", "str or os.PathLike", "not int"]),
+    (lambda: cnnspec.load(None), TypeError, ["load()", "'path'", "not None"]),
+    (lambda: cnnspec.load(b"specs/lenet5.cnn"), TypeError, ["load()", "'path'", "not bytes"]),
+    (lambda: cnnspec.load("zoo:lenet5", input=[1, "28", 28]), TypeError, ["load()", "'input'"]),
+    (lambda: cnnspec.check(["a.cnn"]), TypeError, ["check()", "'path'", "not list"]),
+    (lambda: cnnspec.check("zoo:lenet5", limits=1), TypeError, ["check()", "'limits'", "not int"]),
+])
+def test_misuse_of_the_api_is_a_clear_error_at_the_call(call, error, words):
+    with pytest.raises(error) as caught:
+        call()
+    message = str(caught.value)
+    assert all(word in message for word in words), message
+
+
+def test_the_api_takes_paths_lists_and_index_integers():
+    class Size:
+        """An integer-like value that is not an int (as numpy's are)."""
+
+        def __index__(self):
+            return 16
+
+    net = cnnspec.loads(SPEC, path=__import__("pathlib").Path("net.cnn"), input=[3, Size(), 16])
+    assert (net.name, net.input_shape, net.output_shape) == ("net", (3, 16, 16), (4, 14, 14))
+
+
+@pytest.mark.parametrize("size", [0, -1, 10**15 + 1, 10**5000], ids=["0", "-1", "10^15+1", "10^5000"])
+def test_an_input_size_out_of_range_is_e103_without_spelling_it_out(size):
+    [diagnostic] = diagnostics_of(SPEC, input=(3, size, 8))
+    assert diagnostic.code == "E103" and len(diagnostic.message) < 120
+    assert ("(beyond 10^15)" in diagnostic.message) == (size > 10**15)
+
+
+def test_an_input_size_beyond_the_bound_from_the_cli_is_exit_one(tmp_path):
+    spec = tmp_path / "net.cnn"
+    spec.write_text(SPEC)
+    result = run_cli("summary", "--input", f"3x{WIDE}x8", spec)
+    assert result.returncode == 1 and "error[E103]" in result.stderr and "Traceback" not in result.stderr
