@@ -7,9 +7,10 @@
     [tool.cnnspec.severity]
     W105 = "error"               # a warning that fails the check; "warning" or "off" also work
 
-    [tool.cnnspec.limits]
-    max-params = "2G"            # refuse specs above these (defaults: cnnspec.analysis.elaborate.Limits)
-    max-layers = 50_000
+    [tool.cnnspec.limits]        # refuse specs above these (defaults: cnnspec.analysis.elaborate.Limits)
+    max-layers = 50_000          # layers after expansion, counted ahead of it (20,000; E124)
+    max-tokens = 200_000         # tokens of one file, counted before it is parsed (100,000; E012)
+    max-params = "2G"            # also max-activation (elements), max-repeat, max-call-depth
 
 As ruff does, the table is looked up from each spec's folder upwards: the first `pyproject.toml`
 holding a `[tool.cnnspec]` table applies. Errors cannot be switched off or demoted: an error

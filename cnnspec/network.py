@@ -103,8 +103,9 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
     warnings into errors and sets the limits; an explicit `limits` wins over its limits.
     """
     path, input = path_argument("load", "path", path), check_arguments("load", input, limits, config)
+    limits = resolve_limits(limits, config)
     with collector_paused():
-        program = load_program(path)
+        program = load_program(path, limits.max_tokens)
         return _check(program, str(path), input, limits, config)
 
 
@@ -118,9 +119,11 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
     origin = path_argument("loads", "origin", origin, optional=True)
     input = check_arguments("loads", input, limits, config)
     root_path = Path(root) if root is not None else Path.cwd()
+    limits = resolve_limits(limits, config)
     with collector_paused():
         program = program_from_text(text, path, root=root_path.resolve(),
-                                    origin=Path(origin).resolve() if origin is not None else None)
+                                    origin=Path(origin).resolve() if origin is not None else None,
+                                    max_tokens=limits.max_tokens)
         return _check(program, path, input, limits, config)
 
 
@@ -146,9 +149,10 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
     `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`)."""
     path, input = path_argument("check", "path", path), check_arguments("check", input, limits, config)
+    limits = resolve_limits(limits, config)
     try:
         with collector_paused():
-            program = load_program(path)
+            program = load_program(path, limits.max_tokens)
             if libraries and input is None and is_library(program.spec):
                 library = Library(program, str(path))
                 if any(d.severity == "error" for d in library.diagnostics):
@@ -160,10 +164,16 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     return network, network.diagnostics, network.sources
 
 
+def resolve_limits(limits: Limits | None, config: "Config | None") -> Limits:
+    """The limits that apply: explicit ones, else the configuration's, else the defaults."""
+    if limits is not None:
+        return limits
+    return config.limits if config is not None else Limits()
+
+
 def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: Limits | None,
            config: "Config | None") -> Network:
-    if limits is None:
-        limits = config.limits if config is not None else Limits()
+    limits = resolve_limits(limits, config)
     diagnostics = list(program.diagnostics)
     spec = program.spec
     network_decls = [s for s in spec.statements if s.node == "network"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cnnspec import ir
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError
-from cnnspec.frontend.parser import MAX_SOURCE_BYTES, parse_text
+from cnnspec.frontend.parser import MAX_SOURCE_BYTES, MAX_TOKENS, parse_text
 
 ZOO_PREFIX = "zoo:"
 #: opening a FIFO to read waits for a writer unless it is opened non-blocking (POSIX only)
@@ -90,32 +90,34 @@ def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str |
                                  label=label if span is not None else "", help=help)])
 
 
-def load_program(path: str | os.PathLike) -> Program:
+def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS) -> Program:
     shown = os.fspath(path)
     real = resolve_name(path)
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
     text = read_source(real, shown)
-    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve())
+    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve(), max_tokens=max_tokens)
 
 
-def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None) -> Program:
+def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None,
+                      max_tokens: int = MAX_TOKENS) -> Program:
     """A parsed spec and its imports. `origin` is the file the text is read from (imports are relative
-    to its folder); by default `shown` taken relative to `root`."""
+    to its folder); by default `shown` taken relative to `root`. Each file may hold `max_tokens`."""
     sources = SourceMap()
     sources.add(shown, text)
     try:
-        spec = parse_text(text, shown)
+        spec = parse_text(text, shown, max_tokens)
     except SpecError as error:
         raise SpecError(error.diagnostics, sources) from None
     program = Program(spec=spec, sources=sources)
     if origin is None:
         origin = root / ("<string>" if shown.startswith("<") else shown)
-    _collect(program, spec, origin, root, stack=(origin,))
+    _collect(program, spec, origin, root, stack=(origin,), max_tokens=max_tokens)
     return program
 
 
-def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stack: tuple[Path, ...]) -> None:
+def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stack: tuple[Path, ...],
+             max_tokens: int = MAX_TOKENS) -> None:
     """Add the blocks of `spec`, then of its imports, reporting duplicates, escapes and cycles."""
     for st in spec.statements:
         if st.node == "block":
@@ -148,11 +150,11 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
             # messages at the import name the path as it is written there
             text = read_source(target, st.path, span=st.span)
             program.sources.add(shown, text)
-            imported = parse_text(text, shown)
+            imported = parse_text(text, shown, max_tokens)
         except SpecError as error:
             program.diagnostics.extend(error.diagnostics)
             continue
-        _collect(program, imported, target, root, stack + (target,))
+        _collect(program, imported, target, root, stack + (target,), max_tokens)
 
 
 def _add_block(program: Program, block: ir.BlockDef) -> None:

@@ -1,0 +1,223 @@
+"""Resource limits: a spec beyond them is refused at the place that crosses them, before the work.
+
+Each case is checked twice: in-process for the diagnostic (code, place, what it says), and through
+the CLI in a child process for the exit status and that child's peak memory, as the kernel counts
+it (`VmHWM`; the rusage of a child also counts the test process it was forked from). Before these limits held, the doubling chain ran past 60 s and 834 MB, 18
+levels of it past 1 GB, 300,000 statements past 1.9 GB. No timings are asserted; the generous
+timeout only turns a hang into a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cnnspec
+from cnnspec.analysis.elaborate import Limits
+from cnnspec.config import LIMIT_KEYS, config_for
+from cnnspec.frontend.parser import MAX_OPERATORS, MAX_TOKENS
+
+#: the peak memory of a refusal, far above what one takes (about 60 MB) and far below what the
+#: work it refuses would take
+REFUSAL_MB = 250
+LAYERS = Limits().max_layers
+
+
+def doubling(levels: int) -> str:
+    """`b{k}` calls `b{k-1}` twice: 2**levels layers, written in `levels + 1` blocks."""
+    lines = ["input x: 1x8x8", "block b0 { relu }"]
+    lines += [f"block b{i} {{ b{i - 1}; b{i - 1} }}" for i in range(1, levels + 1)]
+    return "\n".join(lines + [f"b{levels}"]) + "\n"
+
+
+CASES = {
+    # name: (text, code, line, column, words the diagnostic must say)
+    "doubling_40": (doubling(40), "E124", 43, 1, "`b40` expands to 1,099,511,627,776 layers"),
+    "doubling_18": (doubling(18), "E124", 21, 1, "`b18` expands to 262,144 layers"),
+    "repeats_to_1e9": ("input x: 1x8x8\n{ { { relu * 1000 } * 1000 } * 1000 }\n", "E124", 2, 3,
+                       "1,000 copies of 1,000,000 layers"),
+    "repeats_to_199600": ("input x: 1x8x8\n{ relu * 998 } * 200\n", "E124", 2, 1, "200 copies of 998 layers"),
+    "flat_over_the_limit": ("input x: 1x8x8\n" + "relu\n" * (LAYERS + 1), "E124", LAYERS + 2, 1,
+                            f"{LAYERS:,} layers before it"),
+    "300000_statements": ("input x: 1x8x8\n" + "relu\n" * 300_000, "E012", MAX_TOKENS // 2 - 1, 5,
+                          f"more than {MAX_TOKENS:,} tokens"),
+    # `when (` then `not ` 1,000 times: the 1,001st operator is where it stops
+    "100000_not": ("input x: 1x8x8\nwhen (" + "not " * 100_000 + "true) { relu }\n", "E012", 2, 6 + 4 * MAX_OPERATORS + 1,
+                   f"more than {MAX_OPERATORS:,} operators"),
+    "100000_minus": ("input x: 1x8x8\nconv 8 1x1 stride=" + "-" * 100_000 + "1\n", "E012", 2, 18 + MAX_OPERATORS + 1,
+                     f"more than {MAX_OPERATORS:,} operators"),
+    "100000_term_sum": ("input x: 1x8x8\nconv 8 1x1 stride=" + "+".join(["1"] * 100_000) + "\n", "E012", 2,
+                        18 + 2 * MAX_OPERATORS + 2, f"more than {MAX_OPERATORS:,} operators"),
+}
+
+
+def described(diagnostic) -> str:
+    return " ".join([diagnostic.message, diagnostic.label, *diagnostic.notes, diagnostic.help or ""])
+
+
+def only_error(text: str, limits: Limits | None = None, path: str = "limits.cnn"):
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.loads(text, path=path, limits=limits)
+    errors = [d for d in caught.value.diagnostics if d.severity == "error"]
+    assert len(errors) == 1, [d.message for d in errors]
+    return errors[0]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_refused_where_the_limit_is_crossed(name):
+    text, code, line, column, words = CASES[name]
+    error = only_error(text)
+    assert (error.code, error.span.line, error.span.column) == (code, line, column)
+    assert words in described(error)
+    # the refusal names the limit and the key that raises it
+    key = "max-layers" if code == "E124" else "max-tokens" if "tokens" in words else None
+    if key is not None:
+        assert key in error.help and "[tool.cnnspec.limits]" in error.help
+
+
+#: the CLI, reporting its peak resident memory when it exits
+CLI_WITH_PEAK = """
+import atexit, sys
+def peak():
+    with open("/proc/self/status") as status:
+        kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    sys.stderr.write(f"peak-rss-kb {kb}\\n")
+atexit.register(peak)
+sys.argv[0] = "cnnspec"
+from cnnspec.cli import console_entry
+console_entry()
+"""
+
+
+def run_check(path: Path, timeout: float = 60) -> tuple[int, str, float]:
+    """`cnnspec check path` in a child process: its exit status, its output and its peak resident
+    memory in MB (a hang fails after `timeout` seconds)."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("peak memory is read from /proc")
+    try:
+        out = subprocess.run([sys.executable, "-c", CLI_WITH_PEAK, "check", str(path)], capture_output=True,
+                             text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"`cnnspec check {path.name}` did not finish in {timeout} s") from None
+    peak = re.search(r"^peak-rss-kb (\d+)$", out.stderr, re.M)
+    assert peak, out.stderr[-2000:]
+    return out.returncode, out.stdout + out.stderr, int(peak.group(1)) / 1024
+
+
+@pytest.mark.parametrize("name", ["doubling_40", "repeats_to_1e9", "flat_over_the_limit", "300000_statements",
+                                  "100000_not"])
+def test_the_cli_refuses_in_bounded_memory(name, tmp_path):
+    text, code, line, column, _ = CASES[name]
+    spec = tmp_path / f"{name}.cnn"
+    spec.write_text(text)
+    status, output, peak = run_check(spec)
+    assert status == 1, output[-2000:]
+    assert f"error[{code}]" in output and f"{spec.name}:{line}:{column}" in output
+    assert "Traceback" not in output
+    assert peak < REFUSAL_MB, f"{peak:.0f} MB"
+
+
+def test_a_spec_at_the_layer_limit_checks():
+    net = cnnspec.loads(f"input x: 1x8x8\n{{ {{ conv 4 1x1; relu }} * 50 }} * {LAYERS // 100}\n")
+    assert len(net.rows) == LAYERS
+    assert LAYERS >= 20_000, "the bench and the next issue check 10,000- and 20,000-layer specs"
+
+
+def test_the_default_limits_leave_the_zoo_far_inside():
+    from cnnspec.zoo import zoo_names
+
+    largest = max(len(cnnspec.load(f"zoo:{name}").rows) for name in zoo_names())
+    assert 10 * largest < LAYERS
+
+
+# ---------------------------------------------------------------- the count ahead, against small limits
+
+SMALL = Limits(max_layers=100)
+
+
+def test_one_layer_over_is_refused_at_it_and_the_limit_itself_is_not():
+    at_limit = "input x: 1x8x8\n{ relu * 10 } * 10\n"
+    assert len(cnnspec.loads(at_limit, limits=SMALL).rows) == 100
+    error = only_error(at_limit + "sigmoid\n", SMALL)
+    assert (error.code, error.span.line) == ("E124", 3)
+    assert error.notes == ("100 layers before it",)
+
+
+def test_a_false_branch_and_an_unused_block_expand_nothing():
+    text = ("input x: 1x8x8\nblock big { relu * 1000 }\nblock unused { big * 1000 }\n"
+            "when (false) { big } else { relu }\nbig * 0.1\n")
+    # `big * 0.1` is an invalid count (E122): refused for that, not for its size
+    error = only_error(text, SMALL)
+    assert error.code == "E122"
+    assert len(cnnspec.loads("input x: 1x8x8\nblock big { relu * 1000 }\nwhen (false) { big }\nrelu\n",
+                             limits=SMALL).rows) == 1
+
+
+def test_a_condition_on_the_input_is_known_at_the_top():
+    text = "input x: 16x8x8\nwhen (in.c > 8) { relu * 101 } else { relu }\n"
+    error = only_error(text, SMALL)
+    assert (error.code, error.span.line, error.span.column) == ("E124", 2, 19)
+
+
+def test_a_count_that_reads_the_blocks_input_is_refused_when_the_call_is_reached():
+    """Inside a block `in` is known only once the call is reached: the repeat is refused there,
+    before its copies are expanded."""
+    block = "input x: 16x8x8\nblock wide { { relu * in.c } * in.c }\n"
+    error = only_error(block + "conv 16 1x1\nwide\n", SMALL)
+    assert (error.code, error.span.line, error.span.column) == ("E124", 2, 14)
+    assert (error.label, error.notes) == ("16 copies of 16 layers", ("1 layer before it",))
+    assert len(cnnspec.loads(block + "conv 8 1x1\nwide\n", limits=SMALL).rows) == 65
+
+
+def test_arguments_are_bound_as_a_call_binds_them():
+    text = "input x: 1x8x8\nblock stage(n, m=2) { relu * (n * m) }\nstage(30)\nstage(m=1, n=20)\n"
+    error = only_error(text, Limits(max_layers=79))
+    assert (error.code, error.span.line) == ("E124", 4)
+    assert error.label == "`stage` expands to 20 layers" and error.notes == ("60 layers before it",)
+    # a call the binding refuses expands nothing: the error is E120, not the size
+    assert only_error("input x: 1x8x8\nblock b(n) { relu * n }\nb(1000, 2)\n", SMALL).code == "E120"
+
+
+def test_recursion_is_refused_as_recursion():
+    text = "input x: 1x8x8\nblock a { relu; b; b }\nblock b { a; a }\na\n"
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.loads(text, limits=SMALL)
+    assert {d.code for d in caught.value.diagnostics if d.severity == "error"} == {"E121"}
+
+
+def test_numbered_copies_count_as_a_repeat():
+    text = "input x: 1x8x8\nblock unit { relu * 10 }\nlayer{}: unit * 11\n"
+    error = only_error(text, SMALL)
+    assert (error.code, error.span.line, error.label) == ("E124", 3, "110 layers in these copies")
+
+
+# ---------------------------------------------------------------- configuration
+
+def test_the_limits_are_configurable(tmp_path):
+    assert {"max-layers", "max-tokens"} <= set(LIMIT_KEYS)
+    (tmp_path / "pyproject.toml").write_text("[tool.cnnspec.limits]\nmax-layers = 5\nmax-tokens = 40\n")
+    spec = tmp_path / "net.cnn"
+    spec.write_text("input x: 1x8x8\nrelu * 6\n")
+    config = config_for(spec)
+    assert (config.limits.max_layers, config.limits.max_tokens) == (5, 40)
+    _, diagnostics, _ = cnnspec.check(spec, config=config)
+    assert [d.code for d in diagnostics] == ["E124"]
+    spec.write_text("input x: 1x8x8\n" + "relu\n" * 20)
+    _, diagnostics, _ = cnnspec.check(spec, config=config)
+    # `input x: 1x8x8` and its line end are 5 tokens, each `relu` line 2: the 41st ends line 19
+    assert [(d.code, d.span.line) for d in diagnostics] == [("E012", 19)]
+    status, output, _ = run_check(spec)
+    assert status == 1 and "more than 40 tokens" in output
+
+
+def test_a_lower_token_limit_applies_to_imports_too(tmp_path):
+    (tmp_path / "blocks.cnn").write_text("block b { " + "relu; " * 30 + "}\n")
+    spec = tmp_path / "net.cnn"
+    spec.write_text('import "blocks.cnn"\ninput x: 1x8x8\nb\n')
+    _, diagnostics, _ = cnnspec.check(spec, limits=Limits(max_tokens=40))
+    [error] = [d for d in diagnostics if d.severity == "error"]
+    assert error.code == "E012" and error.span.file.endswith("blocks.cnn")
