@@ -56,12 +56,24 @@ class SpecError(Exception):
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: "SourceMap | None" = None):
         self.diagnostics = sort_diagnostics(diagnostics)
         self.sources = sources or SourceMap()
-        first = self.diagnostics[0] if self.diagnostics else None
-        summary = f"{first.code}: {first.message}" if first else "invalid spec"
-        more = len(self.errors) - 1
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        """What `str(error)` shows: the first error (or diagnostic) with its place and its help, so an
+        uncaught error still says where and what to do:
+        `net.cnn:2:17: error[E107]: unknown name `False` for `bias` (help: it takes `true` or `false`)`."""
+        errors = self.errors
+        first = errors[0] if errors else self.diagnostics[0] if self.diagnostics else None
+        if first is None:
+            return "invalid spec"
+        where = f"{first.span.file}:{first.span.line}:{first.span.column}: " if first.span is not None else ""
+        summary = f"{where}{first.severity}[{first.code}]: {first.message}"
+        if first.help:
+            summary += f" (help: {first.help})"
+        more = len(errors) - 1
         if more > 0:
             summary += f" (and {more} more error{'s' if more > 1 else ''})"
-        super().__init__(summary)
+        return summary
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -127,6 +139,7 @@ def render(diagnostic: Diagnostic, sources: SourceMap, color: bool = False) -> s
     if quoted:
         out.append(f"{pad} {_paint('|', 'gutter', color)}")
         previous_file = d.span.file if d.span else None
+        previous_line = None
         for span, char, text, style in sorted(quoted, key=lambda m: (m[0].file != previous_file, m[0].file, m[0].line, m[0].column)):
             if span.file != previous_file:
                 out.append(f"{pad}{_paint('::>', 'gutter', color)} {span.file}:{span.line}:{span.column}")
@@ -134,8 +147,11 @@ def render(diagnostic: Diagnostic, sources: SourceMap, color: bool = False) -> s
             source = sources.line(span.file, span.line) or ""
             end = span.end_column if span.end_line == span.line else len(source) + 1
             length = max(1, min(end, len(source) + 1) - span.column)
-            gutter = _paint(f"{span.line:>{width}} |", "gutter", color)
-            out.append(f"{gutter} {source}".rstrip())
+            # marks on one line share its quote, each underlined on a row of its own
+            if (span.file, span.line) != previous_line:
+                gutter = _paint(f"{span.line:>{width}} |", "gutter", color)
+                out.append(f"{gutter} {source}".rstrip())
+                previous_line = (span.file, span.line)
             underline = " " * (span.column - 1) + _paint(char * length + (f" {text}" if text else ""), style, color)
             out.append(f"{pad} {_paint('|', 'gutter', color)} {underline}")
     for note in d.notes:

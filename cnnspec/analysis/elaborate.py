@@ -10,6 +10,7 @@ that does not need the shape.
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 from cnnspec import ir
 from cnnspec.analysis.expansion import CAP, LayerBound
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
-from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
+from cnnspec.analysis.stats import ReceptiveField, Row, layer_field, merge_fields, start_field
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.frontend.parser import MAX_TOKENS
 from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
@@ -111,6 +112,39 @@ class Env:
     scopes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where elaboration stands, for diagnostics: a block call (`copy` None) or one copy of a repeat,
+    whose repeated item is `item`."""
+
+    span: ir.Span
+    copy: tuple[int, int] | None = None
+    item: ir.Span | None = None
+
+
+def call_chain(sites: list[Site]) -> tuple[Label, ...]:
+    """One label per call a diagnostic was raised inside, outermost first; a call that is itself the
+    repeated item says which copy it is (`in copy 3 of 4 of this call`)."""
+    labels: list[Label] = []
+    pending: Site | None = None
+    for site in sites:
+        if site.copy is not None:
+            if pending is not None:
+                labels.append(Label(span=pending.span, message=f"in copy {pending.copy[0]} of {pending.copy[1]}"))
+            pending = site
+            continue
+        if pending is not None and pending.item == site.span:
+            labels.append(Label(span=site.span, message=f"in copy {pending.copy[0]} of {pending.copy[1]} of this call"))
+        else:
+            if pending is not None:
+                labels.append(Label(span=pending.span, message=f"in copy {pending.copy[0]} of {pending.copy[1]}"))
+            labels.append(Label(span=site.span, message="in this call"))
+        pending = None
+    if pending is not None:
+        labels.append(Label(span=pending.span, message=f"in copy {pending.copy[0]} of {pending.copy[1]}"))
+    return tuple(labels)
+
+
 class _Abort(Exception):
     """Stop elaborating: the spec expands beyond the limits."""
 
@@ -136,12 +170,27 @@ class Elaborator:
         self.params_refused = False
         self.activation_refused = False
         self.scope_blocks: dict[str, str] = {}
+        #: the block calls and repeat copies being elaborated, outermost first
+        self.sites: list[Site] = []
 
     # ---------------------------------------------------------------- reporting
     def error(self, code: str, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
               labels: tuple[Label, ...] = (), notes: tuple[str, ...] = (), severity: str = "error") -> None:
+        """Report a diagnostic; raised inside block calls, it points at every call that led there (a
+        block's body is written once and may fail in only one of its calls)."""
+        if self.sites:
+            labels = labels + tuple(c for c in call_chain(self.sites) if c.span != span and c not in labels)
         self.diagnostics.append(Diagnostic(code=code, severity=severity, message=message, span=span, label=label,
                                            help=help, labels=labels, notes=notes))
+
+    @contextmanager
+    def inside(self, site: Site):
+        """Elaborate within a call or a repeat's copy, which diagnostics raised there point back to."""
+        self.sites.append(site)
+        try:
+            yield
+        finally:
+            self.sites.pop()
 
     def eval_error(self, error: EvalError) -> None:
         self.error(error.code, error.message, error.span, label=error.label, help=error.help)
@@ -305,8 +354,9 @@ class Elaborator:
         if count is None:
             return Flow(None, ())
         self.check_copies(item.item, count, item.span, env)
-        for _ in range(count):
-            flow = self.item(item.item, flow, scope, env, items)
+        for copy in range(1, count + 1):
+            with self.inside(Site(item.span, (copy, count), item.item.span)) if count > 1 else nullcontext():
+                flow = self.item(item.item, flow, scope, env, items)
         return flow
 
     def numbered(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
@@ -328,7 +378,8 @@ class Elaborator:
         start = int(first) if first else 1
         for index in range(start, start + count):
             path = self.claim(scope, f"{stem}{index}", st.label_span)
-            flow = self.labelled(path, (item,), flow, scope, env, items, st.span)
+            with self.inside(Site(st.span, (index - start + 1, count), item.span)) if count > 1 else nullcontext():
+                flow = self.labelled(path, (item,), flow, scope, env, items, st.span)
         return flow
 
     # ---------------------------------------------------------------- the layer limit
@@ -418,18 +469,19 @@ class Elaborator:
             self.too_many_layers(name_span, f"`{name}` expands to {layers_text(layers)}", self.layer_count)
         frame = Frame(f"block `{name}`")
         calls = env.calls + ((name, name_span),)
-        if splice:
-            # the block's items take positions in the enclosing scope
-            inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes)
-            flow = self.statements(block.body.body, flow, scope, inner_env, items)
-            self.check_expects(frame, f"this call of `{name}`", item.span)
-            return flow
-        inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,))
-        self.scope_blocks[path] = name
-        sub: list = []
-        flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
-        items.append(SeqNode.model_construct(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
-        self.check_expects(frame, f"this call of `{name}`", item.span)
+        with self.inside(Site(item.span)):
+            if splice:
+                # the block's items take positions in the enclosing scope
+                inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes)
+                flow = self.statements(block.body.body, flow, scope, inner_env, items)
+                self.check_expects(frame, f"this call of `{name}`")
+                return flow
+            inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,))
+            self.scope_blocks[path] = name
+            sub: list = []
+            flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
+            items.append(SeqNode.model_construct(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
+            self.check_expects(frame, f"this call of `{name}`")
         return flow
 
     def bind_block(self, item, block: ir.BlockDef, env: Env) -> dict | None:
@@ -521,16 +573,7 @@ class Elaborator:
         for note in notes:
             self.error(note.code, note.message, spans.get(note.arg, span), help=note.help, severity="warning")
         self.check_activation(out, span)
-        if getattr(kind, "mixes_positions", False) and len(flow.shape) == 1:
-            rf = tuple(f.whole() for f in flow.rf)
-        elif getattr(kind, "permutes", False):
-            rf = flow.rf
-        elif kind_name == "reshape" and out[1:] != flow.shape[1:]:
-            # positions are laid out anew: an output position may hold any input position
-            rf = tuple(f.whole() for f in flow.rf)
-        else:
-            rf = apply_window(flow.rf, window, out[1:]) if len(out) > 1 else (
-                apply_window(flow.rf, window, ()) if window else flow.rf)
+        rf = layer_field(kind_name, params, flow.shape, out, window, flow.rf)
         node_id = self.new_id()
         trainable = 0 if getattr(params, "frozen", False) else n_params
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
@@ -696,7 +739,7 @@ class Elaborator:
     def merge(self, op: str, branches: list[tuple[list, Flow]], flow: Flow, out, span: ir.Span, env: Env,
               items: list, crop: bool = False) -> Flow:
         node_id = self.new_id()
-        rf = merge_fields([b[1].rf for b in branches])
+        rf = merge_fields([(b[1].rf, b[1].shape) for b in branches], out, op, crop)
         path = env.scopes[-1] if env.scopes else ""
         items.append(MergeNode.model_construct(id=node_id, op=op, branches=tuple(SeqNode.model_construct(items=tuple(b[0])) for b in branches),
                                crop=crop, path=path, in_shape=flow.shape, out_shape=out, span=span))
@@ -823,7 +866,7 @@ class Elaborator:
             self.error("E401", f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
                        label=f"the shape here is {describe_shape(flow.shape)}")
 
-    def check_expects(self, frame: Frame, where: str, call_span: ir.Span | None = None) -> None:
+    def check_expects(self, frame: Frame, where: str) -> None:
         if any(d.severity == "error" for d in self.diagnostics) and frame.expects:
             # totals after an error are incomplete: do not pile contract failures on top
             return
@@ -832,10 +875,9 @@ class Elaborator:
             ok = {"<": actual < st.value, "<=": actual <= st.value, ">": actual > st.value,
                   ">=": actual >= st.value, "==": actual == st.value, "!=": actual != st.value}[st.op]
             if not ok:
-                labels = (Label(span=call_span, message="in this call"),) if call_span else ()
                 self.error("E402", f"`expect {st.metric} {st.op} {st.text}` is not met: {where} has "
                                    f"{format_metric(st.metric, actual)}", st.span,
-                           label=f"actual {format_metric(st.metric, actual)}", labels=labels)
+                           label=f"actual {format_metric(st.metric, actual)}")
 
 
 def format_metric(metric: str, value: int) -> str:
