@@ -115,6 +115,48 @@ def windows(node: LayerNode):
     return None
 
 
+#: what one step along each spatial axis is called, by the input's rank (D, H, W for 3D)
+AXIS_NAMES = {1: ("position",), 2: ("row", "column"), 3: ("slice", "row", "column")}
+#: what one element of a map is called, by rank
+ELEMENT_NAMES = {1: "positions", 2: "pixels", 3: "voxels"}
+
+
+def dims(sizes) -> str:
+    """A kernel or map as the language writes it: `3` in 1D, `3x3` in 2D, `3x3x3` in 3D.
+
+    >>> dims((3,)), dims((7, 7)), dims((3, 3, 3))
+    ('3', '7x7', '3x3x3')
+    """
+    return "x".join(map(str, sizes))
+
+
+def cube(size: int, rank: int) -> str:
+    """The same size along every axis of a rank: `cube(3, 3) == "3x3x3"`."""
+    return dims((size,) * rank)
+
+
+def small_stack(kernel, dilation) -> tuple[int, tuple[int, ...], int] | None:
+    """The stack of 3-wide convs that sees as far as a kernel, when it costs at most 60% of the
+    kernel's weights: (convs, their kernel, their weights per channel pair), else `None`.
+
+    The kernel reaches r_i = d_i * (k_i - 1) + 1 along axis i; n stacked 3-wide convs (1 wide
+    along axes the kernel does not extend) reach 2n + 1, so n = max(r_i) // 2, costing
+    n * 3^m weights (m extended axes) against prod(k_i). In 1D the stack never saves (3n > 2n + 1),
+    in 2D a 5x5 saves too little (18 of 25) and a 7x7 enough (27 of 49), in 3D a 5x5x5 does
+    (54 of 125).
+
+    >>> small_stack((7, 7), (1, 1)), small_stack((5, 5), (1, 1)), small_stack((31,), (1,))
+    ((3, (3, 3), 27), None, None)
+    >>> small_stack((3, 3, 3), (1, 1, 1)), small_stack((5, 5, 5), (1, 1, 1)), small_stack((1, 7), (1, 1))
+    (None, (2, (3, 3, 3), 54), None)
+    """
+    reach = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    convs = max(reach) // 2
+    small = tuple(3 if r > 1 else 1 for r in reach)
+    weights = convs * product(small)
+    return (convs, small, weights) if convs and weights * 10 <= product(kernel) * 6 else None
+
+
 def is_two_by_two_pool(node: LayerNode) -> bool:
     if node.kind not in ("maxpool", "avgpool"):
         return False
@@ -135,7 +177,7 @@ def dropping_stride(ctx: Context) -> Iterator[Finding]:
             # a window narrower than its stride samples the input on purpose (a strided 1x1 projection)
             lost = dropped(n, k, s, b, e) if k >= s else 0
             if lost:
-                what = "row" if axis == len(sizes) - 2 else "column" if axis == len(sizes) - 1 else "slice"
+                what = AXIS_NAMES[len(sizes)][axis]
                 plural = f"{lost} {what}s" if lost > 1 else f"the last {what}"
                 yield Finding(node, f"stride {s} never reaches {plural} of the {n}-wide input: "
                                     f"(n + padding - kernel) % stride = {(n + b + e - k) % s}",
@@ -149,26 +191,25 @@ def large_pool(ctx: Context) -> Iterator[Finding]:
         if node.kind in ("maxpool", "avgpool"):
             g = pool_geometry(node.kind, node.params, node.in_shape)
             if g.mode == "window" and max(g.kernel) > 3:
-                yield Finding(node, f"a {'x'.join(map(str, g.kernel))} pooling window discards most of what it sees",
-                              help="pool 2x2 or 3x3 (with stride 2), or use a strided conv that learns what to keep")
+                rank = len(g.kernel)
+                yield Finding(node, f"a {dims(g.kernel)} pooling window discards most of what it sees",
+                              help=f"pool {cube(2, rank)} or {cube(3, rank)} (with stride 2), or use a strided conv "
+                                   "that learns what to keep")
 
 
-@rule("W103", "a large kernel where stacked 3x3 convs would do")
+@rule("W103", "a large kernel where stacked small convs would do")
 def large_kernel(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if node.kind != "conv":
             continue
         g = conv_geometry(node.params, node.in_shape)
-        # a depthwise kernel costs k*k per channel, not per channel pair: large ones are cheap;
-        # a factorised 1x7 is not large either
-        area = product(g.kernel)
-        if area > 25 and g.groups != g.in_channels:
-            k = max(g.kernel)
-            stacked = (k - 1) // 2
-            shown = "x".join(map(str, g.kernel))
-            yield Finding(node, f"a {shown} kernel costs {area} weights per channel pair; {stacked} stacked 3x3 "
-                                f"convs see as far with {9 * stacked * len(g.kernel) // 2}",
-                          help=f"replace it with {stacked} 3x3 convs (with activations between), "
+        # a depthwise kernel costs k*k per channel, not per channel pair: large ones are cheap
+        stack = small_stack(g.kernel, g.dilation) if g.groups != g.in_channels else None
+        if stack is not None:
+            convs, small, weights = stack
+            yield Finding(node, f"a {dims(g.kernel)} kernel costs {product(g.kernel)} weights per channel pair; "
+                                f"{convs} stacked {dims(small)} convs see as far with {weights}",
+                          help=f"replace it with {convs} {dims(small)} convs (with activations between), "
                                "or make it depthwise")
 
 
@@ -190,7 +231,7 @@ def dense_explosion(ctx: Context) -> Iterator[Finding]:
             yield Finding(node, f"this dense layer holds {params:,} parameters, {share:.0%} of the network "
                                 f"({params * 4 / 2**20:,.0f} MiB in fp32)",
                           help="shrink its input first: pool the map (`avgpool global`), or reduce channels "
-                               "with a 1x1 conv before flattening")
+                               f"with a {cube(1, max(1, len(ctx.graph.input_shape) - 1))} conv before flattening")
 
 
 @rule("W106", "unpadded convs shrinking the map fast")
@@ -227,19 +268,20 @@ def narrow_head(ctx: Context) -> Iterator[Finding]:
     rf = ctx.rows[last.id].rf
     sizes = field_sizes(rf)
     if len(sizes) == len(spatial_in) and any(r < n for r, n in zip(sizes, spatial_in)):
-        shown = "x".join(map(str, sizes))
-        yield Finding(last, f"the output sees {shown} pixels of the {'x'.join(map(str, spatial_in))} input",
+        yield Finding(last, f"the output sees {dims(sizes)} {ELEMENT_NAMES[len(sizes)]} of the {dims(spatial_in)} input",
                       help="add depth or downsampling before the head, or pool globally")
 
 
-@rule("W108", "an odd map before a 2x2 pool")
+@rule("W108", "an odd map before a halving pool")
 def odd_before_pool(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if is_two_by_two_pool(node) and not node.params.ceil:
-            odd = [n for n in node.in_shape[1:] if n % 2]
+            sizes = node.in_shape[1:]
+            odd = [name for n, name in zip(sizes, AXIS_NAMES[len(sizes)]) if n % 2]
             if odd:
-                yield Finding(node, f"the {'x'.join(map(str, node.in_shape[1:]))} map is odd: this 2x2 pool drops "
-                                    "its last row or column",
+                listed = ", ".join(odd[:-1]) + f" and {odd[-1]}" if len(odd) > 1 else odd[0]
+                yield Finding(node, f"the {dims(sizes)} map is odd: pooling it by {cube(2, len(sizes))} drops its last "
+                                    f"{listed}",
                               help="pad the layer before so the map is even, or pool with `ceil`")
 
 
