@@ -44,6 +44,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E202": ("error", "concat branches disagree"),
     "E203": ("error", "add branches disagree"),
     "E204": ("error", "scale shapes do not broadcast"),
+    "E205": ("error", "a branch or structure without layers"),
     "E210": ("error", "kernel larger than the padded input"),
     "E211": ("error", "output size of zero or less"),
     "E212": ("error", "groups do not divide the channels"),

@@ -752,6 +752,11 @@ class Elaborator:
     def residual(self, item: ir.Residual, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
         main_items: list = []
         main = self.statements(item.main.body, flow, scope, env, main_items)
+        if main.shape is not None and not has_layers(main_items):
+            self.empty_branch("the main path of `residual` has no layers: it would add the input to itself",
+                              item.main.span, item.main.body,
+                              help="give it layers, or put a `when` around the whole `residual`")
+            return Flow(None, ())
         short_items: list = []
         shortcut = flow
         short = item.shortcut
@@ -790,14 +795,34 @@ class Elaborator:
         return self.merge("add", [(main_items, main), (short_items, shortcut)], flow, out, item.span, env, items)
 
     def branches(self, item, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
-        results = []
+        """`concat` and `add`: each item statement of the body is a branch. A branch that is a `when`
+        choosing nothing (false without `else`, or an empty arm) contributes no branch at all, so a
+        `concat` left with one branch is that branch; any other branch without a layer (`{ }`, a block
+        that expands to nothing) is E205, as `identity` says a pass-through."""
+        results, dropped, empty = [], 0, False
         for statement in item.body.body:
             sub: list = []
             result = self.statement(statement, flow, scope, env, sub)
-            if statement.node in ("items",):
-                results.append((sub, result, statement.span))
+            if statement.node != "items":
+                continue
+            if result.shape is not None and not has_layers(sub):
+                if is_when(statement):
+                    dropped += 1
+                    continue
+                what = "join the input unchanged" if item.node == "concat" else "add the input unchanged"
+                self.empty_branch(f"a branch of `{item.node}` has no layers: it would {what}", statement.span,
+                                  (statement,), help="write `identity` for a branch that passes its input through")
+                empty = True
+                continue
+            results.append((sub, result, statement.span))
+        if empty:
+            return Flow(None, ())
         if not results:
-            self.error("E106", f"`{item.node}` needs at least one branch", item.span)
+            notes = (f"its {'only branch is a `when`' if dropped == 1 else f'{dropped} branches are `when`s'} "
+                     "that chose nothing",) if dropped else ()
+            self.error("E205", f"`{item.node}` has no branches", keyword_span(item.span, item.node),
+                       label="nothing to join" if item.node == "concat" else "nothing to add", notes=notes,
+                       help=f"give it a branch, or put a `when` around the whole `{item.node}`")
             return Flow(None, ())
         if any(r[1].shape is None for r in results):
             return Flow(None, ())
@@ -846,6 +871,12 @@ class Elaborator:
         result = self.statements(item.body.body, flow, scope, env, sub)
         if result.shape is None or flow.shape is None:
             return Flow(None, ())
+        if not has_layers(sub):
+            self.empty_branch("`scale` has no layers: it would multiply the input by itself", item.body.span,
+                              item.body.body, help="give it the branch that computes the factor, such as "
+                                                   "`avgpool global; conv in.c 1x1; sigmoid`, or put a `when` "
+                                                   "around the whole `scale`")
+            return Flow(None, ())
         out = broadcast(flow.shape, result.shape)
         if out != flow.shape:
             keyword = keyword_span(item.span, "scale")
@@ -856,6 +887,15 @@ class Elaborator:
                             f"such as `conv in.c 1x1`")
             return Flow(None, ())
         return self.merge("mul", [([], flow), (sub, result)], flow, out, item.span, env, items)
+
+    def empty_branch(self, message: str, span: ir.Span, statements, help: str) -> None:
+        """E205 at a branch without layers, saying why it is empty when a `when` or a call made it so."""
+        notes = ()
+        if any(is_when(st) for st in statements):
+            notes = ("its `when` chose nothing",)
+        elif any(st.node == "items" and any(i.node in ("call", "layer") for i in st.chain) for st in statements):
+            notes = ("the block it calls expands to no layers here",)
+        self.error("E205", message, span, label="no layers", notes=notes, help=help)
 
     # ---------------------------------------------------------------- contracts
     def expect_shape(self, st: ir.ExpectShape, flow: Flow) -> None:
@@ -905,6 +945,16 @@ def layers_text(layers: int) -> str:
 
 def name_span_text(item) -> str:
     return item.kind if item.node == "layer" else item.name
+
+
+def has_layers(items) -> bool:
+    """Whether elaborated items hold a layer or a merge anywhere (an empty group or block holds none)."""
+    return any(item.node != "seq" or has_layers(item.items) for item in items)
+
+
+def is_when(statement) -> bool:
+    """A statement that is a `when` (labelled or not), alone."""
+    return statement.node == "items" and len(statement.chain) == 1 and statement.chain[0].node == "when"
 
 
 def keyword_span(span: ir.Span, keyword: str) -> ir.Span:
