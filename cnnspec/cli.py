@@ -442,6 +442,14 @@ def layers():
             click.echo(f"{'':14} {'':28} options: {', '.join(fields)}")
 
 
+@main.command()
+def lsp():
+    """Run the language server over stdio (needs the `lsp` extra: pygls)."""
+    from cnnspec.lsp import serve
+
+    serve()
+
+
 def console_entry() -> None:
     """The console entry point (`cnnspec` and `python -m cnnspec`): `main`, then a quick exit.
 

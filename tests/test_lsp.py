@@ -1,0 +1,426 @@
+"""The language server end to end: `cnnspec lsp` in a subprocess, driven by pytest-lsp's client
+over stdio. Every figure the server shows is compared with `cnnspec.load(...).rows`, `cnnspec
+fmt` or the spec text itself."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pygls", reason="the language server needs the `lsp` extra (pygls)")
+pytest_lsp = pytest.importorskip("pytest_lsp", reason="the end-to-end tests need pytest-lsp")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from lsprotocol import types  # noqa: E402
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
+
+import cnnspec  # noqa: E402
+from cnnspec.layers import REGISTRY  # noqa: E402
+from cnnspec.layers.base import describe_shape  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+#: seconds any single answer may take before the server counts as hung
+ANSWER = 60
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[sys.executable, "-m", "cnnspec", "lsp"]))
+async def client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=client_capabilities("visual-studio-code")))
+    yield
+    await lsp_client.shutdown_session()
+
+
+# ---------------------------------------------------------------- helpers
+
+_versions: dict[str, int] = {}
+
+
+def ident(uri: str) -> types.TextDocumentIdentifier:
+    return types.TextDocumentIdentifier(uri=uri)
+
+
+def expect_diagnostics(client, uri: str):
+    """A waiter for the next diagnostics published for `uri` (pytest-lsp's client keeps the last
+    ones per document; one waiter per notification method would lose a concurrent one)."""
+    client.diagnostics.pop(uri, None)
+
+    async def published() -> list[types.Diagnostic]:
+        async def poll():
+            while uri not in client.diagnostics:
+                await asyncio.sleep(0.01)
+            return list(client.diagnostics[uri])
+        return await asyncio.wait_for(poll(), ANSWER)
+    return published()
+
+
+async def open_text(client, path: Path, text: str) -> list[types.Diagnostic]:
+    uri = path.as_uri()
+    _versions[uri] = 1
+    waiting = expect_diagnostics(client, uri)
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        text_document=types.TextDocumentItem(uri=uri, language_id="cnn", version=1, text=text)))
+    return await waiting
+
+
+async def change(client, path: Path, text: str, wait: bool = True) -> list[types.Diagnostic] | None:
+    uri = path.as_uri()
+    _versions[uri] = _versions.get(uri, 0) + 1
+    waiting = expect_diagnostics(client, uri) if wait else None
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=_versions[uri]),
+        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+    return await waiting if waiting is not None else None
+
+
+def close(client, path: Path) -> None:
+    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=ident(path.as_uri())))
+
+
+def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
+    """Text edits applied as an editor applies them (UTF-16 columns; ASCII text here)."""
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+
+    def offset(p: types.Position) -> int:
+        return min(offsets[min(p.line, len(lines))] + p.character, len(text))
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character), reverse=True):
+        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
+
+
+def position_of(text: str, needle: str, occurrence: int = 0, shift: int = 0) -> types.Position:
+    index = -1
+    for _ in range(occurrence + 1):
+        index = text.index(needle, index + 1)
+    index += shift
+    line = text.count("\n", 0, index)
+    return types.Position(line=line, character=index - (text.rfind("\n", 0, index) + 1))
+
+
+# ---------------------------------------------------------------- diagnostics
+
+async def test_zoo_spec_opens_clean(client):
+    path = SPECS / "resnet18.cnn"
+    assert await open_text(client, path, path.read_text()) == []
+    close(client, path)
+
+
+async def test_a_typed_mistake_is_located_with_its_code_and_page(client):
+    path = SPECS / "_lsp_mistake.cnn"
+    text = "input x: 3x32x32\nconv 16 3x3 pad=1\n"
+    assert await open_text(client, path, text) == []
+    typed = text + "conv 16 3x3 strde=2\n"
+    (diagnostic,) = await change(client, path, typed)
+    assert diagnostic.code == "E102"
+    assert diagnostic.severity == types.DiagnosticSeverity.Error
+    start = typed.split("\n")[2].index("strde")
+    assert (diagnostic.range.start.line, diagnostic.range.start.character) == (2, start)
+    assert (diagnostic.range.end.line, diagnostic.range.end.character) == (2, start + len("strde=2"))
+    assert diagnostic.code_description.href == (ROOT / "docs" / "errors" / "E102.md").resolve().as_uri()
+    assert "help: did you mean `stride`?" in diagnostic.message
+    close(client, path)
+
+
+async def test_secondary_labels_become_related_information(client):
+    path = SPECS / "_lsp_twice.cnn"
+    text = "input x: 3x8x8\nblock b { relu }\nblock b { relu }\nb()\n"
+    (diagnostic,) = await open_text(client, path, text)
+    assert diagnostic.code == "E123"
+    (related,) = diagnostic.related_information
+    assert related.location.uri == path.as_uri()
+    assert related.location.range.start == types.Position(line=1, character=6)
+    assert related.message == "first defined here"
+    close(client, path)
+
+
+async def test_suppressions_and_configuration_as_check_applies_them(client, tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.cnnspec]\nignore = ["W112"]\n')
+    text = "input x: 3x32x32\nconv 20 7x7 pad=3  # cnnspec: ignore[W103] the stem\nconv 20 7x7 pad=3\n"
+    path = tmp_path / "spec.cnn"
+    path.write_text(text)
+    from cnnspec.config import config_for
+    from cnnspec.network import check
+
+    _, expected, _ = check(str(path), config=config_for(path))
+    got = await open_text(client, path, text)
+    assert [(d.code, d.range.start.line + 1) for d in got] == [(e.code, e.span.line) for e in expected]
+    assert [d.code for d in got] == ["W103"]  # the suppressed line and the ignored W112 are silent
+    close(client, path)
+
+
+async def test_over_the_limits_refused_as_check_refuses(client, tmp_path):
+    text = "input x: 3x8x8\nblock b { relu }\nb() * 100000000\n"
+    path = tmp_path / "big.cnn"
+    path.write_text(text)
+    from cnnspec.network import check
+
+    _, expected, _ = check(str(path))
+    got = await open_text(client, path, text)
+    assert expected and [d.code for d in got] == [e.code for e in expected]
+    close(client, path)
+
+
+async def test_an_import_cycle_is_reported_and_the_server_answers(client, tmp_path):
+    (tmp_path / "a.cnn").write_text('import "b.cnn"\nblock x { relu }\n')
+    (tmp_path / "b.cnn").write_text('import "a.cnn"\nblock y { relu }\n')
+    got = await open_text(client, tmp_path / "a.cnn", (tmp_path / "a.cnn").read_text())
+    assert [d.code for d in got] == ["E131"]
+    assert await asyncio.wait_for(client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=ident((tmp_path / "a.cnn").as_uri()))), ANSWER) is not None
+    close(client, tmp_path / "a.cnn")
+
+
+async def test_imports_read_unsaved_text_and_an_edit_rechecks_importers(client, tmp_path):
+    library, main = tmp_path / "lib.cnn", tmp_path / "main.cnn"
+    library.write_text("block unit { relu }\n")
+    main_text = 'input x: 3x8x8\nimport "lib.cnn"\nunit()\n'
+    main.write_text(main_text)
+    await open_text(client, library, "block unit { relu }\n")
+    assert await open_text(client, main, main_text) == []
+    # renamed in the editor, not on disk: the importer is checked again against the unsaved text
+    waiting = expect_diagnostics(client, main.as_uri())
+    await change(client, library, "block other { relu }\n")
+    (diagnostic,) = await waiting
+    assert diagnostic.code == "E101" and diagnostic.range.start.line == 2
+    close(client, main)
+    close(client, library)
+
+
+# ---------------------------------------------------------------- hover and inlay hints
+
+async def hover_text(client, uri, position) -> str:
+    answer = await client.text_document_hover_async(types.HoverParams(text_document=ident(uri), position=position))
+    return answer.contents.value
+
+
+async def test_hover_shows_the_summary_figures_on_resnet50(client):
+    path = SPECS / "resnet50.cnn"
+    text = path.read_text()
+    rows = cnnspec.load(str(path)).rows
+    await open_text(client, path, text)
+    # a plain layer
+    (avgpool,) = [r for r in rows if r.path == "avgpool"]
+    shown = await hover_text(client, path.as_uri(), position_of(text, "avgpool global", shift=2))
+    assert f"`{describe_shape(avgpool.out_shape)}`" in shown and "`2048x1x1`" in shown
+    # a block call: the totals of that call, as the summary's rows add up
+    call = [r for r in rows if "layer3.0" in r.scopes]
+    shown = await hover_text(client, path.as_uri(), position_of(text, "bottleneck(256", shift=3))
+    assert f"`{describe_shape(call[-1].out_shape)}`" in shown
+    assert f"{sum(r.params for r in call):,} params" in shown
+    assert f"{sum(r.macs for r in call):,} MACs" in shown
+    # a label: what it names
+    stage = [r for r in rows if r.scopes[:1] == ("layer3",)]
+    shown = await hover_text(client, path.as_uri(), position_of(text, "layer3:", shift=1))
+    assert describe_shape(stage[-1].out_shape) == "1024x14x14" and "`1024x14x14`" in shown
+    assert f"{sum(r.params for r in stage):,} params" in shown
+    close(client, path)
+
+
+async def test_hover_on_a_kind_a_block_and_a_code(client):
+    path = SPECS / "resnet18.cnn"
+    text = path.read_text()
+    await open_text(client, path, text)
+    shown = await hover_text(client, path.as_uri(), position_of(text, "linear 1000", shift=1))
+    assert REGISTRY["linear"].summary in shown
+    shown = await hover_text(client, path.as_uri(), position_of(text, "basic(64)", shift=1))
+    assert "block basic(c, stride=1)" in shown and "two 3x3 convs" in shown
+    close(client, path)
+    library = SPECS / "common" / "resnet.cnn"
+    text = library.read_text()
+    await open_text(client, library, text)
+    shown = await hover_text(client, library.as_uri(), position_of(text, "ignore[W103]", shift=8))
+    page = (ROOT / "docs" / "lints" / "W103.md").read_text()
+    what_it_does = page.split("## What it does\n\n")[1].split("\n\n")[0]
+    assert shown.startswith("**W103** (warning)") and " ".join(what_it_does.split()) in shown
+    close(client, library)
+
+
+async def test_inlay_hints_give_the_summary_shape_of_every_layer_line(client):
+    path = SPECS / "lenet5.cnn"
+    text = path.read_text()
+    await open_text(client, path, text)
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=ident(path.as_uri()),
+        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=len(text), character=0))))
+    got = {h.position.line + 1: h.label for h in hints}
+    expected = {r.line: f"-> {describe_shape(r.out_shape)}" for r in cnnspec.load(str(path)).rows}
+    layer_lines = [n for n, line in enumerate(text.split("\n"), start=1)
+                   if line.strip() and not line.startswith(("#", "network", "input", "expect"))]
+    assert got == expected and sorted(expected) == layer_lines
+    for hint in hints:  # at the end of the line's code
+        assert hint.position.character == len(text.split("\n")[hint.position.line].rstrip())
+    close(client, path)
+
+
+# ---------------------------------------------------------------- navigation
+
+async def test_definition_jumps_across_an_import(client):
+    path = SPECS / "resnet18.cnn"
+    text = path.read_text()
+    await open_text(client, path, text)
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=ident(path.as_uri()), position=position_of(text, "basic(128", shift=2)))
+    library = SPECS / "common" / "resnet.cnn"
+    assert found.uri == library.as_uri()
+    assert found.range.start == position_of(library.read_text(), "block basic", shift=len("block "))
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=ident(path.as_uri()), position=position_of(text, '"common/resnet.cnn"', shift=3)))
+    assert found.uri == library.as_uri()
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=ident(path.as_uri())))
+    assert [s.name for s in symbols] == ["common/resnet.cnn", "*stem()", "layer1", "layer2", "layer3", "layer4",
+                                         "avgpool", "fc"]
+    assert [c.name for c in symbols[2].children] == ["basic()", "basic()"]
+    close(client, path)
+
+
+RENAME_SPEC = """input x: 3x16x16
+# unit is a block; this comment and the label `unit_out` keep their names
+block unit(c) {
+  conv c 3x3 pad=1
+  relu
+}
+unit(8)
+unit_out: unit(16), unit(16)
+"""
+
+
+async def test_rename_changes_every_use_and_nothing_else(client, tmp_path):
+    path = tmp_path / "rename.cnn"
+    await open_text(client, path, RENAME_SPEC)
+    references = await client.text_document_references_async(types.ReferenceParams(
+        text_document=ident(path.as_uri()), position=position_of(RENAME_SPEC, "unit(8)"),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert len(references) == 4
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=position_of(RENAME_SPEC, "unit(8)"), new_name="stage"))
+    renamed = apply_edits(RENAME_SPEC, edit.changes[path.as_uri()])
+    assert renamed == (RENAME_SPEC.replace("block unit(", "block stage(").replace("unit(8)", "stage(8)")
+                       .replace("unit(16)", "stage(16)"))
+    before, after = cnnspec.loads(RENAME_SPEC), cnnspec.loads(renamed)
+    assert [(r.path, r.out_shape, r.params) for r in before.rows] == [(r.path, r.out_shape, r.params) for r in after.rows]
+    assert await change(client, path, renamed) == []
+    close(client, path)
+
+
+# ---------------------------------------------------------------- completion, formatting, code actions
+
+async def completions(client, path: Path, text: str) -> set[str]:
+    await change(client, path, text, wait=False)
+    lines = text.split("\n")
+    answer = await client.text_document_completion_async(types.CompletionParams(
+        text_document=ident(path.as_uri()), position=types.Position(line=len(lines) - 1, character=len(lines[-1]))))
+    items = answer.items if isinstance(answer, types.CompletionList) else answer
+    return {item.label for item in items}
+
+
+async def test_completion_offers_kinds_options_values_and_blocks(client, tmp_path):
+    path = tmp_path / "complete.cnn"
+    head = "input x: 3x16x16\nblock unit(c, stride=1) {\n  conv c 3x3\n}\n"
+    await open_text(client, path, head)
+    assert await completions(client, path, head + "conv 8 3x3 pad_mode=") == {"zeros", "reflect", "replicate",
+                                                                             "circular"}
+    options = await completions(client, path, head + "conv 8 3x3 ")
+    assert {"stride=", "pad=", "pad_mode=", "dilation=", "groups=", "bias=", "depthwise"} <= options
+    assert not {"out=", "kernel="} & options
+    assert "stride=" not in await completions(client, path, head + "conv 8 3x3 stride=2 ")
+    starts = await completions(client, path, head + "co")
+    assert set(REGISTRY) <= starts and "unit" in starts and "residual" in starts
+    assert await completions(client, path, head + "unit(") >= {"c=", "stride="}
+    assert await completions(client, path, head + "block two(k) {\n  conv in.") >= {"c", "h", "w"}
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "blocks.cnn").write_text("block b { relu }\n")
+    assert "parts/blocks.cnn" in await completions(client, path, 'import "')
+    close(client, path)
+
+
+MESSY = "input x:3x32x32\nconv 8 3x3   pad=1 # first\n  relu;bn\nlinear_out: {flatten\nlinear 10}\n"
+
+
+async def test_formatting_equals_cnnspec_fmt(client, tmp_path):
+    path = tmp_path / "messy.cnn"
+    await open_text(client, path, MESSY)
+    edits = await client.text_document_formatting_async(types.DocumentFormattingParams(
+        text_document=ident(path.as_uri()), options=types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    expected = subprocess.run([sys.executable, "-m", "cnnspec", "fmt", "-"], input=MESSY, capture_output=True,
+                              text=True, check=True).stdout
+    assert expected != MESSY and apply_edits(MESSY, edits) == expected
+    close(client, path)
+
+
+async def code_action_fixes(client, path: Path, text: str, code: str) -> str:
+    diagnostics = await change(client, path, text)
+    (diagnostic,) = [d for d in diagnostics if d.code == code]
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=ident(path.as_uri()), range=diagnostic.range,
+        context=types.CodeActionContext(diagnostics=[diagnostic])))
+    return apply_edits(text, actions[0].edit.changes[path.as_uri()])
+
+
+async def test_code_actions_remove_their_diagnostics(client, tmp_path):
+    path = tmp_path / "fix.cnn"
+    await open_text(client, path, "input x: 3x32x32\n")
+    fixed = await code_action_fixes(client, path, "input x: 3x32x32\ncnv 16 3x3\n", "E101")
+    assert fixed == "input x: 3x32x32\nconv 16 3x3\n"
+    assert await change(client, path, fixed) == []
+    fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 3x3 strde=2\n", "E102")
+    assert fixed == "input x: 3x32x32\nconv 16 3x3 stride=2\n"
+    fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 3*3\n", "E104")
+    assert fixed == "input x: 3x32x32\nconv 16 3x3\n"
+    fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 7x7 pad=3\n", "W103")
+    assert fixed.startswith("input x: 3x32x32\nconv 16 7x7 pad=3  # cnnspec: ignore[W103] ")
+    assert [d.code for d in await change(client, path, fixed)] == []
+    close(client, path)
+
+
+# ---------------------------------------------------------------- robustness
+
+SMALL_ZOO = [SPECS / f"{name}.cnn" for name in ("lenet5", "alexnet", "resnet18", "squeezenet1_1")]
+
+
+@st.composite
+def edited(draw):
+    path = draw(st.sampled_from(SMALL_ZOO))
+    text = path.read_text()
+    start = draw(st.integers(0, len(text)))
+    end = draw(st.integers(start, min(len(text), start + 40)))
+    inserted = draw(st.one_of(
+        st.text(max_size=20),
+        st.binary(max_size=20).map(lambda b: b.decode("utf-8", errors="replace")),
+        st.sampled_from(["{", "}", "(", ")", "*", "x", "=", ":", '"', "#", "\n", " * 99999", "block ", "import \""]),
+    ))
+    return path, text[:start] + inserted + text[end:]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=edited())
+async def test_random_edits_never_crash_or_hang_the_server(client, case):
+    path, text = case
+    uri = path.as_uri()
+    if uri not in _versions:
+        await open_text(client, path, path.read_text())
+    await change(client, path, text, wait=False)
+    lines = text.split("\n")
+    position = types.Position(line=len(lines) // 2, character=0)
+    # every feature answers (None or a value, never an error) on whatever the text has become
+    await asyncio.wait_for(client.text_document_hover_async(types.HoverParams(text_document=ident(uri),
+                                                                              position=position)), ANSWER)
+    await asyncio.wait_for(client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=ident(uri), range=types.Range(start=types.Position(line=0, character=0),
+                                                    end=types.Position(line=len(lines), character=0)))), ANSWER)
+    await asyncio.wait_for(client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=ident(uri))), ANSWER)
+    await asyncio.wait_for(client.text_document_completion_async(types.CompletionParams(
+        text_document=ident(uri), position=position)), ANSWER)
+    assert client.error is None

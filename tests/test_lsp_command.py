@@ -1,0 +1,40 @@
+"""`cnnspec lsp` as a command: without pygls it names the extra; `import cnnspec` and `cnnspec
+check` never load the server's dependencies; positions convert to LSP's code units. These run
+whether or not the `lsp` extra is installed (tests/test_lsp.py needs it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_without_pygls_the_command_names_the_extra():
+    code = ("import sys; sys.modules['pygls'] = None; sys.argv = ['cnnspec', 'lsp']\n"
+            "from cnnspec.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ['error: the language server needs pygls: pip install "cnnspec[lsp]"']
+
+
+def test_import_cnnspec_and_check_do_not_load_pygls():
+    code = ("import sys, cnnspec; from cnnspec.network import check; check('specs/lenet5.cnn')\n"
+            "import cnnspec.cli\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pygls', 'lsprotocol', 'cattrs')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_positions_count_utf16_units_as_lsp_does():
+    types = pytest.importorskip("lsprotocol.types", reason="the conversion builds lsprotocol positions")
+    from cnnspec.lsp.convert import Positions
+
+    utf16 = Positions(["a\U0001F600b = 1"], lambda s: len(s.encode("utf-16-le")) // 2)
+    # `b` is the third code point (column 3) and starts at UTF-16 unit 3 (the emoji takes two)
+    assert utf16.position(1, 3) == types.Position(line=0, character=3)
+    assert utf16.place(types.Position(line=0, character=3)) == (1, 3)
+    assert utf16.position(1, 4).character == 4
