@@ -16,12 +16,14 @@ written by hand:
 
 from __future__ import annotations
 
-import inspect
+import ast
+import builtins
 import io
 import keyword
 import re
 import tokenize
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnspec.backends import torch_lowering
@@ -33,6 +35,12 @@ if TYPE_CHECKING:
     from cnnspec.network import Network
 
 INDENT = "    "
+
+#: helpers copied into the generated file when a spec needs them (classes and functions)
+FILE_HELPERS = (*torch_lowering.HELPERS, "center_crop", "with_weights")
+#: every name the generated file imports, defines besides its classes, or relies on: no class
+#: or constructor parameter may take one (`class F` would hide `torch.nn.functional as F`)
+RESERVED = frozenset({"torch", "nn", "F", "self", *FILE_HELPERS, *keyword.kwlist, *dir(builtins)})
 
 
 def emit_torch_source(network: "Network") -> str:
@@ -49,6 +57,16 @@ def camel(name: str) -> str:
     words = [w for w in re.split(r"[^0-9A-Za-z]+", name.replace("_", " ")) if w]
     text = "".join(w[0].upper() + w[1:] for w in words) or "Network"
     return text if text[0].isalpha() else "Net" + text
+
+
+def network_class_name(name: str) -> str:
+    """The class `cnnspec emit torch` writes for a network called `name`: named first, so only
+    the file's reserved names push it aside.
+
+    >>> network_class_name("resnet18"), network_class_name("f"), network_class_name("none")
+    ('Resnet18', 'F2', 'None2')
+    """
+    return unique_name(camel(name), RESERVED)
 
 
 def python_name(name: str) -> str:
@@ -125,8 +143,8 @@ class SourceEmitter:
         graph = self.network.graph
         self.lowerings = {node.path: lower(node) for node in graph.layers()}
         self.stateful = {row.path for row in self.network.rows if row.params or row.buffers}
-        network_class = camel(graph.name)
-        self.class_names |= {network_class, *torch_lowering.HELPERS, "F", "nn", "torch", "center_crop"}
+        network_class = network_class_name(graph.name)
+        self.class_names |= {network_class, *RESERVED}
         top = self.scope_body(graph.body, "", key="")
         self.resolve_scopes()
         init = [CHILD.sub(lambda m: self.bodies[m.group(1)].expression, line) for line in top.init]
@@ -357,7 +375,7 @@ class SourceEmitter:
         for helper in ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "ChannelsLast", "ChannelsFirst",
                        "center_crop"):
             if helper in self.helpers:
-                out.write("\n\n" + inspect.getsource(getattr(torch_modules(), helper)).rstrip() + "\n")
+                out.write("\n\n" + helper_source(helper) + "\n")
         if "with_weights" in self.helpers:
             out.write("\n\n" + WITH_WEIGHTS.rstrip() + "\n")
         for cls in self.classes:
@@ -377,10 +395,15 @@ def with_weights(module, weights, frozen):
 '''
 
 
-def torch_modules():
-    from cnnspec.backends import torch_modules as module
-
-    return module
+def helper_source(name: str) -> str:
+    """The source of a class or function of `torch_modules.py`, read as text: emitting code
+    needs no torch."""
+    path = Path(__file__).with_name("torch_modules.py")
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            return ast.get_source_segment(text, node)
+    raise KeyError(name)
 
 
 def render_class(cls: ClassDef) -> str:
@@ -442,13 +465,21 @@ def parameterise(instances: list[tuple[ScopeBody, list[int]]]) -> tuple[list[str
     """
     count = len(instances[0][1])
     columns = [tuple(values[i] for _, values in instances) for i in range(count)]
+    taken = set(RESERVED)
+
+    def fresh(wanted: str) -> str:
+        # a parameter named `nn` or `torch` would hide the module the constructor calls
+        name = unique_name(wanted, taken, "_")
+        taken.add(name)
+        return name
+
     candidates: dict[str, tuple] = {}
     for name, _ in instances[0][0].seq.args:
         column = tuple(dict(body.seq.args).get(name) for body, _ in instances)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in column):
-            candidates[python_name(name)] = column
+            candidates[fresh(python_name(name))] = column
     in_channels = tuple(first_input_channels(body.seq) for body, _ in instances)
-    channels_name = "in_channels_" if "in_channels" in candidates else "in_channels"
+    channels_name = fresh("in_channels")
     used: list[str] = []
     extra: dict[tuple, str] = {}
     slots = []
@@ -456,7 +487,7 @@ def parameterise(instances: list[tuple[ScopeBody, list[int]]]) -> tuple[list[str
         if len(set(column)) == 1:
             slots.append(str(column[0]))
             continue
-        slots.append(name_column(column, candidates, (channels_name, in_channels), used, extra))
+        slots.append(name_column(column, candidates, (channels_name, in_channels), used, extra, fresh))
     params = [name for name in candidates if name in used]
     if channels_name in used:
         params.append(channels_name)
@@ -466,7 +497,7 @@ def parameterise(instances: list[tuple[ScopeBody, list[int]]]) -> tuple[list[str
     return params, slots, arguments
 
 
-def name_column(column, candidates, in_channels, used: list[str], extra: dict) -> str:
+def name_column(column, candidates, in_channels, used: list[str], extra: dict, fresh) -> str:
     for name, values in candidates.items():
         if values == column:
             used.append(name)
@@ -487,5 +518,5 @@ def name_column(column, candidates, in_channels, used: list[str], extra: dict) -
         used.append(channels_name)
         return channels_name
     if column not in extra:
-        extra[column] = f"arg{len(extra) + 1}"
+        extra[column] = fresh(f"arg{len(extra) + 1}")
     return extra[column]
