@@ -127,11 +127,9 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
             continue
         try:
             target = (origin.parent / st.path).resolve()
-        except (OSError, ValueError, RuntimeError) as error:
-            # a NUL byte (ValueError), a loop of symbolic links (RuntimeError before Python 3.13)
-            # or a path the system cannot resolve
-            reason = "a loop of symbolic links" if isinstance(error, RuntimeError) else (
-                getattr(error, "strerror", None) or str(error))
+        except (OSError, ValueError) as error:
+            # a NUL byte (ValueError) or a path the system cannot resolve
+            reason = getattr(error, "strerror", None) or str(error)
             program.diagnostics.append(_unreadable(f"cannot read `{printable(st.path)}`: {reason.lower()}", st.span,
                                                    label="not a path this system can open").diagnostics[0])
             continue
