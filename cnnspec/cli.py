@@ -74,6 +74,10 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
         else:
             rendered = (f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
                         f"output {'x'.join(map(str, network.output_shape))})")
+            if network.skipped_expects:
+                count = len(network.skipped_expects)
+                rendered += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
+                             f"memory not checked at the overridden input {'x'.join(map(str, network.input_shape))}")
         if output_file is None:
             # problems go to stderr, the figures of clean files to stdout
             click.echo(rendered, err=bool(diagnostics))

@@ -46,6 +46,8 @@ class Network:
         self.activation_bytes = totals.memory
         self.trainable = sum(r.trainable for r in self.rows)
         self.receptive_field = describe_field(self.rows[-1].rf) if self.rows else "1"
+        #: `expect` contracts that do not apply at an overridden input (shape, MACs, memory), not checked
+        self.skipped_expects = result.skipped
 
     @property
     def warnings(self) -> list[Diagnostic]:
@@ -202,7 +204,8 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     name = network_decls[0].name if network_decls else Path(path).stem
     statements = [s for s in spec.statements if s.node not in ("network", "input", "block", "import")]
     try:
-        result = Elaborator(program.blocks, limits).run(spec, name, decl, statements)
+        overridden = tuple(decl.dims) != tuple(input_decls[0].dims)
+        result = Elaborator(program.blocks, limits, overridden_input=overridden).run(spec, name, decl, statements)
     except RecursionError:
         diagnostics.append(Diagnostic(code="E012", severity="error", message="the spec is nested too deeply to check",
                                       span=decl.span))

@@ -119,3 +119,129 @@ def test_labels_on_one_line_share_its_quote():
     rendered = caught.value.render()
     assert rendered.count("5 | { b(8); relu } * 9") == 1
     assert "in copy 8 of 9" in rendered and "in this call" in rendered
+
+
+# ---------------------------------------------------------------- help a new user can act on
+
+def only_error(text: str):
+    (error,) = errors_of(text)
+    return error
+
+
+def test_a_python_boolean_is_told_to_be_lowercase():
+    error = only_error("input x: 3x8x8\nconv 4 3x3 bias=False")
+    assert error.code == "E107" and error.help == "booleans are lowercase: write `false`"
+    call = only_error("input x: 3x8x8\nblock b(flag) { when (flag) { relu } }\nb(True)")
+    assert call.help == "booleans are lowercase: write `true`"
+
+
+def test_a_boolean_option_says_it_takes_true_or_false():
+    error = only_error("input x: 3x8x8\nconv 4 3x3 bias=yes")
+    assert error.help == "it takes `true` or `false`"
+    # a numeric option keeps its own help
+    assert only_error("input x: 3x8x8\nconv 4 3x3 stride=two").help == "it takes a number"
+
+
+def test_expect_with_one_equals_sign_suggests_two():
+    error = only_error("input x: 3x8x8\nconv 4 3x3\nexpect params = 100")
+    assert error.code == "E001" and (error.span.line, error.span.column) == (3, 15)
+    assert error.help == "write `==`, such as `expect params == 100`"
+    # an option's `=` keeps its help
+    assert "key=value" in only_error("input x: 3x8x8\nconv 4 3x3 = 1").help
+
+
+@pytest.mark.parametrize("written,fixed", [("5m", "5M"), ("1.9g", "1.9G"), ("2t", "2T")])
+def test_a_lowercase_unit_in_expect_is_told_its_case(written, fixed):
+    error = only_error(f"input x: 3x8x8\nconv 4 3x3\nexpect macs < {written}")
+    assert error.code == "E001" and error.span.column == len("expect macs < ") + len(written)
+    assert error.help.endswith(f"write `{fixed}`")
+    # the fixed spelling checks
+    cnnspec.loads(f"input x: 3x8x8\nconv 4 3x3\nexpect macs < {fixed}")
+
+
+@pytest.mark.parametrize("written,sizes", [("16x-1", "16, -1"), ("4x4x-1", "4, 4, -1")])
+def test_a_negative_size_in_dimensions_says_how_to_write_it(written, sizes):
+    error = only_error(f"input x: 16x8x8\nreshape {written}")
+    assert error.code == "E004" and "unknown name" not in error.message
+    assert (error.span.column, error.span.end_column) == (9, 9 + len(written))
+    assert error.help == f"give it as an option, with commas: `reshape shape=({sizes})`"
+    # the help's spelling is valid and gives what was meant
+    fixed = cnnspec.loads(f"input x: 16x8x8\nreshape shape=({sizes})")
+    assert fixed.output_shape == {"16, -1": (16, 64), "4, 4, -1": (4, 4, 64)}[sizes]
+
+
+PYTORCH = {"batchnorm": "bn", "BatchNorm2d": "bn", "BatchNorm1d": "bn", "convtranspose": "deconv",
+           "ConvTranspose2d": "deconv", "ReLU": "relu", "Conv2d": "conv", "Conv3d": "conv", "MaxPool2d": "maxpool",
+           "Linear": "linear", "Dropout": "dropout", "Dropout2d": "dropout2d", "LeakyReLU": "leaky_relu",
+           "LayerNorm": "ln", "GroupNorm": "groupnorm", "AvgPool2d": "avgpool", "SiLU": "silu",
+           "Hardswish": "hardswish", "Sigmoid": "sigmoid", "Flatten": "flatten", "Upsample": "upsample"}
+
+
+@pytest.mark.parametrize("name", sorted(PYTORCH))
+def test_pytorch_names_get_a_did_you_mean(name):
+    error = only_error(f"input x: 3x8x8\n{name}")
+    assert error.code == "E101"
+    assert error.help.startswith(f"did you mean `{PYTORCH[name]}`?")
+
+
+def test_every_alias_names_a_kind_and_its_written_forms_check():
+    from cnnspec.layers import REGISTRY
+    from cnnspec.layers.aliases import PYTORCH_NAMES
+
+    for kind, written in PYTORCH_NAMES.values():
+        assert kind in REGISTRY
+        if written:
+            assert written.split()[0] == kind
+            cnnspec.loads(f"input x: 3x16x16\n{written}")
+
+
+def test_a_block_of_a_pytorch_name_is_a_block():
+    network = cnnspec.loads("input x: 3x8x8\nblock ReLU() { relu }\nReLU()")
+    assert network.output_shape == (3, 8, 8)
+
+
+# ---------------------------------------------------------------- contracts at another input
+
+CONTRACTS = """input x: 3x8x8
+expect shape 3x8x8
+conv 4 3x3
+expect shape 4x6x6
+expect params == 112
+expect macs == 3888
+expect memory < 1k
+"""
+
+
+def test_an_overridden_input_skips_the_contracts_it_changes():
+    network = cnnspec.loads(CONTRACTS, input=(3, 16, 16))
+    # 4 x 14 x 14 outputs of 3 x 3 x 3 MACs each
+    assert network.macs == 4 * 14 * 14 * 27 and network.output_shape == (4, 14, 14)
+    assert [st.metric for st in network.skipped_expects] == ["shape", "shape", "macs", "memory"]
+
+
+def test_params_contracts_still_hold_at_another_input():
+    with pytest.raises(SpecError) as caught:
+        cnnspec.loads(CONTRACTS.replace("== 112", "== 100"), input=(3, 16, 16))
+    assert [e.code for e in caught.value.errors] == ["E402"]
+
+
+def test_the_declared_input_checks_every_contract():
+    assert cnnspec.loads(CONTRACTS, input=(3, 8, 8)).skipped_expects == ()
+    with pytest.raises(SpecError) as caught:
+        cnnspec.loads(CONTRACTS.replace("4x6x6", "4x7x7"), input=(3, 8, 8))
+    assert [e.code for e in caught.value.errors] == ["E401"]
+
+
+def test_check_notes_the_skipped_contracts(tmp_path):
+    from click.testing import CliRunner
+
+    from cnnspec.cli import main
+
+    spec = tmp_path / "net.cnn"
+    spec.write_text(CONTRACTS)
+    result = CliRunner().invoke(main, ["check", "--input", "3x16x16", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert ("note: 4 `expect` contracts on the shape, MACs or memory not checked at the overridden input 3x16x16"
+            in result.output)
+    plain = CliRunner().invoke(main, ["check", str(spec)])
+    assert plain.exit_code == 0 and "note:" not in plain.output

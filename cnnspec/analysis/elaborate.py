@@ -10,6 +10,7 @@ that does not need the shape.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.frontend.parser import MAX_TOKENS
 from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
 from cnnspec.layers import REGISTRY, LayerError
+from cnnspec.layers.aliases import pytorch_alias
 from cnnspec.layers.base import describe_shape
 from cnnspec.layers.formulas import product
 
@@ -69,6 +71,8 @@ class Frame:
 
 
 METRICS = ("params", "macs", "flops", "buffers", "layers", "memory", "activations")
+#: the metrics that grow with the input's size: their contracts do not hold at another input
+INPUT_METRICS = frozenset({"macs", "flops", "memory", "activations"})
 
 
 #: names a label cannot take, because every `nn.Module` already has them (labels become submodule names);
@@ -156,12 +160,19 @@ class Elaboration:
     diagnostics: list[Diagnostic]
     totals: Frame
     scope_blocks: dict[str, str]
+    #: `expect` statements not checked because the input was overridden (see `Elaborator`)
+    skipped: tuple = ()
 
 
 class Elaborator:
-    def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits()):
+    def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False):
+        """`overridden_input`: the input is not the one the spec declares (`--input`, `input=`), so
+        its `expect shape` contracts and those on figures that grow with the input (`INPUT_METRICS`)
+        do not apply and are skipped; `params`, `buffers` and `layers` are still checked."""
         self.blocks = blocks
         self.limits = limits
+        self.overridden_input = overridden_input
+        self.skipped: dict[int, ir.Node] = {}
         self.diagnostics: list[Diagnostic] = []
         self.rows: list[Row] = []
         self.next_id = 0
@@ -225,7 +236,7 @@ class Elaborator:
         if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
             graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
                           body=SeqNode.model_construct(items=tuple(items)))
-        return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks)
+        return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks, tuple(self.skipped.values()))
 
     # ---------------------------------------------------------------- statements
     def statements(self, statements, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
@@ -304,9 +315,8 @@ class Elaborator:
                 return Flow(None, ())
             if name in REGISTRY:
                 return self.layer(item, name, flow, env, items, path or scope.next_position())
-            near = closest(name, list(REGISTRY) + list(self.blocks))
             self.error("E101", f"unknown layer or block `{name}`", name_span, label="not a layer kind or a block",
-                       help=f"did you mean `{near}`?" if near else "run `cnnspec layers` for the layer kinds")
+                       help=self.unknown_layer_help(name))
             self.consume_args(item, env)
             return Flow(None, ())
         if node == "group":
@@ -329,6 +339,15 @@ class Elaborator:
         if node == "scale":
             return self.scale(item, flow, scope, env, items)
         raise AssertionError(node)
+
+    def unknown_layer_help(self, name: str) -> str:
+        """PyTorch's name for a kind (`BatchNorm2d`, `ConvTranspose2d`, `ReLU`) first, then the closest name."""
+        alias = pytorch_alias(name)
+        if alias is not None and alias[0] in REGISTRY:
+            kind, written = alias
+            return f"did you mean `{kind}`? PyTorch's `{name}` is written `{written or kind}` in cnnspec"
+        near = closest(name, list(REGISTRY) + list(self.blocks))
+        return f"did you mean `{near}`?" if near else "run `cnnspec layers` for the layer kinds"
 
     def consume_args(self, item, env: Env) -> None:
         """Evaluate the arguments of an unusable item, so their own errors are reported too."""
@@ -536,6 +555,8 @@ class Elaborator:
         return names if ok else None
 
     def suggest(self, name: str, env: Env) -> str | None:
+        if boolean_hint(name):
+            return boolean_hint(name)
         near = closest(name, list(env.names) + ["in"])
         return f"did you mean `{near}`?" if near else None
 
@@ -625,6 +646,14 @@ class Elaborator:
         positional = list(kind.positional)
         fields = set(kind.Params.model_fields) - {"kind"}
         written = kind.name
+        negative = negative_dimension(item.args)
+        if negative is not None:
+            span, sizes = negative
+            self.error("E004", f"a size cannot hold `{sizes[-1]}`: `{'x'.join(sizes)}` reads as a number, then a name "
+                               "minus a number", span, label="not one size",
+                       help=f"give it as an option, with commas: `{written} {kind.positional[0]}=({', '.join(sizes)})`"
+                       if kind.positional else None)
+            return None
         ok = True
         for expr in item.args:
             if (positional and positional[0] == "kernel" and expr.node == "binop" and expr.op == "*"
@@ -725,7 +754,7 @@ class Elaborator:
             value = values.get(field_name)
             if isinstance(value, Word):
                 self.error("E107", f"unknown name `{value}` for `{shown}`", where, label="not defined here",
-                           help=self.accepted_words(kind, field_name))
+                           help=boolean_hint(value) or self.accepted_words(kind, field_name))
                 continue
             message = problem["msg"].replace("Input should be", "should be")
             message = message[0].lower() + message[1:]
@@ -742,7 +771,11 @@ class Elaborator:
                 words += [a for a in typing.get_args(arg) if isinstance(a, str)]
         if typing.get_origin(annotation) is typing.Literal:
             words = [a for a in typing.get_args(annotation) if isinstance(a, str)]
-        return ("it takes " + ", ".join(f"`{w}`" for w in words)) if words else "it takes a number"
+        if words:
+            return "it takes " + ", ".join(f"`{w}`" for w in words)
+        if bool in (typing.get_args(annotation) or (annotation,)):
+            return "it takes `true` or `false`"
+        return "it takes a number"
 
     # ---------------------------------------------------------------- merges
     def merge(self, op: str, branches: list[tuple[list, Flow]], flow: Flow, out, span: ir.Span, env: Env,
@@ -911,6 +944,9 @@ class Elaborator:
         if st.metric != "shape":
             self.error("E403", f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
             return
+        if self.overridden_input:
+            self.skipped[id(st)] = st
+            return
         if flow.shape is not None and tuple(st.dims) != flow.shape:
             self.error("E401", f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
                        label=f"the shape here is {describe_shape(flow.shape)}")
@@ -920,6 +956,9 @@ class Elaborator:
             # totals after an error are incomplete: do not pile contract failures on top
             return
         for st in frame.expects:
+            if self.overridden_input and st.metric in INPUT_METRICS:
+                self.skipped[id(st)] = st
+                continue
             actual = frame.metric(st.metric)
             ok = {"<": actual < st.value, "<=": actual <= st.value, ">": actual > st.value,
                   ">=": actual >= st.value, "==": actual == st.value, "!=": actual != st.value}[st.op]
@@ -954,6 +993,24 @@ def layers_text(layers: int) -> str:
 
 def name_span_text(item) -> str:
     return item.kind if item.node == "layer" else item.name
+
+
+def boolean_hint(name: str) -> str | None:
+    """Python's `True`/`False` (and other casings) written for the language's `true`/`false`."""
+    return f"booleans are lowercase: write `{name.lower()}`" if name.lower() in ("true", "false") else None
+
+
+def negative_dimension(args) -> tuple[ir.Span, list[str]] | None:
+    """`reshape 16x-1` parses as `16` and `x - 1` (`4x4x-1` as `4` and `x4x - 1`): the span of both and
+    the sizes meant (`16`, `-1`)."""
+    for before, expr in zip(args, args[1:]):
+        if (before.node in ("num", "dims") and expr.node == "binop" and expr.op == "-" and expr.left.node == "ref"
+                and re.fullmatch(r"x(\d+x)*", expr.left.name) and expr.left.attr is None and expr.right.node == "num"):
+            sizes = [str(v) for v in (before.values if before.node == "dims" else (before.value,))]
+            sizes += [n for n in expr.left.name.split("x") if n]
+            span = before.span.model_copy(update={"end_line": expr.span.end_line, "end_column": expr.span.end_column})
+            return span, sizes + [f"-{expr.right.value}"]
+    return None
 
 
 def has_layers(items) -> bool:

@@ -227,6 +227,15 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         unclosed = _unclosed(source, path)
         if unclosed is not None and token.type == "$END":
             return unclosed
+    in_expect = _statement_words(lines, token)[:1] == ["expect"]
+    if token.type == "EQUAL" and in_expect:
+        return Diagnostic(code="E001", severity="error", message="unexpected `=`", span=span,
+                          label="`expect` compares with `==`", help="write `==`, such as `expect params == 100`")
+    number = _number_before(lines, token)
+    if in_expect and token.type == "NAME" and token.value in ("m", "g", "t") and number:
+        return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span,
+                          label="not a unit", help=f"quantities take `k`, `M`, `G` and `T`: write "
+                                                   f"`{number}{token.value.upper()}`")
     if token.type == "EQUAL":
         return Diagnostic(code="E001", severity="error", message="unexpected `=`", span=span,
                           label="an option needs a name before `=`",
@@ -250,6 +259,19 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
     else:
         label = _expected(expected) or "not expected here"
     return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span, label=label)
+
+
+def _statement_words(lines: list[str], token: Token) -> list[str]:
+    """The words of the statement before `token`, on its line."""
+    before = lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
+    return before.split("#")[0].split(";")[-1].split()
+
+
+def _number_before(lines: list[str], token: Token) -> str:
+    """The number written right before `token` (`5` of `5m`), or ''."""
+    before = lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
+    match = re.search(r"\d+(\.\d+)?$", before)
+    return match.group() if match else ""
 
 
 def _unclosed(source: str, path: str) -> Diagnostic | None:
