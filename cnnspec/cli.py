@@ -454,6 +454,46 @@ def lsp():
     serve()
 
 
+# ------------------------------------------------------------------ pictures (cnnspec.draw)
+_PILLOW = 'Pillow is not installed: pip install "cnnspec[images]"'
+
+
+def _needs(module: str, hint: str) -> None:
+    """One line naming the extra that brings a missing library, and exit 2."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        click.echo(f"error: {hint}", err=True)
+        sys.exit(2)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        _fail(f"cannot write {path}: {error.strerror or error}")
+
+
+@main.command()
+@_spec_argument
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The file to write.")
+@click.option("--depth", type=click.IntRange(min=1), help="Collapse blocks and groups nested N deep into one box.")
+@click.option("--direction", type=click.Choice(["down", "right"]), default="down", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot"]),
+              help="svg, png (needs Pillow) or dot (Graphviz text); by default the output's extension, else svg.")
+@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+def draw(spec, output, depth, direction, fmt, input_dims):
+    """Draw a network's diagram: layers, shapes, merges and nested blocks."""
+    from cnnspec.draw import format_for, render
+
+    fmt = format_for(output, fmt)
+    if fmt == "png":
+        _needs("PIL", _PILLOW)
+    network = _load_network(spec, input_dims)
+    _write_bytes(output, render(network, fmt, depth, direction))
+
+
 def console_entry() -> None:
     """The console entry point (`cnnspec` and `python -m cnnspec`): `main`, then a quick exit.
 

@@ -1,0 +1,73 @@
+"""Graphviz DOT text of a network at a depth: the same boxes as the diagram, frames as clusters.
+
+cnnspec does not run Graphviz; `dot -Tsvg` renders this where it is installed."""
+
+from __future__ import annotations
+
+import json
+
+from cnnspec.draw.layout import JOIN_SYMBOL, Layout, figures, layer_text, scope_title
+from cnnspec.layers.base import describe_shape
+
+
+class _Dot:
+    def __init__(self, network, depth):
+        self.layout = Layout(network, depth, "down")
+        self.lines: list[str] = []
+        self.count = 0
+
+    def _node(self, text: str, shape: str = "box") -> str:
+        self.count += 1
+        name = f"n{self.count}"
+        self.lines.append(f"{name} [label={json.dumps(text, ensure_ascii=False)}, shape={shape}];")
+        return name
+
+    def _edge(self, sources, target, shape) -> None:
+        for source in sources:
+            self.lines.append(f"{source} -> {target} [label={json.dumps(describe_shape(shape), ensure_ascii=False)}];")
+
+    def sequence(self, items, outer, ends, shape):
+        """Wires the items after `ends` (whose output has `shape`); returns the new ends and shape."""
+        for item in items:
+            ends, shape = self.item(item, outer, ends, shape)
+        return ends, shape
+
+    def item(self, item, outer, ends, shape):
+        if item.node == "layer":
+            node = self._node(layer_text(item))
+            self._edge(ends, node, shape)
+            return [node], item.out_shape
+        if item.node == "merge":
+            outs = []
+            for branch in item.branches:
+                branch_ends, branch_shape = self.item(branch, outer, ends, shape)
+                outs.append((branch_ends, branch_shape))
+            join = self._node(JOIN_SYMBOL[item.op], shape="circle")
+            for branch_ends, branch_shape in outs:
+                self._edge(branch_ends, join, branch_shape)
+            return [join], item.out_shape
+        if item.scope is None:
+            return self.sequence(item.items, outer, ends, shape)
+        title = scope_title(item, outer[-1] if outer else None, self.layout.network.sources)
+        if self.layout.depth is not None and len(outer) + 1 >= self.layout.depth:
+            row = self.layout.collapsed.get(item.scope)
+            if row is None:
+                return ends, shape
+            node = self._node(f"{title}\n{figures(row)}", shape="box3d")
+            self._edge(ends, node, shape)
+            return [node], row.out_shape
+        self.count += 1
+        self.lines.append(f"subgraph cluster_{self.count} {{ label={json.dumps(title, ensure_ascii=False)}; style=dashed;")
+        result = self.sequence(item.items, outer + (item.scope,), ends, shape)
+        self.lines.append("}")
+        return result
+
+
+def to_dot(network, depth: int | None = None) -> str:
+    dot = _Dot(network, depth)
+    source = dot._node(f"{network.graph.input_name}: {describe_shape(network.input_shape)}", shape="oval")
+    ends, shape = dot.sequence(network.graph.body.items, (), [source], network.input_shape)
+    sink = dot._node(f"output {describe_shape(network.output_shape)}", shape="oval")
+    dot._edge(ends, sink, shape)
+    body = "\n  ".join(dot.lines)
+    return f"digraph {json.dumps(network.name)} {{\n  rankdir=TB; node [fontname=monospace];\n  {body}\n}}\n"

@@ -1,0 +1,214 @@
+"""`cnnspec draw`: the diagram of every zoo network at depths 1, 2 and in full is well-formed SVG,
+shows each row of the summary at that depth exactly once, and is readable: no two boxes
+overlap, frames nest, no line runs through a box and no shape label sits on one."""
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+from conftest import SPECS
+
+import cnnspec
+from cnnspec.cli import main
+from cnnspec.draw import layout, render
+from cnnspec.draw.layout import describe_layer
+
+ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
+SVG = "{http://www.w3.org/2000/svg}"
+EPS = 0.5
+
+
+@pytest.fixture(scope="module")
+def networks():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = cnnspec.load(SPECS / f"{name}.cnn")
+        return cache[name]
+
+    return get
+
+
+def summary_rows(network, depth):
+    """(name, kind) of every row of `summary --format json` at that depth."""
+    return [(r["name"], r["kind"]) for r in json.loads(network.summary(format="json", depth=depth))["layers"]]
+
+
+def interiors_meet(a, b) -> bool:
+    """Whether two rectangles (x, y, w, h) share area beyond touching edges."""
+    return a[0] + EPS < b[0] + b[2] and b[0] + EPS < a[0] + a[2] and a[1] + EPS < b[1] + b[3] and b[1] + EPS < a[1] + a[3]
+
+
+def contains(outer, inner) -> bool:
+    return (outer[0] <= inner[0] + EPS and outer[1] <= inner[1] + EPS and inner[0] + inner[2] <= outer[0] + outer[2] + EPS
+            and inner[1] + inner[3] <= outer[1] + outer[3] + EPS)
+
+
+def crosses(segment, rect) -> bool:
+    """Whether an axis-parallel segment enters the open interior of a rectangle."""
+    x1, y1, x2, y2 = segment
+    return (min(x1, x2) < rect[0] + rect[2] - EPS and max(x1, x2) > rect[0] + EPS
+            and min(y1, y2) < rect[1] + rect[3] - EPS and max(y1, y2) > rect[1] + EPS)
+
+
+def rect(item):
+    return (item.x, item.y, item.w, item.h)
+
+
+@pytest.mark.parametrize("depth", [1, 2, None], ids=["depth1", "depth2", "full"])
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth):
+    network = networks(name)
+    drawing = layout(network, depth)
+    root = ET.fromstring(render(network, "svg", depth))
+    assert root.tag == f"{SVG}svg"
+    # every summary row at this depth is one box, matched by path and kind
+    drawn = Counter((g.get("data-path"), g.get("data-kind")) for g in root.iter(f"{SVG}g") if g.get("data-row"))
+    assert drawn == Counter(summary_rows(network, depth))
+    rows = [g.get("data-row") for g in root.iter(f"{SVG}g") if g.get("data-row")]
+    assert len(rows) == len(set(rows))
+    # the SVG's rectangles are the layout's boxes
+    rects = [(float(r.get("x")), float(r.get("y"))) for g in root.iter(f"{SVG}g")
+             if "box" in (g.get("class") or "") for r in g.iter(f"{SVG}rect")]
+    assert len(rects) == sum(b.role != "join" for b in drawing.boxes)
+
+    boxes = [rect(b) for b in drawing.boxes]
+    frames = [rect(f) for f in drawing.frames]
+    for i, a in enumerate(boxes):
+        assert not any(interiors_meet(a, b) for b in boxes[i + 1:]), drawing.boxes[i].text
+        for frame in frames:
+            assert contains(frame, a) or not interiors_meet(frame, a)
+    for i, a in enumerate(frames):
+        for b in frames[i + 1:]:
+            assert contains(a, b) or contains(b, a) or not interiors_meet(a, b)
+    for segment in drawing.segments:
+        assert segment[0] == segment[2] or segment[1] == segment[3], "lines run along the axes"
+        assert not any(crosses(segment, box) for box in boxes), segment
+    for label in drawing.labels:
+        assert not any(interiors_meet(rect(label), box) for box in boxes), label.text
+    for item in drawing.boxes + drawing.frames + drawing.labels:
+        assert 0 <= item.x and item.x + item.w <= drawing.width + EPS
+        assert 0 <= item.y and item.y + item.h <= drawing.height + EPS
+
+
+@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "unet", "densenet121"])
+def test_lines_connect_the_input_to_the_output(networks, name):
+    """The segments and boxes form one connected picture: every box is reached from the input
+    through lines that meet at their ends or at a box's border."""
+    drawing = layout(networks(name), None, "right")
+    points = {}
+
+    def find(p):
+        while points.setdefault(p, p) != p:
+            p = points[p]
+        return p
+
+    def union(a, b):
+        points[find(a)] = find(b)
+
+    def key(x, y):
+        return (round(x, 1), round(y, 1))
+
+    ends = []
+    for x1, y1, x2, y2 in drawing.segments:
+        union(key(x1, y1), key(x2, y2))
+        ends += [(x1, y1), (x2, y2)]
+    # a segment may start on another one (a rail): join points lying on a segment
+    for x1, y1, x2, y2 in drawing.segments:
+        for x, y in ends:
+            if min(x1, x2) - EPS <= x <= max(x1, x2) + EPS and min(y1, y2) - EPS <= y <= max(y1, y2) + EPS:
+                union(key(x, y), key(x1, y1))
+    for i, box in enumerate(drawing.boxes):
+        node = ("box", i)
+        for x, y in ends:
+            on_x = box.x - EPS <= x <= box.x + box.w + EPS
+            on_y = box.y - EPS <= y <= box.y + box.h + EPS
+            if on_x and on_y:
+                union(node, key(x, y))
+    components = {find(("box", i)) for i in range(len(drawing.boxes))}
+    assert len(components) == 1
+
+
+def test_boxes_say_the_kind_and_key_options(networks):
+    resnet = networks("resnet50")
+    texts = {b.path: b.text for b in layout(resnet).boxes if b.role == "layer"}
+    assert texts["conv1"] == ("conv1: conv 64 7x7 /2",)
+    assert texts["3"] == ("maxpool 3x3 /2",) and texts["layer1.0.conv1"] == ("conv1: conv 64 1x1",)
+    assert texts["fc"] == ("fc: linear 1000",)
+    titles = {f.scope: f.title for f in layout(resnet).frames}
+    assert titles["layer2.0"] == "layer2.0: bottleneck(128, stride=2)"
+    assert titles["layer2.0.downsample"] == "downsample"
+    unet = {describe_layer(layer) for layer in networks("unet").graph.layers()}
+    assert {"deconv 512 2x2 ↑2", "maxpool 2x2", "conv 2 1x1"} <= unet
+
+
+def test_collapsed_groups_carry_their_params_and_macs(networks):
+    network = networks("resnet18")
+    groups = {b.path: b for b in layout(network, 2).boxes if b.role == "group"}
+    assert set(groups) == {f"layer{i}.{j}" for i in range(1, 5) for j in range(2)}
+    for path, box in groups.items():
+        rows = [r for r in network.rows if r.path.startswith(path + ".") or r.path == path]
+        params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
+        assert box.text[1] == f"{params:,} params · {macs / 1e6:.2f}M MACs"
+    assert groups["layer2.0"].text == ("layer2.0: basic(128, stride=2)", "230,144 params · 179.83M MACs")
+    # at depth 1 the whole stage is one box: 73,984 * 2 params
+    stage = {b.path: b for b in layout(network, 1).boxes}["layer1"]
+    assert stage.text == ("layer1", "147,968 params · 462.42M MACs")
+
+
+def test_merges_are_joins_with_their_branches_side_by_side(networks):
+    drawing = layout(networks("inception_v3"), None)
+    joins = [b for b in drawing.boxes if b.role == "join"]
+    # 11 Inception modules, and the 3x1 / 1x3 splits inside each branch pair of Mixed_7b and Mixed_7c
+    assert Counter(b.text[0] for b in joins) == Counter({"++": 11 + 2 * 2})
+    first = next(f for f in drawing.frames if f.scope == "Mixed_5b")
+    branches = [f for f in drawing.frames if f.scope.startswith("Mixed_5b.branch") and f.scope.endswith(("1x1", "_1", "pool"))]
+    tops = sorted(branches, key=lambda f: f.x)
+    # the four branches start side by side (the pool branch's avgpool sits above its frame)
+    assert len({round(f.x) for f in tops}) == len(tops) and all(contains(rect(first), rect(f)) for f in tops)
+    residuals = [b for b in layout(networks("resnet18")).boxes if b.role == "join"]
+    assert len(residuals) == 8 and {b.text for b in residuals} == {("+",)}
+
+
+def test_right_direction_turns_the_flow(networks):
+    network = networks("lenet5")
+    down, right = layout(network, None, "down"), layout(network, None, "right")
+    assert down.height > down.width and right.width > right.height
+    xs = [b.x for b in right.boxes]
+    assert xs == sorted(xs)
+
+
+def test_png_and_dot(networks, tmp_path):
+    pytest.importorskip("PIL", reason="the PNG needs Pillow (the images extra)")
+    from PIL import Image
+
+    network = networks("resnet18")
+    out = tmp_path / "net.png"
+    result = CliRunner().invoke(main, ["draw", str(SPECS / "resnet18.cnn"), "-o", str(out), "--depth", "2"])
+    assert result.exit_code == 0, result.output
+    image = Image.open(out)
+    drawing = layout(network, 2)
+    assert image.size == (round(drawing.width), round(drawing.height))
+    assert len(image.getcolors(1 << 16) or ()) > 2
+    dot = render(network, "dot", 2).decode()
+    assert dot.startswith('digraph "resnet18"') and dot.count("subgraph cluster_") == 4
+    nodes = dot.count("shape=box3d")
+    assert nodes == 8 and dot.count("->") == len(summary_rows(network, 2)) + 1
+
+
+def test_draw_command_errors_are_diagnostics(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input x: 3x32x32\nconv 8 3x3 stride=0\n")
+    result = CliRunner().invoke(main, ["draw", str(bad), "-o", str(tmp_path / "x.svg")])
+    assert result.exit_code == 1 and "error[" in result.output and not (tmp_path / "x.svg").exists()
+    result = CliRunner().invoke(main, ["draw", str(SPECS / "lenet5.cnn"), "-o", str(tmp_path / "no" / "x.svg")])
+    assert result.exit_code == 1 and "cannot write" in result.output
+    result = CliRunner().invoke(main, ["draw", str(SPECS / "lenet5.cnn"), "-o", str(tmp_path / "x.svg"),
+                                       "--depth", "0"])
+    assert result.exit_code == 2
+    out = tmp_path / "net.svg"
+    result = CliRunner().invoke(main, ["draw", str(SPECS / "lenet5.cnn"), "-o", str(out), "--direction", "right"])
+    assert result.exit_code == 0 and ET.parse(out).getroot().get("data-network") == "lenet5"
