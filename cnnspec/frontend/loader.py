@@ -19,8 +19,9 @@ from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError
 from cnnspec.frontend.parser import MAX_SOURCE_BYTES, MAX_TOKENS, parse_text
 
 ZOO_PREFIX = "zoo:"
-#: opening a FIFO to read waits for a writer unless it is opened non-blocking (POSIX only)
-_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: opening a FIFO to read waits for a writer unless it is opened non-blocking (POSIX only);
+#: Windows opens a descriptor in text mode unless told otherwise
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
 
 
 @dataclass
@@ -59,7 +60,7 @@ def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: st
     does with `newline` (universal by default; `""` keeps them)."""
     shown = printable(shown)
     try:
-        with open(os.open(path, os.O_RDONLY | _NONBLOCK), "rb") as handle:
+        with open(os.open(path, _READ_FLAGS), "rb") as handle:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 # a folder is refused by `open` itself ("is a directory")
@@ -127,9 +128,11 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
             continue
         try:
             target = (origin.parent / st.path).resolve()
-        except (OSError, ValueError) as error:
-            # a NUL byte (ValueError) or a path the system cannot resolve
-            reason = getattr(error, "strerror", None) or str(error)
+        except (OSError, ValueError, RuntimeError) as error:
+            # a NUL byte (ValueError), a loop of symbolic links (RuntimeError before Python 3.13)
+            # or a path the system cannot resolve
+            reason = "a loop of symbolic links" if isinstance(error, RuntimeError) else (
+                getattr(error, "strerror", None) or str(error))
             program.diagnostics.append(_unreadable(f"cannot read `{printable(st.path)}`: {reason.lower()}", st.span,
                                                    label="not a path this system can open").diagnostics[0])
             continue
