@@ -107,7 +107,7 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
     path, input = path_argument("load", "path", path), check_arguments("load", input, limits, config)
     limits = resolve_limits(limits, config)
     with collector_paused():
-        program = load_program(path, limits.max_tokens)
+        program = load_program(path, limits.max_tokens, limits.max_layers)
         return _check(program, str(path), input, limits, config)
 
 
@@ -125,7 +125,7 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
     with collector_paused():
         program = program_from_text(text, path, root=root_path.resolve(),
                                     origin=Path(origin).resolve() if origin is not None else None,
-                                    max_tokens=limits.max_tokens)
+                                    max_tokens=limits.max_tokens, max_layers=limits.max_layers)
         return _check(program, path, input, limits, config)
 
 
@@ -154,7 +154,7 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     limits = resolve_limits(limits, config)
     try:
         with collector_paused():
-            program = load_program(path, limits.max_tokens)
+            program = load_program(path, limits.max_tokens, limits.max_layers)
             if libraries and input is None and is_library(program.spec):
                 library = Library(program, str(path))
                 if any(d.severity == "error" for d in library.diagnostics):

@@ -43,8 +43,13 @@ CASES = {
     "repeats_to_199600": ("input x: 1x8x8\n{ relu * 998 } * 200\n", "E124", 2, 1, "200 copies of 998 layers"),
     "flat_over_the_limit": ("input x: 1x8x8\n" + "relu\n" * (LAYERS + 1), "E124", LAYERS + 2, 1,
                             f"{LAYERS:,} layers before it"),
-    "300000_statements": ("input x: 1x8x8\n" + "relu\n" * 300_000, "E012", MAX_TOKENS // 2 - 1, 5,
-                          f"more than {MAX_TOKENS:,} tokens"),
+    # counted as they are written, before the parse
+    "300000_statements": ("input x: 1x8x8\n" + "relu\n" * 300_000, "E124", LAYERS + 2, 1,
+                          f"{LAYERS:,} layers before it"),
+    # in a block they may not be expanded, but they are tokens: the first two lines hold 9, each
+    # `relu` line 2, so token 100,001 ends `relu` line 49,996
+    "300000_in_a_block": ("input x: 1x8x8\nblock b {\n" + "relu\n" * 300_000 + "}\nb\n", "E012",
+                          (MAX_TOKENS + 1 - 9) // 2 + 2, 5, f"more than {MAX_TOKENS:,} tokens"),
     # `when (` then `not ` 1,000 times: the 1,001st operator is where it stops
     "100000_not": ("input x: 1x8x8\nwhen (" + "not " * 100_000 + "true) { relu }\n", "E012", 2, 6 + 4 * MAX_OPERATORS + 1,
                    f"more than {MAX_OPERATORS:,} operators"),
@@ -109,7 +114,7 @@ def run_check(path: Path, timeout: float = 60) -> tuple[int, str, float]:
 
 
 @pytest.mark.parametrize("name", ["doubling_40", "repeats_to_1e9", "flat_over_the_limit", "300000_statements",
-                                  "100000_not"])
+                                  "300000_in_a_block", "100000_not"])
 def test_the_cli_refuses_in_bounded_memory(name, tmp_path):
     text, code, line, column, _ = CASES[name]
     spec = tmp_path / f"{name}.cnn"
@@ -195,6 +200,27 @@ def test_numbered_copies_count_as_a_repeat():
     assert (error.code, error.span.line, error.label) == ("E124", 3, "110 layers in these copies")
 
 
+def test_written_layers_are_counted_before_the_parse():
+    """A flat list of layers beyond the limit is refused before Lark reads it: the broken line
+    after the crossing is never reached."""
+    text = "input x: 1x8x8\n" + "relu\n" * 6 + "conv (\n"
+    error = only_error(text, Limits(max_layers=5))
+    assert (error.code, error.span.line, error.label, error.notes) == (
+        "E124", 7, "the limit is crossed here", ("5 layers before it",))
+
+
+def test_layers_that_may_not_be_expanded_are_not_counted_before_the_parse():
+    guarded = ("block b { " + "relu; " * 9 + "}\n"
+               "when (true) { relu } else { " + "relu; " * 9 + "}\n"
+               "residual { relu } shortcut when (false) { " + "relu; " * 9 + "}\n")
+    net = cnnspec.loads("input x: 1x8x8\n" + guarded + "sigmoid\n", limits=Limits(max_layers=5))
+    assert [row.kind for row in net.rows] == ["relu", "relu", "add", "sigmoid"]
+    # labels, groups, chains and merges are expanded where they are written: counted
+    error = only_error("input x: 1x8x8\nstem: relu\n{ relu; concat { relu; relu }; relu }\nsigmoid\n",
+                       Limits(max_layers=5))
+    assert (error.code, error.span.line, error.span.column) == ("E124", 4, 1)
+
+
 # ---------------------------------------------------------------- configuration
 
 def test_the_limits_are_configurable(tmp_path):
@@ -206,10 +232,11 @@ def test_the_limits_are_configurable(tmp_path):
     assert (config.limits.max_layers, config.limits.max_tokens) == (5, 40)
     _, diagnostics, _ = cnnspec.check(spec, config=config)
     assert [d.code for d in diagnostics] == ["E124"]
-    spec.write_text("input x: 1x8x8\n" + "relu\n" * 20)
+    spec.write_text("input x: 1x8x8\nblock b {\n" + "relu\n" * 20 + "}\nb\n")
     _, diagnostics, _ = cnnspec.check(spec, config=config)
-    # `input x: 1x8x8` and its line end are 5 tokens, each `relu` line 2: the 41st ends line 19
-    assert [(d.code, d.span.line) for d in diagnostics] == [("E012", 19)]
+    # `input x: 1x8x8`, `block b {` and their line ends are 9 tokens, each `relu` line 2: the 41st
+    # ends the 16th `relu`, line 18
+    assert [(d.code, d.span.line) for d in diagnostics] == [("E012", 18)]
     status, output, _ = run_check(spec)
     assert status == 1 and "more than 40 tokens" in output
 

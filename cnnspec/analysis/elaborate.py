@@ -21,7 +21,7 @@ from cnnspec.analysis.expansion import CAP, LayerBound
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
 from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
 from cnnspec.diagnostics import Diagnostic, Label
-from cnnspec.frontend.parser import MAX_TOKENS
+from cnnspec.frontend.parser import LAYER_LIMIT_HELP, LAYER_LIMIT_MESSAGE, MAX_TOKENS
 from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
 from cnnspec.layers import REGISTRY, LayerError
 from cnnspec.layers.aliases import pytorch_alias
@@ -459,9 +459,8 @@ class Elaborator:
 
     def too_many_layers(self, span: ir.Span, label: str, before: int) -> None:
         notes = (f"{layers_text(before)} before it",) if before else ()
-        self.error("E124", f"the spec expands to more than {self.limits.max_layers:,} layers", span, label=label,
-                   notes=notes, help="check the repeat counts and nested blocks, or raise `max-layers` in "
-                                     "`[tool.cnnspec.limits]`")
+        self.error("E124", LAYER_LIMIT_MESSAGE.format(self.limits.max_layers), span, label=label, notes=notes,
+                   help=LAYER_LIMIT_HELP)
         raise _Abort()
 
     # ---------------------------------------------------------------- block calls

@@ -91,23 +91,25 @@ def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str |
                                  label=label if span is not None else "", help=help)])
 
 
-def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS) -> Program:
+def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> Program:
     shown = os.fspath(path)
     real = resolve_name(path)
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
     text = read_source(real, shown)
-    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve(), max_tokens=max_tokens)
+    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve(), max_tokens=max_tokens,
+                             max_layers=max_layers)
 
 
 def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None,
-                      max_tokens: int = MAX_TOKENS) -> Program:
+                      max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> Program:
     """A parsed spec and its imports. `origin` is the file the text is read from (imports are relative
-    to its folder); by default `shown` taken relative to `root`. Each file may hold `max_tokens`."""
+    to its folder); by default `shown` taken relative to `root`. Each file may hold `max_tokens`;
+    the spec's own file may write `max_layers` (see `parse_text`)."""
     sources = SourceMap()
     sources.add(shown, text)
     try:
-        spec = parse_text(text, shown, max_tokens)
+        spec = parse_text(text, shown, max_tokens, max_layers)
     except SpecError as error:
         raise SpecError(error.diagnostics, sources) from None
     program = Program(spec=spec, sources=sources)

@@ -28,6 +28,9 @@ MAX_TOKENS = 100_000
 #: Refuse an expression of more operators than this before parsing: each nests the IR one level
 #: deeper, and past a few hundred it cannot be validated (E012 at the expression) anyway.
 MAX_OPERATORS = 1_000
+#: E124, where the layer limit is crossed: written out before the parse, or expanded after it
+LAYER_LIMIT_MESSAGE = "the spec expands to more than {:,} layers"
+LAYER_LIMIT_HELP = "check the repeat counts and nested blocks, or raise `max-layers` in `[tool.cnnspec.limits]`"
 
 
 _per_thread = threading.local()
@@ -51,13 +54,14 @@ KEYWORD_OPTIONS = ("scale", "add", "concat")
 MAX_SYNTAX_ERRORS = 10
 
 
-def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS) -> ir.SpecFile:
-    """Parse one spec file's text; raises `SpecError` with located diagnostics.
+def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> ir.SpecFile:
+    """Parse one spec file's text; raises `SpecError` with located diagnostics. `max_layers`, for
+    the network's own file, refuses more layers written where they are surely expanded.
 
     After a syntax error the offending line is blanked (its braces kept, so the nesting
     stays whole) and the text parsed again, so one run reports every broken line.
     """
-    _check_size(text, path, max_tokens)
+    _check_size(text, path, max_tokens, max_layers)
     source = text if text.endswith("\n") else text + "\n"
     lines = source.split("\n")
     diagnostics: list[Diagnostic] = []
@@ -104,18 +108,28 @@ _SCAN = re.compile(r"""(?P<sep>(?:[ \t]*(?:\#[^\n]*)?(?:\r?\n|;))+)|(?P<space>[ 
     |(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>[0-9][0-9A-Za-z_.]*)|(?P<string>"[^"\n]*")
     |(?P<open>[{(\[])|(?P<close>[})\]])|(?P<end>,)|(?P<op>//|==|!=|<=|>=|[-+*/%<>])|(?P<other>.)""", re.X | re.S)
 _WORD_OPERATORS = frozenset({"not", "and", "or"})
+#: words after which a statement's group may not be expanded where it is written
+_GUARDS = frozenset({"block", "when", "else", "shortcut"})
 
 
-def _check_size(text: str, path: str, max_tokens: int = MAX_TOKENS) -> None:
+def _check_size(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> None:
     """Refuse, before Lark sees it, a text whose parse would take long or nest too deeply: more
     than MAX_SOURCE_BYTES, more than `max_tokens` tokens, brackets deeper than MAX_NESTING, or an
     expression of more than MAX_OPERATORS operators (`not not ... x`, `1+1+...`). One pass of a
-    regular expression, stopped at the token that crosses a limit, which is where it points."""
+    regular expression, stopped at the token that crosses a limit, which is where it points.
+
+    With `max_layers`, a statement that starts with a layer kind outside any block, `when` or
+    `shortcut` (each such one is expanded at least once) counts a layer, so a flat list of more
+    layers than the limit is refused before the parse too (E124), not after it."""
     if len(text) > MAX_SOURCE_BYTES:
         raise SpecError([Diagnostic(code="E012", severity="error",
                                     message=f"spec is too large ({len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,})",
                                     span=_point(path, 1, 1))])
-    tokens = depth = operators = 0
+    kinds = _layer_kinds() if max_layers is not None else frozenset()
+    tokens = depth = operators = layers = 0
+    # whether a statement starts here, whether its words hold a guard, and the depth of the
+    # outermost guarded group (inside it nothing is counted)
+    start, guarded, skipped = True, False, None
     for match in _SCAN.finditer(text):
         kind = match.lastgroup
         if kind == "space":
@@ -124,31 +138,54 @@ def _check_size(text: str, path: str, max_tokens: int = MAX_TOKENS) -> None:
         if tokens > max_tokens:
             _refuse(text, path, match, f"the spec has more than {max_tokens:,} tokens", f"token {tokens:,}",
                     "write repeated parts as blocks and repeats, or raise `max-tokens` in `[tool.cnnspec.limits]`")
-        if kind == "op" or kind == "word" and match.group() in _WORD_OPERATORS:
+        value = match.group()
+        if start and skipped is None and kind == "word" and value in kinds:
+            layers += 1
+            if layers > max_layers:
+                _refuse(text, path, match, LAYER_LIMIT_MESSAGE.format(max_layers), "the limit is crossed here",
+                        LAYER_LIMIT_HELP, code="E124", notes=(f"{max_layers:,} layers before it",))
+        start = kind == "sep" or value in ("{", ":")
+        if kind == "op" or kind == "word" and value in _WORD_OPERATORS:
             operators += 1
             if operators > MAX_OPERATORS:
                 _refuse(text, path, match, f"an expression has more than {MAX_OPERATORS:,} operators",
                         "too long here", "split the expression into named blocks or shorter steps")
+        elif kind == "word":
+            guarded = guarded or value in _GUARDS
         elif kind == "open":
             depth += 1
             if depth > MAX_NESTING:
                 _refuse(text, path, match, f"brackets nest deeper than {MAX_NESTING} levels", "too deep here",
                         "split the structure into named blocks")
-            if match.group() != "(":
+            if value != "(":
                 operators = 0
+            if value == "{":
+                skipped = depth if guarded and skipped is None else skipped
+                guarded = False
         elif kind == "close":
+            if value == "}" and skipped == depth:
+                skipped = None
             depth = max(0, depth - 1)
-            if match.group() != ")":
+            if value != ")":
                 operators = 0
-        elif kind == "sep" or kind == "end":
+        elif kind == "sep":
+            operators, guarded = 0, False
+        elif kind == "end":
             operators = 0
 
 
-def _refuse(text: str, path: str, match: re.Match, message: str, label: str, help: str) -> None:
+def _layer_kinds() -> frozenset[str]:
+    from cnnspec.layers import REGISTRY
+
+    return frozenset(REGISTRY)
+
+
+def _refuse(text: str, path: str, match: re.Match, message: str, label: str, help: str, code: str = "E012",
+            notes: tuple[str, ...] = ()) -> None:
     start = match.start()
     line = text.count("\n", 0, start) + 1
     column = start - text.rfind("\n", 0, start)
-    raise SpecError([Diagnostic(code="E012", severity="error", message=message, label=label, help=help,
+    raise SpecError([Diagnostic(code=code, severity="error", message=message, label=label, help=help, notes=notes,
                                 span=_point(path, line, column, max(1, len(match.group().split("\n")[0]))))])
 
 
