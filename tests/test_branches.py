@@ -117,13 +117,15 @@ def test_a_branch_without_layers_is_a_located_error(name):
     assert error.help
 
 
-def test_the_note_says_why_a_branch_is_empty():
+NOTES = {
+    "scale { when (false) { avgpool global; conv 16 1x1; sigmoid } }": "its `when` chose nothing",
+    "concat { conv 8 1x1; maybe(false) }": "the block it calls expands to no layers here",
+    "concat { when (false) { conv 8 1x1 }; when (false) { relu } }": "its 2 branches are `when`s that chose nothing",
+}
+
+
+@pytest.mark.parametrize("body", sorted(NOTES))
+def test_the_note_says_why_a_branch_is_empty(body):
     with pytest.raises(SpecError) as caught:
-        cnnspec.loads(spec("scale { when (false) { avgpool global; conv 16 1x1; sigmoid } }"))
-    assert caught.value.errors[0].notes == ("its `when` chose nothing",)
-    with pytest.raises(SpecError) as caught:
-        cnnspec.loads(spec("concat { conv 8 1x1; maybe(false) }"))
-    assert caught.value.errors[0].notes == ("the block it calls expands to no layers here",)
-    with pytest.raises(SpecError) as caught:
-        cnnspec.loads(spec("concat { when (false) { conv 8 1x1 }; when (false) { relu } }"))
-    assert caught.value.errors[0].notes == ("its 2 branches are `when`s that chose nothing",)
+        cnnspec.loads(spec(body))
+    assert caught.value.errors[0].notes == (NOTES[body],)

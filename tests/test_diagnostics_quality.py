@@ -135,6 +135,15 @@ def test_a_python_boolean_is_told_to_be_lowercase():
     assert call.help == "booleans are lowercase: write `true`"
 
 
+@pytest.mark.parametrize("text", ["when (False) { relu }", "residual { relu } shortcut when (False) { relu }"])
+def test_a_python_boolean_in_a_condition_is_told_to_be_lowercase(text):
+    assert only_error(f"input x: 3x8x8\n{text}").help == "booleans are lowercase: write `false`"
+
+
+def test_a_python_boolean_for_a_number_says_it_takes_a_number():
+    assert only_error("input x: 4x8x8\nconv 4 3x3 groups=True").help == "it takes a number"
+
+
 def test_a_boolean_option_says_it_takes_true_or_false():
     error = only_error("input x: 3x8x8\nconv 4 3x3 bias=yes")
     assert error.help == "it takes `true` or `false`"

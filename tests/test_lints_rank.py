@@ -33,6 +33,30 @@ def only(text: str, code: str):
     return found[0]
 
 
+#: inputs large enough for a 100-unit dense layer over them to pass W105's 10M parameters
+DENSE_INPUTS = {1: (40_000,), 2: (200, 200), 3: (40, 40, 40)}
+#: a spec per rule and rank that raises it, shared by the tests below
+RANK_CASES = {
+    "W101": lambda r: [f"input x: 3x{d(32, r)}\nconv 16 {d(3, r)} stride=2"],
+    "W102": lambda r: [f"input x: 3x{d(32, r)}\nmaxpool {d(4, r)} stride=4"],
+    "W103": lambda r: [f"input x: 4x{d(16, r)}\nconv 16 {d(k, r)}" for k in (5, 7, 9)],
+    "W104": lambda r: [f"input x: 3x{d(8, r)}\nconv 16 {d(3, r)} pad=1\nbn"],
+    "W105": lambda r: [f"input x: 3x{'x'.join(map(str, DENSE_INPUTS[r]))}\nflatten\nlinear 100"],
+    "W106": lambda r: [f"input x: 3x{d(8, r)}\n{{ conv 8 {d(3, r)}; relu }} * 3"],
+    "W107": lambda r: [f"input x: 3x{d(11, r)}\nconv 8 {d(3, r)} stride=3\nconv 8 {d(3, r)}\nflatten\nlinear 10"],
+    "W108": lambda r: [f"input x: 4x{d(7, r)}\nmaxpool {d(2, r)} stride=2"],
+    "W109": lambda r: [f"input x: 3x{d(8, r)}\nrelu\nrelu"],
+    "W110": lambda r: [f"input x: 8x{d(8, r)}\ndropout 0.5\nbn"],
+    "W111": lambda r: [f"input x: 3x{d(4, r)}\nflatten\nlinear 10\nsoftmax"],
+    "W112": lambda r: [f"input x: 3x{d(8, r)}\nconv 20 {d(3, r)} pad=1"],
+    "W113": lambda r: [f"input x: 3x{d(8, r)}\nblock spare() {{ conv 8 {d(3, r)} }}\nrelu"],
+}
+
+
+def case(code: str, rank: int) -> str:
+    return RANK_CASES[code](rank)[0]
+
+
 def stack_for(kernel: int, rank: int) -> tuple[int, int]:
     """The fewest stacked convs of 3 whose receptive field (1, then +2 per conv) reaches `kernel`, and
     their weights per channel pair."""
@@ -49,7 +73,7 @@ def test_every_rule_is_tested_here():
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w101_names_the_axis_of_the_rank(rank):
-    found = only(f"input x: 3x{d(32, rank)}\nconv 16 {d(3, rank)} stride=2", "W101")
+    found = only(case("W101", rank), "W101")
     # the first axis loses (32 - 3) % 2 = 1 position
     assert found.message.startswith(f"stride 2 never reaches the last {AXES[rank][0]} of the 32-wide input")
     assert found.message.endswith(f"= {(32 - 3) % 2}")
@@ -59,7 +83,7 @@ def test_w101_names_the_axis_of_the_rank(rank):
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w102_help_pools_at_the_rank(rank):
-    found = only(f"input x: 3x{d(32, rank)}\nmaxpool {d(4, rank)} stride=4", "W102")
+    found = only(case("W102", rank), "W102")
     assert found.message == f"a {d(4, rank)} pooling window discards most of what it sees"
     assert found.help.startswith(f"pool {d(2, rank)} or {d(3, rank)} (with stride 2)")
     assert not warnings(f"input x: 3x{d(32, rank)}\nmaxpool {d(3, rank)} stride=2", "W102")
@@ -119,16 +143,15 @@ def test_w103_depthwise_is_exempt(rank):
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w104_bias_before_bn(rank):
-    found = only(f"input x: 3x{d(8, rank)}\nconv 16 {d(3, rank)} pad=1\nbn", "W104")
+    found = only(case("W104", rank), "W104")
     assert "cancelled by the batch norm" in found.message
     assert not warnings(f"input x: 3x{d(8, rank)}\nconv 16 {d(3, rank)} pad=1 bias=false\nbn", "W104")
 
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w105_dense_explosion(rank):
-    sizes = {1: (40_000,), 2: (200, 200), 3: (40, 40, 40)}[rank]
-    features = 3 * math.prod(sizes)
-    found = only(f"input x: 3x{'x'.join(map(str, sizes))}\nflatten\nlinear 100", "W105")
+    features = 3 * math.prod(DENSE_INPUTS[rank])
+    found = only(case("W105", rank), "W105")
     params = features * 100 + 100
     assert found.message == (f"this dense layer holds {params:,} parameters, 100% of the network "
                              f"({params * 4 / 2 ** 20:,.0f} MiB in fp32)")
@@ -136,15 +159,14 @@ def test_w105_dense_explosion(rank):
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w106_shrinking_stack(rank):
-    found = only(f"input x: 3x{d(8, rank)}\n{{ conv 8 {d(3, rank)}; relu }} * 3", "W106")
+    found = only(case("W106", rank), "W106")
     # 8 -> 6 -> 4 -> 2, two positions lost per unpadded 3-wide conv
     assert found.message.startswith("3 unpadded convs in a row take the map from 8 to 2")
 
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w107_counts_elements_of_the_rank(rank):
-    text = f"input x: 3x{d(11, rank)}\nconv 8 {d(3, rank)} stride=3\nconv 8 {d(3, rank)}\nflatten\nlinear 10"
-    found = only(text, "W107")
+    found = only(case("W107", rank), "W107")
     # field 3, then + (3 - 1) * 3 after the stride
     unit = {1: "positions", 2: "pixels", 3: "voxels"}[rank]
     assert found.message == f"the output sees {d(3 + 2 * 3, rank)} {unit} of the {d(11, rank)} input"
@@ -152,7 +174,7 @@ def test_w107_counts_elements_of_the_rank(rank):
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w108_names_the_odd_axes(rank):
-    found = only(f"input x: 4x{d(7, rank)}\nmaxpool {d(2, rank)} stride=2", "W108")
+    found = only(case("W108", rank), "W108")
     names = AXES[rank]
     listed = names[0] if rank == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
     assert found.message == f"the {d(7, rank)} map is odd: pooling it by {d(2, rank)} drops its last {listed}"
@@ -170,23 +192,23 @@ def test_w109_double_activation(rank):
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w110_dropout_before_bn(rank):
-    only(f"input x: 8x{d(8, rank)}\ndropout 0.5\nbn", "W110")
+    only(case("W110", rank), "W110")
 
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w111_softmax_last(rank):
-    only(f"input x: 3x{d(4, rank)}\nflatten\nlinear 10\nsoftmax", "W111")
+    only(case("W111", rank), "W111")
 
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w112_channels(rank):
-    found = only(f"input x: 3x{d(8, rank)}\nconv 20 {d(3, rank)} pad=1", "W112")
+    found = only(case("W112", rank), "W112")
     assert found.help == "use 24 or 16"
 
 
 @pytest.mark.parametrize("rank", RANKS)
 def test_w113_unused_block(rank):
-    found = only(f"input x: 3x{d(8, rank)}\nblock spare() {{ conv 8 {d(3, rank)} }}\nrelu", "W113")
+    found = only(case("W113", rank), "W113")
     assert found.message == "block `spare` is defined but never used"
 
 
@@ -208,20 +230,3 @@ def test_no_message_names_a_two_dimensional_kernel_in_other_ranks(code):
                 for part in (w.message, w.help or ""):
                     for written in re.findall(r"\b\d+(?:x\d+)+\b", part):
                         assert written.count("x") == rank - 1, (code, rank, part)
-
-
-RANK_CASES = {
-    "W101": lambda r: [f"input x: 3x{d(32, r)}\nconv 16 {d(3, r)} stride=2"],
-    "W102": lambda r: [f"input x: 3x{d(32, r)}\nmaxpool {d(4, r)} stride=4"],
-    "W103": lambda r: [f"input x: 4x{d(16, r)}\nconv 16 {d(k, r)}" for k in (5, 7, 9)],
-    "W104": lambda r: [f"input x: 3x{d(8, r)}\nconv 16 {d(3, r)} pad=1\nbn"],
-    "W105": lambda r: [f"input x: 3x{'x'.join(map(str, {1: (40_000,), 3: (40, 40, 40)}[r]))}\nflatten\nlinear 100"],
-    "W106": lambda r: [f"input x: 3x{d(8, r)}\n{{ conv 8 {d(3, r)}; relu }} * 3"],
-    "W107": lambda r: [f"input x: 3x{d(11, r)}\nconv 8 {d(3, r)} stride=3\nconv 8 {d(3, r)}\nflatten\nlinear 10"],
-    "W108": lambda r: [f"input x: 4x{d(7, r)}\nmaxpool {d(2, r)} stride=2"],
-    "W109": lambda r: [f"input x: 3x{d(8, r)}\nrelu\nrelu"],
-    "W110": lambda r: [f"input x: 8x{d(8, r)}\ndropout 0.5\nbn"],
-    "W111": lambda r: [f"input x: 3x{d(4, r)}\nflatten\nlinear 10\nsoftmax"],
-    "W112": lambda r: [f"input x: 3x{d(8, r)}\nconv 20 {d(3, r)} pad=1"],
-    "W113": lambda r: [f"input x: 3x{d(8, r)}\nblock spare() {{ conv 8 {d(3, r)} }}\nrelu"],
-}

@@ -328,7 +328,7 @@ class Elaborator:
             if condition is None:
                 return Flow(None, ())
             if isinstance(condition, Word):
-                self.error("E107", f"unknown name `{condition}`", item.condition.span)
+                self.error("E107", f"unknown name `{condition}`", item.condition.span, help=self.suggest(condition, env))
                 return Flow(None, ())
             chosen = item.then if condition else item.otherwise
             return self.statements(chosen.body, flow, scope, env, items) if chosen else flow
@@ -753,14 +753,15 @@ class Elaborator:
             value = values.get(field_name)
             if isinstance(value, Word):
                 self.error("E107", f"unknown name `{value}` for `{shown}`", where, label="not defined here",
-                           help=boolean_hint(value) or self.accepted_words(kind, field_name))
+                           help=self.accepted_words(kind, field_name, value))
                 continue
             message = problem["msg"].replace("Input should be", "should be")
             message = message[0].lower() + message[1:]
             self.error("E103", f"`{shown}` {message}, got {describe_value(value)}", where, label="invalid value")
 
     @staticmethod
-    def accepted_words(kind, field_name: str) -> str | None:
+    def accepted_words(kind, field_name: str, written: str = "") -> str | None:
+        """What a field takes, for a word it does not; Python's `False` for a boolean is told its case."""
         import typing
 
         annotation = kind.Params.model_fields[field_name].annotation
@@ -773,7 +774,7 @@ class Elaborator:
         if words:
             return "it takes " + ", ".join(f"`{w}`" for w in words)
         if bool in (typing.get_args(annotation) or (annotation,)):
-            return "it takes `true` or `false`"
+            return boolean_hint(written) or "it takes `true` or `false`"
         return "it takes a number"
 
     # ---------------------------------------------------------------- merges
@@ -806,7 +807,8 @@ class Elaborator:
             condition = self.evaluate(short.condition, env)
             if condition is None or isinstance(condition, Word):
                 if isinstance(condition, Word):
-                    self.error("E107", f"unknown name `{condition}`", short.condition.span)
+                    self.error("E107", f"unknown name `{condition}`", short.condition.span,
+                               help=self.suggest(condition, env))
                 return Flow(None, ())
             active = bool(condition)
         if active:
