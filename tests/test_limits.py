@@ -9,7 +9,6 @@ timeout only turns a hang into a failure.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,17 +20,13 @@ from cnnspec.analysis.elaborate import Limits
 from cnnspec.config import LIMIT_KEYS, config_for
 from cnnspec.frontend.parser import MAX_OPERATORS, MAX_TOKENS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from bench_limits import check_with_peak, doubling  # noqa: E402  (the bench's measure, shared)
+
 #: the peak memory of a refusal, far above what one takes (about 60 MB) and far below what the
 #: work it refuses would take
 REFUSAL_MB = 250
 LAYERS = Limits().max_layers
-
-
-def doubling(levels: int) -> str:
-    """`b{k}` calls `b{k-1}` twice: 2**levels layers, written in `levels + 1` blocks."""
-    lines = ["input x: 1x8x8", "block b0 { relu }"]
-    lines += [f"block b{i} {{ b{i - 1}; b{i - 1} }}" for i in range(1, levels + 1)]
-    return "\n".join(lines + [f"b{levels}"]) + "\n"
 
 
 CASES = {
@@ -84,33 +79,15 @@ def test_refused_where_the_limit_is_crossed(name):
         assert key in error.help and "[tool.cnnspec.limits]" in error.help
 
 
-#: the CLI, reporting its peak resident memory when it exits
-CLI_WITH_PEAK = """
-import atexit, sys
-def peak():
-    with open("/proc/self/status") as status:
-        kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
-    sys.stderr.write(f"peak-rss-kb {kb}\\n")
-atexit.register(peak)
-sys.argv[0] = "cnnspec"
-from cnnspec.cli import console_entry
-console_entry()
-"""
-
-
 def run_check(path: Path, timeout: float = 60) -> tuple[int, str, float]:
     """`cnnspec check path` in a child process: its exit status, its output and its peak resident
     memory in MB (a hang fails after `timeout` seconds)."""
     if not Path("/proc/self/status").exists():
         pytest.skip("peak memory is read from /proc")
     try:
-        out = subprocess.run([sys.executable, "-c", CLI_WITH_PEAK, "check", str(path)], capture_output=True,
-                             text=True, timeout=timeout)
+        return check_with_peak(path, timeout)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"`cnnspec check {path.name}` did not finish in {timeout} s") from None
-    peak = re.search(r"^peak-rss-kb (\d+)$", out.stderr, re.M)
-    assert peak, out.stderr[-2000:]
-    return out.returncode, out.stdout + out.stderr, int(peak.group(1)) / 1024
 
 
 @pytest.mark.parametrize("name", ["doubling_40", "repeats_to_1e9", "flat_over_the_limit", "300000_statements",
