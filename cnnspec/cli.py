@@ -494,6 +494,20 @@ def draw(spec, output, depth, direction, fmt, input_dims):
     _write_bytes(output, render(network, fmt, depth, direction))
 
 
+@main.command()
+@_spec_argument
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .html file to write.")
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Groups nested N deep start closed.")
+@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+def view(spec, output, depth, input_dims):
+    """Write one self-contained HTML page: the diagram with groups that open and close in place,
+    and each layer's row of the summary on hover or click."""
+    from cnnspec.draw.view import to_html
+
+    _write_bytes(output, to_html(_load_network(spec, input_dims), depth).encode())
+
+
 def console_entry() -> None:
     """The console entry point (`cnnspec` and `python -m cnnspec`): `main`, then a quick exit.
 
