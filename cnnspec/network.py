@@ -78,6 +78,12 @@ class Network:
 
         return emit_torch_source(self)
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the summary table and the diagram (`summary()` stays plain text)."""
+        from cnnspec.draw.notebook import network_html
+
+        return network_html(self)
+
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.output_shape))
         return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, output {shape}>"

@@ -10,11 +10,12 @@ FILL = {"layer": "#eef3fb", "group": "#fdf3e1", "join": "#ffffff", "io": "#e8f5e
 STROKE = {"layer": "#4a6fa5", "group": "#b7791f", "join": "#444444", "io": "#2e7d32"}
 FRAME_FILL, FRAME_STROKE = "#fafafa", "#9e9e9e"
 EDGE = "#555555"
+# scoped to the diagram, so that an SVG inlined in a page (a notebook) styles nothing else
 STYLE = """
-text { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 11px; fill: #1a1a1a; }
-.label text, text.label { font-size: 10px; fill: #666666; }
-.frame text { fill: #555555; }
-.join text { font-size: 12px; font-weight: bold; }
+.cnnspec-diagram text { font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 11px; fill: #1a1a1a; }
+.cnnspec-diagram .label text { font-size: 10px; fill: #666666; }
+.cnnspec-diagram .frame text { fill: #555555; }
+.cnnspec-diagram .join text { font-size: 12px; font-weight: bold; }
 """
 
 
@@ -38,7 +39,8 @@ def to_svg(drawing: Drawing, standalone: bool = True) -> str:
     out = []
     size = _attrs(width=_fmt(drawing.width), height=_fmt(drawing.height),
                   viewBox=f"0 0 {_fmt(drawing.width)} {_fmt(drawing.height)}")
-    head = f'<svg xmlns="http://www.w3.org/2000/svg" {size} data-network={quoteattr(drawing.name)}>'
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="cnnspec-diagram" {size} '
+            f'data-network={quoteattr(drawing.name)}>')
     out.append(('<?xml version="1.0" encoding="UTF-8"?>\n' if standalone else "") + head)
     out.append(f"<title>{escape(drawing.name)}</title><style>{STYLE}</style>")
     out.append('<rect width="100%" height="100%" fill="#ffffff"/>')
