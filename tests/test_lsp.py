@@ -171,6 +171,18 @@ async def test_over_the_limits_refused_as_check_refuses(client, tmp_path):
     close(client, path)
 
 
+async def test_a_huge_file_is_refused_as_check_refuses_it(client, tmp_path):
+    text = "input x: 3x8x8\n" + "relu\n" * 450_000  # 2.25 MB
+    path = tmp_path / "huge.cnn"
+    path.write_text(text)
+    from cnnspec.network import check
+
+    _, expected, _ = check(str(path))
+    got = await open_text(client, path, text)
+    assert [e.code for e in expected] == ["E012"] and [d.code for d in got] == ["E012"]
+    close(client, path)
+
+
 async def test_an_import_cycle_is_reported_and_the_server_answers(client, tmp_path):
     (tmp_path / "a.cnn").write_text('import "b.cnn"\nblock x { relu }\n')
     (tmp_path / "b.cnn").write_text('import "a.cnn"\nblock y { relu }\n')

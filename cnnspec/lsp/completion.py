@@ -4,6 +4,7 @@ a block's parameters inside its call; `in.c` ...; import paths in the spec's fol
 
 from __future__ import annotations
 
+import itertools
 import re
 import typing
 from pathlib import Path
@@ -166,7 +167,8 @@ def import_paths(path: str, typed: str) -> list[types.CompletionItem]:
     folder = Path(path).parent
     items = []
     try:
-        candidates = sorted(folder.rglob("*.cnn"))
+        # bounded: an unsaved buffer's folder may be a home folder
+        candidates = sorted(itertools.islice(folder.rglob("*.cnn"), 10 * MAX_PATHS))
     except OSError:
         return []
     for candidate in candidates:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from cnnspec.lsp.hover import comment_start
 from cnnspec.lsp.sites import Site
 
 #: distinct figures shown for a line inside a block before `…`
@@ -28,7 +29,8 @@ def inlay_hints(result, positions, within: types.Range) -> list[types.InlayHint]
         if not within.start.line <= line - 1 <= within.end.line:
             continue
         text = result.lines[line - 1] if line <= len(result.lines) else ""
-        end = len(text.split("#")[0].rstrip()) if "#" in text else len(text.rstrip())
+        comment = comment_start(text)
+        end = len(text[:comment - 1 if comment else None].rstrip())
         hints.append(types.InlayHint(position=positions.position(line, end + 1), label=hint_text(site),
                                      kind=types.InlayHintKind.Type, padding_left=True))
     return hints

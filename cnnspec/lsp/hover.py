@@ -29,7 +29,7 @@ def word_at(line: str, column: int) -> tuple[str, int] | None:
 def hover(result, positions, position: types.Position) -> types.Hover | None:
     line, column = positions.place(position)
     text = result.lines[line - 1] if 0 < line <= len(result.lines) else ""
-    comment_at = _comment_start(text)
+    comment_at = comment_start(text)
     if comment_at is not None and column > comment_at:
         return _code_hover(text, column)
     parts = []
@@ -46,11 +46,13 @@ def hover(result, positions, position: types.Position) -> types.Hover | None:
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)))
 
 
-def _comment_start(text: str) -> int | None:
+def comment_start(text: str) -> int | None:
+    """The 1-based column of the line's `#` comment (outside strings), if it has one."""
     from cnnspec.frontend.formatter import find_comments
 
     found = find_comments([text])
-    return len(text) - len(found[0].text) + 1 if found else None
+    # the comment runs to the end of the line, its trailing spaces stripped
+    return len(text.rstrip()) - len(found[0].text) + 1 if found else None
 
 
 def figures_line(f: Figures) -> str:

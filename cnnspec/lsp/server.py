@@ -58,8 +58,9 @@ class CnnspecServer(LanguageServer):
         path = uri_to_path(uri)
         stale = [uri]
         for other, future in list(self.checks.items()):
-            if other != uri and future.done() and not future.cancelled() and future.exception() is None \
-                    and path in future.result().files:
+            # a check still under way may have read the old text: it is stale too
+            if other != uri and (not future.done() or future.cancelled() or future.exception() is not None
+                                 or path in future.result().files):
                 stale.append(other)
         for each in stale:
             self.checks.pop(each, None)
