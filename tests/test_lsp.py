@@ -38,6 +38,14 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
+@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[sys.executable, "-m", "cnnspec", "lsp"]))
+async def client_without_hints(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=client_capabilities("visual-studio-code"), initialization_options={"inlayHints": False}))
+    yield
+    await lsp_client.shutdown_session()
+
+
 # ---------------------------------------------------------------- helpers
 
 _versions: dict[str, int] = {}
@@ -275,6 +283,32 @@ async def test_inlay_hints_give_the_summary_shape_of_every_layer_line(client):
     close(client, path)
 
 
+async def test_inlay_hints_inside_a_block_show_each_call_s_shape(client, tmp_path):
+    text = "input x: 3x16x16\nblock unit(c) {\n  conv c 3x3 pad=1\n  relu\n}\nunit(8)\nunit(16)\n"
+    path = tmp_path / "calls.cnn"
+    await open_text(client, path, text)
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=ident(path.as_uri()),
+        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=8, character=0))))
+    rows = cnnspec.loads(text).rows
+    calls = {r.scopes[0]: r for r in rows}  # the last row of each call
+    assert {h.position.line + 1: h.label for h in hints} == {
+        3: "-> 8x16x16 | 16x16x16", 4: "-> 8x16x16 | 16x16x16",
+        6: f"-> {describe_shape(calls['0'].out_shape)} ({sum(r.params for r in rows if r.scopes[0] == '0'):,} params)",
+        7: f"-> {describe_shape(calls['1'].out_shape)} ({sum(r.params for r in rows if r.scopes[0] == '1'):,} params)"}
+    close(client, path)
+
+
+async def test_inlay_hints_can_be_switched_off(client_without_hints):
+    path = SPECS / "lenet5.cnn"
+    await open_text(client_without_hints, path, path.read_text())
+    hints = await client_without_hints.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=ident(path.as_uri()),
+        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=40, character=0))))
+    assert list(hints) == []
+    close(client_without_hints, path)
+
+
 # ---------------------------------------------------------------- navigation
 
 async def test_definition_jumps_across_an_import(client):
@@ -393,6 +427,10 @@ async def test_code_actions_remove_their_diagnostics(client, tmp_path):
     fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 7x7 pad=3\n", "W103")
     assert fixed.startswith("input x: 3x32x32\nconv 16 7x7 pad=3  # cnnspec: ignore[W103] ")
     assert [d.code for d in await change(client, path, fixed)] == []
+    broken = "input x: 3x32x32\nresidual {  # a { in a comment\n  conv 64 3x3 stride=2 pad=1\n}\nrelu\n"
+    fixed = await code_action_fixes(client, path, broken, "E201")
+    assert fixed == broken.replace("\n}\n", "\n} shortcut { conv 64 1x1 stride=2 bias=false; bn }\n")
+    assert await change(client, path, fixed) == []
     close(client, path)
 
 

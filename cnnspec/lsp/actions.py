@@ -1,5 +1,6 @@
 """Formatting (`cnnspec fmt`'s layout) and quick fixes for the mechanical `help:` of a diagnostic:
-a misspelt name from "did you mean", `3*3` written `3x3`, a reasoned suppression of a warning."""
+a misspelt name from "did you mean", `3*3` written `3x3`, the projection shortcut E201 suggests,
+a reasoned suppression of a warning."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from cnnspec.analysis.suppress import DIRECTIVE
 from cnnspec.diagnostics import SpecError
 
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
+SHORTCUT = re.compile(r"add a projection shortcut: `(shortcut \{[^`]*\})`")
 PRODUCT = re.compile(r"\d+(\s*\*\s*\d+)+")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: the reason a suppression is inserted with, for the author to write
@@ -75,11 +77,40 @@ def _fix(lines, positions, rng, code, help_text) -> tuple[str, types.TextEdit] |
     if code == "E104" and PRODUCT.fullmatch(text):
         written = "x".join(part.strip() for part in text.split("*"))
         return f"Write `{written}`", _replace(positions, line, start, len(text), written)
+    shortcut = SHORTCUT.search(help_text or "")
+    if code == "E201" and shortcut is not None and text == "residual":
+        end = _closing_brace(lines, line, start)
+        if end is not None and not lines[end[0] - 1][end[1]:].lstrip().startswith("shortcut"):
+            return "Add the projection shortcut", _replace(positions, end[0], end[1] + 1, 0, f" {shortcut.group(1)}")
     near = DID_YOU_MEAN.search(help_text or "")
     name = NAME.search(text)
     if near is not None and name is not None and NAME.fullmatch(near.group(1)):
         return (f"Change `{name.group()}` to `{near.group(1)}`",
                 _replace(positions, line, start + name.start(), len(name.group()), near.group(1)))
+    return None
+
+
+def _closing_brace(lines: list[str], line: int, column: int) -> tuple[int, int] | None:
+    """(line, column) of the `}` that closes the first `{` from (line, column), comments and
+    strings skipped."""
+    from cnnspec.lsp.hover import comment_start
+
+    depth = 0
+    for number in range(line, len(lines) + 1):
+        text = lines[number - 1]
+        comment = comment_start(text)
+        code = text[:comment - 1] if comment else text
+        in_string = False
+        for index in range(column - 1 if number == line else 0, len(code)):
+            char = code[index]
+            if char == '"':
+                in_string = not in_string
+            elif not in_string and char == "{":
+                depth += 1
+            elif not in_string and char == "}":
+                depth -= 1
+                if depth == 0:
+                    return number, index + 1
     return None
 
 

@@ -87,6 +87,8 @@ class SiteIndex:
                 add(node.span, node.node, _figures(row) if row is not None else None)
                 if node.node == "merge":
                     stack.extend(node.branches)
+        for site in sites.values():
+            site.instances.sort(key=lambda f: f.last)  # in the order they run
         return cls(sorted(sites.values(), key=lambda s: (s.span.line, s.span.column)))
 
     def at(self, line: int, column: int) -> Site | None:
