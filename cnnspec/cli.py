@@ -482,8 +482,9 @@ def _write_bytes(path: str, data: bytes) -> None:
 @click.option("--direction", type=click.Choice(["down", "right"]), default="down", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot"]),
               help="svg, png (needs Pillow) or dot (Graphviz text); by default the output's extension, else svg.")
+@click.option("--scope", help="Draw only this block call or labelled group (`Mixed_5b`, `layer2.0`).")
 @click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
-def draw(spec, output, depth, direction, fmt, input_dims):
+def draw(spec, output, depth, direction, fmt, scope, input_dims):
     """Draw a network's diagram: layers, shapes, merges and nested blocks."""
     from cnnspec.draw import format_for, render
 
@@ -491,7 +492,11 @@ def draw(spec, output, depth, direction, fmt, input_dims):
     if fmt == "png":
         _needs("PIL", _PILLOW)
     network = _load_network(spec, input_dims)
-    _write_bytes(output, render(network, fmt, depth, direction))
+    try:
+        data = render(network, fmt, depth, direction, scope)
+    except ValueError as error:  # a scope the network does not have
+        _fail(str(error))
+    _write_bytes(output, data)
 
 
 @main.command()

@@ -212,3 +212,34 @@ def test_draw_command_errors_are_diagnostics(tmp_path):
     out = tmp_path / "net.svg"
     result = CliRunner().invoke(main, ["draw", str(SPECS / "lenet5.cnn"), "-o", str(out), "--direction", "right"])
     assert result.exit_code == 0 and ET.parse(out).getroot().get("data-network") == "lenet5"
+
+
+def test_draw_a_scope_alone(networks, tmp_path):
+    network = networks("inception_v3")
+    drawing = layout(network, None, "down", "Mixed_5b")
+    io = [b.text[0] for b in drawing.boxes if b.role == "io"]
+    assert io == ["in: 192x35x35", f"output {64 + 64 + 96 + 32}x35x35"]
+    assert {b.path for b in drawing.boxes if b.row} == {r.path for r in network.rows if "Mixed_5b" in r.scopes}
+    result = CliRunner().invoke(main, ["draw", str(SPECS / "inception_v3.cnn"), "--scope", "Mixed5b",
+                                       "-o", str(tmp_path / "x.svg")])
+    assert result.exit_code == 1 and "did you mean `Mixed_5b`" in result.output
+
+
+def test_docs_pictures_are_current():
+    """docs/pictures.md and its SVGs are what `python -m cnnspec.draw.docs` writes; the filter
+    picture's pixels are within a small tolerance (fonts and PNG encoders vary by version)."""
+    from conftest import ROOT
+
+    from cnnspec.draw import docs
+
+    hint = "run `python -m cnnspec.draw.docs`"
+    assert (ROOT / "docs" / "pictures.md").read_text() == docs.markdown(), hint
+    for name, text in docs.diagram_files(ROOT).items():
+        assert (ROOT / "docs" / "pictures" / name).read_text() == text, f"{name}: {hint}"
+    np = pytest.importorskip("numpy", reason="the filter picture needs numpy, torch and Pillow")
+    pytest.importorskip("torch", reason="the filter picture needs torch")
+    image = pytest.importorskip("PIL.Image", reason="the filter picture needs Pillow")
+    stored = np.asarray(image.open(ROOT / "docs" / "pictures" / docs.FILTER_PICTURE).convert("L"), dtype=float)
+    fresh = np.asarray(docs.filter_picture(ROOT), dtype=float)
+    assert stored.shape == fresh.shape, hint
+    assert np.abs(stored - fresh).mean() < 1.0, hint

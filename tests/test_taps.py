@@ -140,3 +140,26 @@ def test_missing_libraries_name_the_extra(module, extra, monkeypatch, square, tm
                                        "--layer", "sharpened", "-o", str(tmp_path / "o.png")])
     assert result.exit_code == 2 and f'pip install "{extra}"' in result.output
     assert result.output.count("\n") == 1
+
+
+def test_weights_replace_the_literal_kernel(square, tmp_path):
+    """With --weights, the kernels are the file's: an identity kernel passes the picture through."""
+    identity = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    identity[0, 0, 1, 1] = 1
+    weights = tmp_path / "identity.npz"
+    np.savez(weights, **{"edges.weight": identity})
+    network = cnnspec.load(FILTERS / "sobel_vertical.cnn")
+    image = read_image(square, network.input_shape)
+    out = feature_maps(network, image, ["edges"], weights)["edges"]
+    assert np.array_equal(out, image)
+    result = CliRunner().invoke(main, ["taps", str(FILTERS / "sobel_vertical.cnn"), "--kernels", "edges",
+                                       "--weights", str(weights), "-o", str(tmp_path / "k.png")])
+    assert result.exit_code == 0, result.output
+    sheet = np.asarray(Image.open(tmp_path / "k.png")).astype(int)
+    cell = KERNEL_TILE // 3
+    assert sheet[TITLE + MARGIN + cell + cell // 2, MARGIN + cell + cell // 2] == 255
+    assert sheet[TITLE + MARGIN + cell // 2, MARGIN + cell // 2] == 128
+    np.savez(weights, **{"edges.weight": identity[:, :, :2]})
+    result = CliRunner().invoke(main, ["taps", str(FILTERS / "sobel_vertical.cnn"), "--kernels", "edges",
+                                       "--weights", str(weights), "-o", str(tmp_path / "k.png")])
+    assert result.exit_code == 1 and "expected (1, 1, 3, 3)" in result.output

@@ -7,13 +7,15 @@ from cnnspec.draw.layout import Drawing, layout
 FORMATS = ("svg", "png", "dot")
 
 
-def render(network, format: str = "svg", depth: int | None = None, direction: str = "down") -> bytes:
-    """The diagram as the bytes of an SVG, PNG (needs Pillow) or DOT file."""
+def render(network, format: str = "svg", depth: int | None = None, direction: str = "down",
+           scope: str | None = None) -> bytes:
+    """The diagram (of the network, or of one block call or group) as the bytes of an SVG, PNG
+    (needs Pillow) or DOT file; an unknown scope is a ValueError naming the closest."""
     if format == "dot":
         from cnnspec.draw.dot import to_dot
 
-        return to_dot(network, depth).encode()
-    drawing = layout(network, depth, direction)
+        return to_dot(network, depth, scope).encode()
+    drawing = layout(network, depth, direction, scope)
     if format == "png":
         from cnnspec.draw.svg import to_png
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from cnnspec.draw.layout import JOIN_SYMBOL, Layout, figures, layer_text, scope_title
+from cnnspec.draw.layout import JOIN_SYMBOL, Layout, figures, find_scope, layer_text, scope_shapes, scope_title
 from cnnspec.layers.base import describe_shape
 
 
@@ -63,11 +63,17 @@ class _Dot:
         return result
 
 
-def to_dot(network, depth: int | None = None) -> str:
+def to_dot(network, depth: int | None = None, scope: str | None = None) -> str:
     dot = _Dot(network, depth)
-    source = dot._node(f"{network.graph.input_name}: {describe_shape(network.input_shape)}", shape="oval")
-    ends, shape = dot.sequence(network.graph.body.items, (), [source], network.input_shape)
-    sink = dot._node(f"output {describe_shape(network.output_shape)}", shape="oval")
+    if scope is None:
+        name, shapes = network.graph.input_name, (network.input_shape, network.output_shape)
+        items, outer = network.graph.body.items, ()
+    else:
+        seq, outer = find_scope(network, scope)
+        name, shapes, items = "in", scope_shapes(seq), (seq,)
+    source = dot._node(f"{name}: {describe_shape(shapes[0])}", shape="oval")
+    ends, shape = dot.sequence(items, outer, [source], shapes[0])
+    sink = dot._node(f"output {describe_shape(shapes[1])}", shape="oval")
     dot._edge(ends, sink, shape)
     body = "\n  ".join(dot.lines)
     return f"digraph {json.dumps(network.name)} {{\n  rankdir=TB; node [fontname=monospace];\n  {body}\n}}\n"

@@ -374,13 +374,19 @@ class Layout:
         return Piece(length, width, port, content.out_shape, prims)
 
     # ------------------------------------------------------------ the whole network
-    def run(self) -> Drawing:
+    def run(self, scope: str | None = None) -> Drawing:
         net = self.network
-        source = self._text_box([f"{net.graph.input_name}: {describe_shape(net.input_shape)}"], "io",
-                                out_shape=net.input_shape, path=None, row=None, kind="input")
-        sink = self._text_box([f"output {describe_shape(net.output_shape)}"], "io", out_shape=net.output_shape,
-                              path=None, row=None, kind="output")
-        body = self.sequence(net.graph.body.items, ())
+        name, shapes = net.graph.input_name, (net.input_shape, net.output_shape)
+        if scope is None:
+            body = self.sequence(net.graph.body.items, ())
+        else:
+            seq, outer = find_scope(net, scope)
+            body = self.scope(seq, outer)
+            name, shapes = "in", scope_shapes(seq)
+        source = self._text_box([f"{name}: {describe_shape(shapes[0])}"], "io", out_shape=shapes[0], path=None,
+                                row=None, kind="input")
+        sink = self._text_box([f"output {describe_shape(shapes[1])}"], "io", out_shape=shapes[1], path=None, row=None,
+                              kind="output")
         whole = self.stack([source] + ([body] if body else []) + [sink])
         margin = 10
         drawing = Drawing(net.name, self.direction, 0, 0)
@@ -410,6 +416,53 @@ class Layout:
             drawing.labels.append(Label(x, y, w, h, text))
 
 
-def layout(network, depth: int | None = None, direction: str = "down") -> Drawing:
-    """The diagram of a checked network, blocks and groups nested `depth` deep collapsed."""
-    return Layout(network, depth, direction).run()
+def _layers(node):
+    """The layers under a node, in order."""
+    if node.node == "layer":
+        yield node
+    elif node.node == "merge":
+        for branch in node.branches:
+            yield from _layers(branch)
+    else:
+        for item in node.items:
+            yield from _layers(item)
+
+
+def scope_shapes(seq) -> tuple:
+    """A scope's input and output shapes: its first layer's input, its last item's output."""
+    first = next(_layers(seq))
+    last = seq
+    while last.node == "seq":
+        last = next(item for item in reversed(last.items) if any(True for _ in _layers(item)))
+    return first.in_shape, last.out_shape
+
+
+def _scopes(node, outer=()):
+    """(scoped sequence, the scopes around it) for every block call and labelled group."""
+    if node.node == "merge":
+        for branch in node.branches:
+            yield from _scopes(branch, outer)
+    elif node.node == "seq":
+        if node.scope is not None:
+            yield node, outer
+            outer = outer + (node.scope,)
+        for item in node.items:
+            yield from _scopes(item, outer)
+
+
+def find_scope(network, scope: str):
+    """The block call or labelled group named `scope`, with the scopes around it."""
+    from cnnspec.analysis.expressions import closest
+
+    found = {seq.scope: (seq, outer) for seq, outer in _scopes(network.graph.body) if any(True for _ in _layers(seq))}
+    if scope not in found:
+        near = closest(scope, list(found))
+        raise ValueError(f"`{scope}` names no block call or group of `{network.name}` with layers"
+                         + (f"; did you mean `{near}`?" if near else ""))
+    return found[scope]
+
+
+def layout(network, depth: int | None = None, direction: str = "down", scope: str | None = None) -> Drawing:
+    """The diagram of a checked network (or of one block call or group in it, `scope`), blocks and
+    groups nested `depth` deep in the network collapsed."""
+    return Layout(network, depth, direction).run(scope)
