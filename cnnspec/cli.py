@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -306,30 +307,78 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+def _parse_budget(ctx, param, value):
+    from cnnspec.frontend.build import parse_quantity
+
+    try:
+        budget = parse_quantity(value)
+    except (ValueError, IndexError):
+        raise click.BadParameter(f"expected a size in bytes such as 8G or 500M, got {value!r}") from None
+    if budget < 1:
+        raise click.BadParameter(f"expected a positive size, got {value!r}")
+    return {"memory_budget": int(budget), "budget_option": "--memory-budget"}
+
+
+def _budget_option(func):
+    return click.option("--memory-budget", "budget", default="4294967296", callback=_parse_budget, metavar="SIZE",
+                        help="Refuse networks whose fp32 weights take more bytes (default 4 GiB; 8G, 500M...).")(func)
+
+
+def _weights_option(func):
+    return click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+                        help="A .safetensors, .npz or .pt/.pth state_dict, keyed as the PyTorch backend names "
+                             "them (default: seeded random weights).")(func)
+
+
+@contextmanager
+def _backend(entry: str, weights=None):
+    """Around a command that builds or runs models: the packages it needs checked first (one line
+    naming the missing ones and their extra, exit 2); a backend's diagnostics (exit 1), unusable
+    weights or input (exit 1) and conversions of weights (warnings) reported."""
+    import warnings
+
+    from cnnspec.backends.extras import MissingExtraError, require, weight_readers
+
+    try:
+        require(entry, weight_readers(weights))
+    except MissingExtraError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    from cnnspec.backends.runtime import RunError
+    from cnnspec.backends.weights import WeightsError, WeightsWarning
+    from cnnspec.diagnostics import SpecError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WeightsWarning)
+        try:
+            yield
+        except SpecError as error:
+            _show_diagnostics(error.diagnostics, error.sources)
+            sys.exit(1)
+        except (WeightsError, RunError, ValueError) as error:
+            _fail(str(error))
+        finally:
+            for warning in caught:
+                click.echo(f"warning: {warning.message}", err=True)
+
+
 @main.command()
 @_spec_argument
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
-              help="A .safetensors, .npz or .pt/.pth state_dict, keyed as the PyTorch backend names them.")
+@_weights_option
 @click.option("--opset", type=int, help="ONNX opset (default 21; 17 to 26).")
 @click.option("--no-fold-bn", is_flag=True, help="Keep BatchNormalization nodes instead of folding them into convs.")
 @click.option("--batch", type=click.IntRange(min=1), help="A fixed batch size instead of a symbolic `N`.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (without --weights).")
-def export(spec, output, weights, opset, no_fold_bn, batch, seed):
+@_budget_option
+def export(spec, output, weights, opset, no_fold_bn, batch, seed, budget):
     """Export a spec to ONNX, checked with onnx's full checker."""
-    from cnnspec.backends.onnx_io import export_model
-    from cnnspec.backends.weights import WeightsError
-    from cnnspec.diagnostics import SpecError
+    with _backend("cnnspec export", weights):
+        from cnnspec.backends.onnx_io import export_model
 
-    network = _load_network(spec)
-    try:
+        network = _load_network(spec)
         summary = export_model(network, output, weights=weights, opset=opset, fold_bn=not no_fold_bn, batch=batch,
-                               seed=seed)
-    except SpecError as error:
-        _show_diagnostics(error.diagnostics, error.sources)
-        sys.exit(1)
-    except (WeightsError, ValueError) as error:
-        _fail(str(error))
+                               seed=seed, **budget)
     click.echo(summary)
 
 
@@ -340,16 +389,19 @@ def export(spec, output, weights, opset, no_fold_bn, batch, seed):
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of a random input.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the output as .npy.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def run(model, input_path, random_input, batch, output, seed):
-    """Run a spec (random weights) or an .onnx file with onnxruntime; print the output and top-5."""
-    from cnnspec.backends.runtime import RunError, describe_output, run_model
-
+@_weights_option
+@_budget_option
+def run(model, input_path, random_input, batch, output, seed, weights, budget):
+    """Run a spec or an .onnx file with onnxruntime; print the output and top-5."""
     if input_path and random_input:
         _fail("give either --input or --random")
-    try:
-        result = run_model(model, input_path=input_path, batch=batch, seed=seed, load_network=_load_network)
-    except RunError as error:
-        _fail(str(error))
+    if weights and model.endswith(".onnx"):
+        _fail("an .onnx file holds its weights: --weights is for a spec")
+    with _backend("cnnspec run", weights):
+        from cnnspec.backends.runtime import describe_output, run_model
+
+        result = run_model(model, input_path=input_path, batch=batch, seed=seed, load_network=_load_network,
+                           weights=weights, **budget)
     if output:
         import numpy as np
 
@@ -362,12 +414,15 @@ def run(model, input_path, random_input, batch, output, seed):
 @click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Largest relative L2 difference.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--opset", type=int, help="ONNX opset (default 21).")
-def verify(spec, tolerance, seed, opset):
+@_weights_option
+@_budget_option
+def verify(spec, tolerance, seed, opset, weights, budget):
     """Run PyTorch (eval) and onnxruntime on the same weights and input; exit 1 over tolerance."""
-    from cnnspec.backends.runtime import verify_network
+    with _backend("cnnspec verify", weights):
+        from cnnspec.backends.runtime import verify_network
 
-    network = _load_network(spec)
-    report = verify_network(network, seed=seed, opset=opset)
+        network = _load_network(spec)
+        report = verify_network(network, seed=seed, opset=opset, weights=weights, **budget)
     ok = report.relative_l2 <= tolerance
     click.echo(f"{network.name}: output {'x'.join(map(str, report.shape))}, "
                f"max abs diff {report.max_abs:.3g}, max rel diff {report.max_rel:.3g}, "

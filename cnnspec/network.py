@@ -60,17 +60,24 @@ class Network:
 
     def to_torch(self, seed: int | None = None, outputs=None, memory_budget: int | None = 4 * 2**30):
         """An `nn.Module` for this network (imports torch); see `cnnspec.backends.torch.to_torch`."""
+        from cnnspec.backends.extras import require
+
+        require("to_torch()")
         from cnnspec.backends.torch import to_torch
 
         return to_torch(self, seed=seed, outputs=outputs, memory_budget=memory_budget)
 
     def to_onnx(self, weights=None, opset: int | None = None, fold_bn: bool = True, batch: int | None = None,
-                seed: int = 0):
+                seed: int = 0, memory_budget: int | None = 4 * 2**30):
         """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy); see
         `cnnspec.backends.onnx.to_onnx`."""
+        from cnnspec.backends.extras import require
+
+        require("to_onnx()")
         from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
 
-        return to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed)
+        return to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed,
+                       memory_budget=memory_budget)
 
     def to_torch_source(self) -> str:
         """Readable PyTorch source for this network (imports nothing heavy to generate)."""

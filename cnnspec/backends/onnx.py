@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec.backends.naming import unique_name
-from cnnspec.backends.weights import check_weights, random_weights
+from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
@@ -639,20 +639,24 @@ def branch_shape(branch, in_shape):
 
 
 def to_onnx(network: "Network", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
-            batch: int | None = None, seed: int = 0) -> onnx.ModelProto:
+            batch: int | None = None, seed: int = 0, memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+            budget_option: str = "memory_budget") -> onnx.ModelProto:
     """The network as an ONNX model.
 
-    `weights` maps state_dict keys to arrays (numpy or torch); without it, a seeded random
-    initialisation with PyTorch's default distributions. The batch dimension is symbolic
-    (`N`) unless `batch` fixes it. `fold_bn` folds each batch norm that follows a conv into it.
+    `weights` maps state_dict keys to arrays (numpy or torch), checked and converted by
+    `prepare_weights`; without it, a seeded random initialisation with PyTorch's default
+    distributions. The batch dimension is symbolic (`N`) unless `batch` fixes it. `fold_bn` folds
+    each batch norm that follows a conv into it. `memory_budget` (bytes of fp32 weights and
+    buffers; the model holds about two copies of them, a written file three) refuses a larger
+    network with E303 before anything is allocated; `None` turns it off.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is outside what cnnspec emits ({MIN_OPSET} to {MAX_OPSET})")
     if weights is None:
+        check_budget(network, memory_budget, budget_option)
         weights = random_weights(network, seed)
     else:
-        weights = {k: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v) for k, v in weights.items()}
-        check_weights(network, weights)
+        weights = prepare_weights(network, weights, memory_budget, budget_option)
     builder = GraphBuilder(opset)
     graph = network.graph
     input_name = builder.fresh(graph.input_name)

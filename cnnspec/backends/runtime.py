@@ -31,9 +31,12 @@ def session(model, threads: int = 2, optimise: bool = True):
 
 
 def run_model(target: str, input_path: str | None, batch: int, seed: int,
-              load_network: Callable[[str], "Network"]) -> "np.ndarray":
-    """Run an .onnx file, or a spec with seeded random weights, on an input file or a random batch."""
+              load_network: Callable[[str], "Network"], weights=None, **budget) -> "np.ndarray":
+    """Run an .onnx file, or a spec with `weights` (a file or a dict) or seeded random ones, on an
+    input file or a random batch. `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
     import numpy as np
+
+    from cnnspec.backends.onnx import to_onnx
 
     if target.endswith(".onnx"):
         try:
@@ -41,7 +44,8 @@ def run_model(target: str, input_path: str | None, batch: int, seed: int,
         except Exception as error:  # onnxruntime raises its own exception types for unreadable models
             raise RunError(f"cannot load {target}: {str(error).splitlines()[0]}") from None
     else:
-        sess = session(load_network(target).to_onnx(seed=seed))
+        network = load_network(target)
+        sess = session(to_onnx(network, weights=read_weights(weights), seed=seed, **budget))
     declared = sess.get_inputs()[0]
     per_sample = [d for d in declared.shape[1:]]
     if input_path is not None:
@@ -92,22 +96,37 @@ def compare(actual: "np.ndarray", expected: "np.ndarray") -> Comparison:
                       float(np.linalg.norm(difference)) / norm)
 
 
-def verify_network(network: "Network", seed: int = 0, opset: int | None = None, batch: int = 2) -> Comparison:
-    """The same random weights (random batch-norm statistics too) and input through PyTorch in
-    eval mode and through onnxruntime."""
+def read_weights(weights):
+    """A weights file's arrays by key (read when used); a dict or None as it is."""
+    from cnnspec.backends.weights import load_weights
+
+    return load_weights(weights) if isinstance(weights, (str, Path)) else weights
+
+
+def verify_network(network: "Network", seed: int = 0, opset: int | None = None, batch: int = 2, weights=None,
+                   **budget) -> Comparison:
+    """`weights` (a file or a dict; by default random ones, random batch-norm statistics too) and
+    the same random input through PyTorch in eval mode and through onnxruntime. `budget`:
+    `to_onnx`'s `memory_budget` and `budget_option`, checked before either model is built."""
     import numpy as np
     import torch
 
-    from cnnspec.backends.weights import random_weights
+    from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
+    from cnnspec.backends.weights import check_budget, prepare_weights, random_weights
 
-    weights = random_weights(network, seed, statistics=True)
-    model = network.to_torch()
+    if weights is None:
+        check_budget(network, budget.get("memory_budget"), budget.get("budget_option", "memory_budget"))
+        weights = random_weights(network, seed, statistics=True)
+    else:
+        weights = prepare_weights(network, read_weights(weights), budget.get("memory_budget"),
+                                  budget.get("budget_option", "memory_budget"))
+    model = network.to_torch(memory_budget=None)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
     model.eval()
     x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    onnx_model = network.to_onnx(weights=weights, opset=opset)
+    onnx_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
     sess = session(onnx_model)
     actual = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     return compare(actual, expected)

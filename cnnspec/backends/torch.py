@@ -17,14 +17,11 @@ from torch import nn
 
 from cnnspec.backends import torch_modules
 from cnnspec.backends.torch_lowering import Lowering, ModuleCall, lower
-from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget
 from cnnspec.graph import MergeNode, SeqNode
 
 if TYPE_CHECKING:
     from cnnspec.network import Network
-
-#: weights and buffers larger than this (fp32 bytes) are refused before anything is allocated
-DEFAULT_MEMORY_BUDGET = 4 * 2**30
 
 
 class _Recorder:
@@ -178,26 +175,6 @@ def to_torch(network: "Network", seed: int | None = None, outputs: Sequence[str]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SpecNetwork(network, lowerings, outputs or ())
-
-
-def weight_bytes(network: "Network") -> int:
-    return 4 * (network.params + network.buffers)
-
-
-def check_budget(network: "Network", budget: int | None) -> None:
-    needed = weight_bytes(network)
-    if budget is None or needed <= budget:
-        return
-    from cnnspec.analysis.elaborate import human
-
-    params = {row.id: row.params for row in network.rows}
-    largest = max(network.graph.layers(), key=lambda node: params[node.id])
-    diagnostic = Diagnostic(
-        code="E303", severity="error",
-        message=f"the weights need {human(needed)}B in fp32, over the memory budget of {human(budget)}B",
-        span=largest.span, label=f"the largest layer: {params[largest.id]:,} parameters",
-        help="raise `memory_budget` if the machine has the memory, or shrink the network")
-    raise SpecError([diagnostic], network.sources)
 
 
 def check_outputs(network: "Network", outputs: Sequence[str]) -> None:

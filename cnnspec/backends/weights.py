@@ -8,8 +8,9 @@ so weights move between the PyTorch and ONNX backends by name.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from cnnspec.graph import LayerNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
@@ -80,8 +81,8 @@ def random_weights(network: "Network", seed: int = 0, statistics: bool = False) 
         for name, shape in shapes.items():
             key = f"{node.path}.{name}" if name else node.path
             if node.kind == "layerscale":
-                out[key] = (rng.uniform(0.5, 1.5, shape) if statistics
-                            else np.full(shape, node.params.init)).astype(np.float32)
+                out[key] = (uniform(rng, 0.5, 1.5, shape) if statistics
+                            else np.full(shape, node.params.init, dtype=np.float32))
             elif name == "num_batches_tracked":
                 out[key] = np.zeros((), dtype=np.int64)
             elif node.kind in ("conv", "deconv", "linear"):
@@ -90,14 +91,32 @@ def random_weights(network: "Network", seed: int = 0, statistics: bool = False) 
                                 else np.zeros(shape, dtype=np.float32))
                     continue
                 bound = 1 / math.sqrt(fan_in(shapes["weight"]))
-                out[key] = rng.uniform(-bound, bound, shape).astype(np.float32)
+                out[key] = uniform(rng, -bound, bound, shape)
             elif statistics:
                 low, high = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5), "running_mean": (-0.5, 0.5),
                              "running_var": (0.5, 2.0)}[name]
-                out[key] = rng.uniform(low, high, shape).astype(np.float32)
+                out[key] = uniform(rng, low, high, shape)
             else:
                 value = 1.0 if name in ("weight", "running_var") else 0.0
                 out[key] = np.full(shape, value, dtype=np.float32)
+    return out
+
+
+#: values drawn at a time: the float64 draws stay small beside the float32 array they fill
+DRAW_CHUNK = 2**20
+
+
+def uniform(rng, low: float, high: float, shape: Shape) -> "np.ndarray":
+    """`rng.uniform(low, high, shape).astype(float32)`, the same numbers, drawn in slices so that
+    no float64 array twice the size of the weights is made (a Generator's stream does not depend
+    on how the draws are split)."""
+    import numpy as np
+
+    out = np.empty(shape, dtype=np.float32)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, DRAW_CHUNK):
+        stop = min(start + DRAW_CHUNK, flat.size)
+        flat[start:stop] = rng.uniform(low, high, stop - start)
     return out
 
 
@@ -105,27 +124,42 @@ class WeightsError(ValueError):
     """A weights file that cannot be read or does not fit the network."""
 
 
-def load_weights(path: str | Path) -> dict[str, "np.ndarray"]:
-    """Arrays by key from a `.safetensors`, `.npz` or `.pt`/`.pth` (a state_dict) file."""
-    import numpy as np
+@dataclass(frozen=True)
+class StoredArray:
+    """An array of a weights file known by its header (shape and dtype), read when it is used:
+    a file whose shapes do not fit is refused before any of its data is read."""
 
+    shape: Shape
+    dtype: str
+    read: Callable[[], "np.ndarray"]
+
+    def __array__(self, dtype=None, copy=None):
+        array = self.read()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+
+#: safetensors' dtype names as numpy's
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                      "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool", "C64": "complex64"}
+
+
+def load_weights(path: str | Path) -> dict[str, object]:
+    """Arrays by key from a `.safetensors`, `.npz` or `.pt`/`.pth` (a state_dict) file, each read
+    only when used (a `.pt` is memory-mapped)."""
     path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".safetensors":
-            from safetensors.numpy import load_file
-
-            return dict(load_file(str(path)))
+            return safetensors_arrays(path)
         if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return {key: archive[key] for key in archive.files}
+            return npz_arrays(path)
         if suffix in (".pt", ".pth"):
             import torch
 
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             if not isinstance(state, dict):
                 raise WeightsError(f"{path} holds a {type(state).__name__}, not a state_dict")
-            return {key: value.detach().cpu().numpy() for key, value in state.items()}
+            return dict(state)
     except WeightsError:
         raise
     except Exception as error:  # every reader has its own exceptions; all mean "cannot read"
@@ -133,19 +167,183 @@ def load_weights(path: str | Path) -> dict[str, "np.ndarray"]:
     raise WeightsError(f"{path}: weights must be .safetensors, .npz, .pt or .pth")
 
 
-def check_weights(network: "Network", weights: dict) -> None:
-    """Every key the network needs, with its shape; no key it does not know."""
+def safetensors_arrays(path: Path) -> dict[str, StoredArray]:
+    from safetensors import safe_open
+
+    handle = safe_open(str(path), framework="numpy")
+    arrays = {}
+    for key in handle.keys():
+        header = handle.get_slice(key)
+        dtype = header.get_dtype()
+        arrays[key] = StoredArray(tuple(header.get_shape()), SAFETENSORS_DTYPES.get(dtype, dtype),
+                                  lambda key=key: handle.get_tensor(key))
+    return arrays
+
+
+def npz_arrays(path: Path) -> dict[str, StoredArray]:
+    """The arrays of an `.npz` by their `.npy` headers, each read from the archive when used."""
+    import zipfile
+
+    import numpy as np
+
+    archive = np.load(path, allow_pickle=False)
+    arrays = {}
+    with zipfile.ZipFile(path) as members:
+        for key in archive.files:
+            with members.open(key + ".npy") as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+            arrays[key] = StoredArray(tuple(shape), dtype.name, lambda key=key: archive[key])
+    return arrays
+
+
+#: weights and buffers larger than this (fp32 bytes) are refused before anything is allocated
+DEFAULT_MEMORY_BUDGET = 4 * 2**30
+
+#: the state_dict keys whose values are counts, not weights
+COUNTERS = ("num_batches_tracked",)
+
+
+class WeightsWarning(UserWarning):
+    """Weights that were converted to float32 (a wider float rounded, a narrower one widened)."""
+
+
+def weight_bytes(network: "Network") -> int:
+    """What the weights and buffers take in fp32: 4 * (params + buffers)."""
+    return 4 * (network.params + network.buffers)
+
+
+def check_budget(network: "Network", budget: int | None, option: str = "memory_budget") -> None:
+    """E303 at the largest layer when the weights take more than `budget` bytes in fp32, before
+    anything is allocated; `option` is what the help tells to raise."""
+    needed = weight_bytes(network)
+    if budget is None or needed <= budget:
+        return
+    from cnnspec.analysis.elaborate import human
+    from cnnspec.diagnostics import Diagnostic, SpecError
+
+    params = {row.id: row.params for row in network.rows}
+    largest = max(network.graph.layers(), key=lambda node: params[node.id])
+    diagnostic = Diagnostic(
+        code="E303", severity="error",
+        message=f"the weights need {human(needed)}B in fp32, over the memory budget of {human(budget)}B",
+        span=largest.span, label=f"the largest layer: {params[largest.id]:,} parameters",
+        help=f"raise `{option}` if the machine has the memory, or shrink the network")
+    raise SpecError([diagnostic], network.sources)
+
+
+def listed(items: list[str], most: int = 5) -> str:
+    return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
+
+
+def check_keys(network: "Network", weights) -> dict[str, Shape]:
+    """A mapping from string keys holding every key the network needs and no other; the expected
+    shapes. Misuse of the API (a list, non-string keys) is a `TypeError`."""
+    from collections.abc import Mapping
+
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"`weights` must be a dict of arrays by state_dict key (as `state_dict()` gives), "
+                        f"not a {type(weights).__name__}")
+    odd = [repr(k) for k in weights if not isinstance(k, str)]
+    if odd:
+        raise TypeError(f"the keys of `weights` must be state_dict keys (strings), not {listed(odd)}")
     expected = weight_shapes(network)
-    missing = [k for k in expected if k not in weights]
-    unknown = [k for k in weights if k not in expected]
-    wrong = [f"{k}: {tuple(weights[k].shape)} instead of {expected[k]}" for k in expected
-             if k in weights and tuple(weights[k].shape) != expected[k]]
-    problems = []
-    if missing:
-        problems.append("missing " + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
-    if unknown:
-        problems.append("unknown " + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
-    if wrong:
-        problems.append("wrong shape " + "; ".join(wrong[:5]))
+    missing = [f"`{k}`" for k in expected if k not in weights]
+    unknown = [f"`{k}`" for k in weights if k not in expected]
+    problems = ([f"missing {listed(missing)}"] if missing else []) + ([f"unknown {listed(unknown)}"] if unknown else [])
     if problems:
         raise WeightsError(f"the weights do not fit `{network.name}`: " + "; ".join(problems))
+    return expected
+
+
+def dtype_name(value) -> str:
+    """`float32`, `complex64`, `bool`... of a numpy array or a torch tensor, without converting it."""
+    dtype = getattr(value, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else type(value).__name__
+
+
+def dtype_problem(key: str, dtype: str) -> str | None:
+    """Why an array of `dtype` cannot be the weights under `key`; None when it can (perhaps converted)."""
+    counter = key.rsplit(".", 1)[-1] in COUNTERS
+    integer = dtype.startswith(("int", "uint"))
+    if counter:
+        return None if integer else f"`{key}` is {dtype}: a batch count is an integer"
+    if dtype.startswith("complex"):
+        return f"`{key}` is {dtype}: weights are real, and its imaginary part would be dropped"
+    if integer or dtype == "bool":
+        return f"`{key}` is {dtype}: weights are floating point (dequantise integer weights first)"
+    if not (dtype.startswith("float") or dtype in ("bfloat16", "half", "double", "longdouble")):
+        return f"`{key}` is {dtype}, not an array of floating-point numbers"
+    return None
+
+
+def prepare_weights(network: "Network", weights, budget: int | None = None,
+                    option: str = "memory_budget") -> dict[str, "np.ndarray"]:
+    """Supplied weights (numpy arrays or torch tensors by state_dict key) as float32 numpy arrays.
+
+    Checked in order of cost: the keys, then every shape against the declared state shapes and
+    every dtype, then the memory budget (E303), and only then converted: a wider float is rounded
+    to float32 and a narrower one widened, with a `WeightsWarning`; complex, integer and boolean
+    arrays are refused, as are values that are NaN or infinite (also after rounding), by key.
+    """
+    import numpy as np
+
+    expected = check_keys(network, weights)
+    problems = []
+    for key, want in expected.items():
+        value = weights[key]
+        if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+            problems.append(f"`{key}` is a {type(value).__name__}, not an array")
+            continue
+        if tuple(value.shape) != want:
+            problems.append(f"`{key}` has shape {tuple(value.shape)}, expected {want}")
+            continue
+        problem = dtype_problem(key, dtype_name(value))
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise WeightsError(f"the weights do not fit `{network.name}`: " + "; ".join(problems))
+    check_budget(network, budget, option)
+    arrays, converted = {}, []
+    for key in expected:
+        value, dtype = weights[key], dtype_name(weights[key])
+        if key.rsplit(".", 1)[-1] in COUNTERS:
+            arrays[key] = np.asarray(as_numpy(value), dtype=np.int64)
+            continue
+        if dtype != "float32":
+            converted.append(f"`{key}` ({dtype})")
+        with np.errstate(over="ignore"):  # a double beyond float32 is reported below, by key
+            arrays[key] = np.asarray(as_numpy(value), dtype=np.float32)
+        count = non_finite(arrays[key])
+        if count:
+            rounded = " once rounded to float32" if dtype != "float32" and np.isfinite(as_numpy(value)).all() else ""
+            problems.append(f"`{key}` holds {count:,} NaN or infinite value{'s' if count > 1 else ''}{rounded}")
+    if problems:
+        raise WeightsError(f"the weights of `{network.name}` are not finite: " + "; ".join(problems))
+    if converted:
+        import warnings
+
+        warnings.warn(f"weights converted to float32: {listed(converted)}", WeightsWarning, stacklevel=3)
+    return arrays
+
+
+def as_numpy(value):
+    """A numpy view of a torch tensor (bfloat16, which numpy lacks, as float32); numpy arrays as they are."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":
+            value = value.float()
+        return value.numpy()
+    return value
+
+
+def non_finite(array: "np.ndarray") -> int:
+    """How many values are NaN or infinite; the minimum and maximum tell whether there are any
+    without a temporary array the size of the weights (both are NaN if any value is)."""
+    import numpy as np
+
+    if array.size == 0 or (np.isfinite(array.min()) and np.isfinite(array.max())):
+        return 0
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
