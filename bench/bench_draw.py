@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import cnnspec  # noqa: E402
-from cnnspec.draw.layout import layout  # noqa: E402
+from cnnspec.draw.geometry import layout  # noqa: E402
 from cnnspec.draw.svg import to_svg  # noqa: E402
 
 

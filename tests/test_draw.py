@@ -13,7 +13,7 @@ from conftest import SPECS
 import cnnspec
 from cnnspec.cli import main
 from cnnspec.draw import layout, render
-from cnnspec.draw.layout import describe_layer
+from cnnspec.draw.geometry import describe_layer
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
 SVG = "{http://www.w3.org/2000/svg}"
@@ -58,12 +58,41 @@ def rect(item):
     return (item.x, item.y, item.w, item.h)
 
 
-@pytest.mark.parametrize("depth", [1, 2, None], ids=["depth1", "depth2", "full"])
+class Grid:
+    """Rectangles bucketed by the square cells they touch, so that a query looks at its
+    neighbours only (the all-pairs checks took seconds on the largest networks)."""
+
+    CELL = 200
+
+    def __init__(self, rects):
+        self.rects = rects
+        self.cells = {}
+        for i, r in enumerate(rects):
+            for cell in self._cells(r):
+                self.cells.setdefault(cell, []).append(i)
+
+    def _cells(self, r):
+        x0, y0 = int(r[0] // self.CELL), int(r[1] // self.CELL)
+        x1, y1 = int((r[0] + r[2]) // self.CELL), int((r[1] + r[3]) // self.CELL)
+        return [(i, j) for i in range(x0, x1 + 1) for j in range(y0, y1 + 1)]
+
+    def near(self, r):
+        """Indices of the rectangles sharing a cell with r."""
+        return sorted({i for cell in self._cells(r) for i in self.cells.get(cell, ())})
+
+
+def segment_rect(segment):
+    x1, y1, x2, y2 = segment
+    return (min(x1, x2), min(y1, y2), abs(x2 - x1), abs(y2 - y1))
+
+
+@pytest.mark.parametrize("depth, direction", [(1, "down"), (2, "down"), (None, "down"), (None, "right")],
+                         ids=["depth1", "depth2", "full", "full-right"])
 @pytest.mark.parametrize("name", ZOO)
-def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth):
+def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth, direction):
     network = networks(name)
-    drawing = layout(network, depth)
-    root = ET.fromstring(render(network, "svg", depth))
+    drawing = layout(network, depth, direction)
+    root = ET.fromstring(render(network, "svg", depth, direction))
     assert root.tag == f"{SVG}svg"
     # every summary row at this depth is one box, matched by path and kind
     drawn = Counter((g.get("data-path"), g.get("data-kind")) for g in root.iter(f"{SVG}g") if g.get("data-row"))
@@ -77,18 +106,20 @@ def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth
 
     boxes = [rect(b) for b in drawing.boxes]
     frames = [rect(f) for f in drawing.frames]
+    grid = Grid(boxes)
     for i, a in enumerate(boxes):
-        assert not any(interiors_meet(a, b) for b in boxes[i + 1:]), drawing.boxes[i].text
-        for frame in frames:
-            assert contains(frame, a) or not interiors_meet(frame, a)
+        assert not any(interiors_meet(a, boxes[j]) for j in grid.near(a) if j != i), drawing.boxes[i].text
+    for frame in frames:
+        for j in grid.near(frame):
+            assert contains(frame, boxes[j]) or not interiors_meet(frame, boxes[j])
     for i, a in enumerate(frames):
         for b in frames[i + 1:]:
             assert contains(a, b) or contains(b, a) or not interiors_meet(a, b)
     for segment in drawing.segments:
         assert segment[0] == segment[2] or segment[1] == segment[3], "lines run along the axes"
-        assert not any(crosses(segment, box) for box in boxes), segment
+        assert not any(crosses(segment, boxes[j]) for j in grid.near(segment_rect(segment))), segment
     for label in drawing.labels:
-        assert not any(interiors_meet(rect(label), box) for box in boxes), label.text
+        assert not any(interiors_meet(rect(label), boxes[j]) for j in grid.near(rect(label))), label.text
     for item in drawing.boxes + drawing.frames + drawing.labels:
         assert 0 <= item.x and item.x + item.w <= drawing.width + EPS
         assert 0 <= item.y and item.y + item.h <= drawing.height + EPS
@@ -116,18 +147,19 @@ def test_lines_connect_the_input_to_the_output(networks, name):
     for x1, y1, x2, y2 in drawing.segments:
         union(key(x1, y1), key(x2, y2))
         ends += [(x1, y1), (x2, y2)]
-    # a segment may start on another one (a rail): join points lying on a segment
-    for x1, y1, x2, y2 in drawing.segments:
-        for x, y in ends:
-            if min(x1, x2) - EPS <= x <= max(x1, x2) + EPS and min(y1, y2) - EPS <= y <= max(y1, y2) + EPS:
-                union(key(x, y), key(x1, y1))
-    for i, box in enumerate(drawing.boxes):
-        node = ("box", i)
-        for x, y in ends:
-            on_x = box.x - EPS <= x <= box.x + box.w + EPS
-            on_y = box.y - EPS <= y <= box.y + box.h + EPS
-            if on_x and on_y:
-                union(node, key(x, y))
+    # a segment may start on another one (a rail), or at a box's border
+    segments = Grid([segment_rect(s) for s in drawing.segments])
+    boxes = Grid([rect(b) for b in drawing.boxes])
+    for x, y in ends:
+        point = (x - EPS, y - EPS, 2 * EPS, 2 * EPS)
+        for i in segments.near(point):
+            sx, sy, sw, sh = segments.rects[i]
+            if sx - EPS <= x <= sx + sw + EPS and sy - EPS <= y <= sy + sh + EPS:
+                union(key(x, y), key(sx, sy))
+        for i in boxes.near(point):
+            bx, by, bw, bh = boxes.rects[i]
+            if bx - EPS <= x <= bx + bw + EPS and by - EPS <= y <= by + bh + EPS:
+                union(("box", i), key(x, y))
     components = {find(("box", i)) for i in range(len(drawing.boxes))}
     assert len(components) == 1
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnnspec.draw.layout import Drawing, layout
+from cnnspec.draw.geometry import Drawing, layout
 
 FORMATS = ("svg", "png", "dot")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from cnnspec.draw.layout import JOIN_SYMBOL, Layout, figures, find_scope, layer_text, scope_shapes, scope_title
+from cnnspec.draw.geometry import JOIN_SYMBOL, Layout, figures, find_scope, layer_text, scope_shapes, scope_title
 from cnnspec.layers.base import describe_shape
 
 

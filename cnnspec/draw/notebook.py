@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from html import escape
 
-from cnnspec.draw.layout import layout
+from cnnspec.draw.geometry import layout
 from cnnspec.draw.svg import to_svg
 
 #: the depth of the table and the diagram a notebook shows (`draw --depth` / `summary --depth`)

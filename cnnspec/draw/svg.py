@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape, quoteattr
 
-from cnnspec.draw.layout import LINE, PAD, Drawing
+from cnnspec.draw.geometry import LINE, PAD, Drawing
 
 FILL = {"layer": "#eef3fb", "group": "#fdf3e1", "join": "#ffffff", "io": "#e8f5e9"}
 STROKE = {"layer": "#4a6fa5", "group": "#b7791f", "join": "#444444", "io": "#2e7d32"}

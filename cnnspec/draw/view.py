@@ -13,7 +13,7 @@ import re
 from html import escape
 
 from cnnspec.analysis.stats import describe_field
-from cnnspec.draw.layout import JOIN_SYMBOL, figures, layer_text, scope_title
+from cnnspec.draw.geometry import JOIN_SYMBOL, figures, layer_text, scope_title
 from cnnspec.layers.base import describe_shape
 from cnnspec.summary import _size
 
