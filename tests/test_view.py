@@ -125,3 +125,14 @@ def test_view_in_a_browser(tmp_path):
     background = max(colours)[0]
     share = 1 - background / (image.width * image.height)
     assert 0.03 < share < 0.9, share
+
+
+def test_view_command_errors(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input x: 3x32x32\nconv 8 3x3 stride=0\n")
+    result = CliRunner().invoke(main, ["view", str(bad), "-o", str(tmp_path / "x.html")])
+    assert result.exit_code == 1 and "error[" in result.output and not (tmp_path / "x.html").exists()
+    result = CliRunner().invoke(main, ["view", str(SPECS / "lenet5.cnn"), "-o", str(tmp_path / "no" / "x.html")])
+    assert result.exit_code == 1 and "cannot write" in result.output
+    result = CliRunner().invoke(main, ["view", str(SPECS / "lenet5.cnn"), "-o", str(tmp_path / "x.html"), "--depth", "0"])
+    assert result.exit_code == 2
