@@ -115,3 +115,17 @@ def test_long_sums_are_as_accurate_as_pytorch(text, seeds):
         torch_error, onnx_error = errors_against_float64(text, seed)
         assert onnx_error <= 10 * torch_error, (seed, torch_error, onnx_error)
         assert verify_network(cnnspec.loads(text), seed=seed).relative_l2 < 1e-5, seed
+
+
+@pytest.mark.parametrize("text", [
+    "input x: 3x1009\navgpool global\n",                       # 1D, a prime length: a padded grid
+    "input x: 2x17x17\navgpool global\nflatten\n",             # 289 values: an exact 17 x 17 grid
+    "input x: 4x20x20\ngroupnorm 2 affine=false\n",            # the two-pass norm without its affine step
+    "input x: 6x3x9x11\ngroupnorm 3\navgpool global\n",        # 3D, both
+])
+def test_two_level_sums_agree_with_torch(text):
+    network = cnnspec.loads(text)
+    torch_error, onnx_error = errors_against_float64(text, 0)
+    assert onnx_error <= max(10 * torch_error, 1e-6), (torch_error, onnx_error)
+    ops = {node.op_type for node in network.to_onnx().graph.node}
+    assert "ReduceSum" in ops and not ops & {"GlobalAveragePool", "InstanceNormalization"}
