@@ -380,7 +380,8 @@ class Builder:
         return statements
 
     def residual(self, shape, label, depth, used):
-        main = self.preserving(shape, depth)
+        # an empty main path is E205: it would add the input to itself
+        main = self.preserving(shape, depth) or [statement([write_layer(self.draw, "identity", {})])]
         short = None
         form = self.draw(st.sampled_from(["none", "identity", "inactive"]))
         if form == "identity":
