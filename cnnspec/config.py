@@ -27,7 +27,8 @@ from pathlib import Path
 from cnnspec.analysis.elaborate import Limits
 from cnnspec.analysis.expressions import closest
 from cnnspec.codes import CODES
-from cnnspec.diagnostics import Diagnostic
+from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.frontend.loader import read_source
 
 SEVERITIES = ("error", "warning", "off")
 #: `[tool.cnnspec.limits]` keys and the `Limits` fields they set
@@ -89,9 +90,12 @@ def _nearest_table(start: str | Path) -> tuple[Path, dict] | None:
 
 def _read(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read it ({error})") from None
+        # as a spec is read: a regular file of bounded size, never a FIFO that blocks or a device
+        text = read_source(path, str(path))
+    except SpecError as error:
+        raise ConfigError(f"{path}: cannot read it ({error.diagnostics[0].message})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML ({error})") from None
 

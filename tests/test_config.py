@@ -119,3 +119,18 @@ def test_zoo_names_take_the_current_folders_configuration(tmp_path, monkeypatch)
     assert result.exit_code == 1 and "E301" in result.output
     assert config_for("zoo:resnet18").limits.max_params == 1_000_000
     assert Config().level("W104") == "warning"
+
+
+def test_a_config_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "pyproject.toml")
+    (tmp_path / "a.cnn").write_text("input x: 3x8x8\nrelu\n")
+    # a FIFO with no writer blocks a plain read forever: the timeout turns a regression into a failure
+    result = subprocess.run([sys.executable, "-m", "cnnspec", "check", "--config", str(tmp_path / "pyproject.toml"),
+                             str(tmp_path / "a.cnn")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "is not a regular file" in result.stderr
+    assert "Traceback" not in result.stderr
