@@ -1,3 +1,4 @@
+import functools
 import json
 from pathlib import Path
 
@@ -46,6 +47,7 @@ FULL_SIZE_PARAMS = 30_000_000
 FULL_SIZE_MACS = 8_000_000_000
 
 
+@functools.cache
 def full_size(name: str) -> bool:
     """Whether the zoo spec `name` is over the suite's full-size figures (read from its check)."""
     import cnnspec

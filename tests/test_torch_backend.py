@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import KEYED_SOURCES, SPECS, zoo_cases  # noqa: E402
+from conftest import KEYED_SOURCES, SPECS, full_size, zoo_cases  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
@@ -19,7 +19,10 @@ def reference_state_dict(entry):
             for key, shape in entry["state_dict"].items()}
 
 
-@pytest.mark.parametrize("spec,key", sorted(TORCHVISION.items()))
+@pytest.mark.parametrize("spec,key", [
+    pytest.param(spec, key, marks=pytest.mark.slow) if full_size(spec) else (spec, key)
+    for spec, key in sorted(TORCHVISION.items())
+])
 def test_zoo_loads_the_reference_state_dict_strictly(spec, key, reference):
     model = cnnspec.load(SPECS / f"{spec}.cnn").to_torch()
     ours = {k: list(v.shape) for k, v in model.state_dict().items()}
