@@ -491,13 +491,11 @@ def explain(code):
 @main.command()
 def layers():
     """List the layer kinds with their arguments."""
-    from cnnspec.layers import REGISTRY
+    from cnnspec.layers import REGISTRY, option_names, usage
 
     for name, kind in sorted(REGISTRY.items(), key=lambda item: (item[1].family, item[0])):
-        fields = [f.rstrip("_") for f in kind.Params.model_fields if f != "kind" and f not in kind.positional]
-        usage = " ".join([name, *(f"<{p}>" for p in kind.positional)])
-        click.echo(f"{kind.family:14} {usage:28} {kind.summary}")
-        if fields:
+        click.echo(f"{kind.family:14} {usage(name):28} {kind.summary}")
+        if fields := option_names(name):
             click.echo(f"{'':14} {'':28} options: {', '.join(fields)}")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from cnnspec.layers import REGISTRY
+from cnnspec.layers import REGISTRY, option_names
 
 KEYWORDS = ("network", "input", "import", "block", "residual", "shortcut", "concat", "add", "scale", "when",
             "else", "expect")
@@ -20,11 +20,6 @@ IN_ATTRIBUTES = {"c": "channels", "h": "height", "w": "width", "l": "length", "d
 MAX_PATHS = 200
 
 LABEL = re.compile(r"^\s*[A-Za-z_][A-Za-z0-9_]*(\{\})?\s*:(?!=)")
-
-
-def option_names(kind) -> list[str]:
-    """The options of a kind as written (`global_` is written `global`), as `cnnspec layers` lists them."""
-    return [f.rstrip("_") for f in kind.Params.model_fields if f != "kind" and f not in kind.positional]
 
 
 def value_set(kind, option: str) -> list[str]:
@@ -86,7 +81,7 @@ def complete(lines: list[str], positions, position: types.Position, path: str, p
         return [_item(v, types.CompletionItemKind.EnumMember, f"{option}={v}") for v in value_set(kind, option)]
     given = {w.split("=")[0] for w in words[1:]}
     items = [_item(f"{name}=", types.CompletionItemKind.Property, f"option of `{words[0]}`", name)
-             for name in option_names(kind) if name not in given]
+             for name in option_names(kind.name) if name not in given]
     items += [_item(flag, types.CompletionItemKind.Keyword, f"flag of `{words[0]}`") for flag in kind.flags
               if flag not in given]
     items += [_item(p, types.CompletionItemKind.Variable, "block parameter")

@@ -107,12 +107,11 @@ def _file_lines(result, file: str) -> list[str]:
 
 def layer_entry(name: str) -> str:
     """A kind's entry, as `cnnspec layers` prints it."""
-    from cnnspec.layers import REGISTRY
+    from cnnspec.layers import REGISTRY, option_names, usage
 
     kind = REGISTRY[name]
-    fields = [f.rstrip("_") for f in kind.Params.model_fields if f != "kind" and f not in kind.positional]
-    usage = " ".join([name, *(f"<{p}>" for p in kind.positional)])
-    entry = f"{kind.family}: {usage}\n{kind.summary}"
+    fields = option_names(name)
+    entry = f"{kind.family}: {usage(name)}\n{kind.summary}"
     return entry + (f"\noptions: {', '.join(fields)}" if fields else "")
 
 
