@@ -298,16 +298,19 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
     return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span, label=label)
 
 
+def _text_before(lines: list[str], token: Token) -> str:
+    """The text of `token`'s line before it."""
+    return lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
+
+
 def _statement_words(lines: list[str], token: Token) -> list[str]:
     """The words of the statement before `token`, on its line."""
-    before = lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
-    return before.split("#")[0].split(";")[-1].split()
+    return _text_before(lines, token).split("#")[0].split(";")[-1].split()
 
 
 def _number_before(lines: list[str], token: Token) -> str:
     """The number written right before `token` (`5` of `5m`), or ''."""
-    before = lines[token.line - 1][:token.column - 1] if 0 < token.line <= len(lines) else ""
-    match = re.search(r"\d+(\.\d+)?$", before)
+    match = re.search(r"\d+(\.\d+)?$", _text_before(lines, token))
     return match.group() if match else ""
 
 
