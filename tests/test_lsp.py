@@ -266,13 +266,18 @@ async def test_hover_on_a_kind_a_block_and_a_code(client):
     close(client, library)
 
 
+async def inlay_hints(client, path: Path, lines: int) -> list[types.InlayHint]:
+    """The server's inlay hints for the first `lines` lines of an open file."""
+    return await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=ident(path.as_uri()),
+        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=lines, character=0))))
+
+
 async def test_inlay_hints_give_the_summary_shape_of_every_layer_line(client):
     path = SPECS / "lenet5.cnn"
     text = path.read_text()
     await open_text(client, path, text)
-    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
-        text_document=ident(path.as_uri()),
-        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=len(text), character=0))))
+    hints = await inlay_hints(client, path, len(text))
     got = {h.position.line + 1: h.label for h in hints}
     expected = {r.line: f"-> {describe_shape(r.out_shape)}" for r in cnnspec.load(str(path)).rows}
     layer_lines = [n for n, line in enumerate(text.split("\n"), start=1)
@@ -287,9 +292,7 @@ async def test_inlay_hints_inside_a_block_show_each_call_s_shape(client, tmp_pat
     text = "input x: 3x16x16\nblock unit(c) {\n  conv c 3x3 pad=1\n  relu\n}\nunit(8)\nunit(16)\n"
     path = tmp_path / "calls.cnn"
     await open_text(client, path, text)
-    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
-        text_document=ident(path.as_uri()),
-        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=8, character=0))))
+    hints = await inlay_hints(client, path, 8)
     rows = cnnspec.loads(text).rows
     calls = {r.scopes[0]: r for r in rows}  # the last row of each call
     assert {h.position.line + 1: h.label for h in hints} == {
@@ -302,9 +305,7 @@ async def test_inlay_hints_inside_a_block_show_each_call_s_shape(client, tmp_pat
 async def test_inlay_hints_can_be_switched_off(client_without_hints):
     path = SPECS / "lenet5.cnn"
     await open_text(client_without_hints, path, path.read_text())
-    hints = await client_without_hints.text_document_inlay_hint_async(types.InlayHintParams(
-        text_document=ident(path.as_uri()),
-        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=40, character=0))))
+    hints = await inlay_hints(client_without_hints, path, 40)
     assert list(hints) == []
     close(client_without_hints, path)
 
