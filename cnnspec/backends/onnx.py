@@ -18,6 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec.backends.naming import unique_name
+from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
@@ -47,6 +48,8 @@ class GraphBuilder:
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    #: the per-sample shape of each layer's and merge's output tensor, as cnnspec inferred it
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def fresh(self, base: str) -> str:
         name = unique_name(base, self.names, "_")
@@ -597,6 +600,7 @@ class Lowerer:
                     index += 1
                 else:
                     x = LOWERINGS[item.kind](Context(self.builder, self.weights, item), x)
+            self.builder.shapes[x] = item.out_shape
             index += 1
         return x
 
@@ -675,6 +679,7 @@ def to_onnx(network: "Network", weights: dict | None = None, opset: int = DEFAUL
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
                               doc_string=f"{graph.name} from {network.path}")
+    declare_shapes(model, builder.shapes, dim)
     return model
 
 
