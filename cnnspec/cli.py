@@ -473,19 +473,18 @@ def zoo_table_command():
 @click.argument("code")
 def explain(code):
     """Explain a diagnostic code: what it means, why, and what to write instead."""
-    from cnnspec.codes import CODES, page_path
-    code = code.upper()
-    if code not in CODES:
+    from cnnspec.codes import CODES, Code
+
+    found = Code.lookup(code)
+    if found is None:
         from cnnspec.analysis.expressions import closest
 
-        near = closest(code, list(CODES))
-        _fail(f"no diagnostic `{code}`" + (f"; did you mean `{near}`?" if near else ""))
-    page = page_path(code)
-    if page.exists():
-        click.echo(page.read_text(encoding="utf-8"), nl=False)
+        near = closest(code.upper(), list(CODES))
+        _fail(f"no diagnostic `{code.upper()}`" + (f"; did you mean `{near}`?" if near else ""))
+    if found.page.exists():
+        click.echo(found.page.read_text(encoding="utf-8"), nl=False)
         return
-    severity, title = CODES[code]
-    click.echo(f"{code} ({severity}): {title}")
+    click.echo(f"{found} ({found.severity}): {found.title}")
 
 
 @main.command()

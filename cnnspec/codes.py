@@ -1,92 +1,137 @@
-"""Every diagnostic code, in one table: code -> (severity, one-line title).
+"""Every diagnostic code, declared once: `Code.UNKNOWN_LAYER` is `E101`, an error titled
+"unknown layer or block", explained on `docs/errors/E101.md`.
 
-Codes are stable: a code is never reused for another problem. `E0xx` syntax, `E1xx` names,
-arguments, blocks and imports, `E2xx` shapes, `E3xx` resource limits, `E4xx` contracts,
-`Wxxx` warnings.
+A diagnostic names a member of `Code`, never a string (`Diagnostic` refuses anything else), and
+takes its severity from it; a lint's title is its code's. Codes are stable: a code is never
+reused for another problem. `E0xx` syntax, `E1xx` names, arguments, blocks and imports, `E2xx`
+shapes, `E3xx` resource limits, `E4xx` contracts are errors; `Wxxx` codes are warnings. A
+warning's member name, in lower case with dashes, is its rule's name (`bias-before-batch-norm`).
 """
 
 from __future__ import annotations
 
-CODES: dict[str, tuple[str, str]] = {
+from enum import StrEnum
+from pathlib import Path
+
+
+class Code(StrEnum):
+    """One diagnostic code: its text (the member's value), `severity`, `title` and `page`."""
+
+    title: str
+
+    def __new__(cls, code: str, title: str) -> "Code":
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.title = title
+        return member
+
     # syntax
-    "E001": ("error", "unexpected token"),
-    "E002": ("error", "unexpected character"),
-    "E003": ("error", "a layer with arguments repeated with `*`"),
-    "E004": ("error", "a positional argument starting with `-` or `(`"),
-    "E005": ("error", "unclosed bracket"),
-    "E012": ("error", "spec too large or too deeply nested to parse"),
+    UNEXPECTED_TOKEN = "E001", "unexpected token"
+    UNEXPECTED_CHARACTER = "E002", "unexpected character"
+    REPEATED_LAYER_WITH_ARGUMENTS = "E003", "a layer with arguments repeated with `*`"
+    SIGNED_POSITIONAL = "E004", "a positional argument starting with `-` or `(`"
+    UNCLOSED_BRACKET = "E005", "unclosed bracket"
+    SPEC_TOO_LARGE = "E012", "spec too large or too deeply nested to parse"
     # layers and their arguments
-    "E101": ("error", "unknown layer or block"),
-    "E102": ("error", "unknown option"),
-    "E103": ("error", "wrong value type or value out of range"),
-    "E104": ("error", "kernel size written as a product"),
-    "E105": ("error", "missing channel count"),
-    "E106": ("error", "missing or extra positional argument"),
-    "E107": ("error", "unknown name in an expression"),
-    "E108": ("error", "invalid expression"),
-    "E109": ("error", "attribute of `in` not available"),
+    UNKNOWN_LAYER = "E101", "unknown layer or block"
+    UNKNOWN_OPTION = "E102", "unknown option"
+    INVALID_VALUE = "E103", "wrong value type or value out of range"
+    KERNEL_AS_PRODUCT = "E104", "kernel size written as a product"
+    MISSING_CHANNELS = "E105", "missing channel count"
+    WRONG_POSITIONALS = "E106", "missing or extra positional argument"
+    UNKNOWN_NAME = "E107", "unknown name in an expression"
+    INVALID_EXPRESSION = "E108", "invalid expression"
+    UNAVAILABLE_INPUT_ATTRIBUTE = "E109", "attribute of `in` not available"
     # blocks, structure, imports, declarations
-    "E120": ("error", "wrong arguments in a block call"),
-    "E121": ("error", "recursive block"),
-    "E122": ("error", "invalid repeat count"),
-    "E123": ("error", "block defined twice"),
-    "E124": ("error", "spec expands to too many layers"),
-    "E125": ("error", "label used twice in one scope"),
-    "E126": ("error", "declaration in the wrong place"),
-    "E127": ("error", "label reserved by PyTorch's nn.Module"),
-    "E130": ("error", "import outside the spec's folder tree"),
-    "E131": ("error", "import cycle"),
-    "E132": ("error", "imported file cannot be read"),
-    "E140": ("error", "missing `input` declaration"),
-    "E141": ("error", "declaration repeated"),
+    BAD_BLOCK_CALL = "E120", "wrong arguments in a block call"
+    RECURSIVE_BLOCK = "E121", "recursive block"
+    INVALID_REPEAT = "E122", "invalid repeat count"
+    DUPLICATE_BLOCK = "E123", "block defined twice"
+    TOO_MANY_LAYERS = "E124", "spec expands to too many layers"
+    DUPLICATE_LABEL = "E125", "label used twice in one scope"
+    MISPLACED_DECLARATION = "E126", "declaration in the wrong place"
+    RESERVED_LABEL = "E127", "label reserved by PyTorch's nn.Module"
+    IMPORT_OUTSIDE_TREE = "E130", "import outside the spec's folder tree"
+    IMPORT_CYCLE = "E131", "import cycle"
+    UNREADABLE_IMPORT = "E132", "imported file cannot be read"
+    MISSING_INPUT = "E140", "missing `input` declaration"
+    REPEATED_DECLARATION = "E141", "declaration repeated"
     # shapes
-    "E201": ("error", "residual branches disagree"),
-    "E202": ("error", "concat branches disagree"),
-    "E203": ("error", "add branches disagree"),
-    "E204": ("error", "scale shapes do not broadcast"),
-    "E205": ("error", "a branch or structure without layers"),
-    "E210": ("error", "kernel larger than the padded input"),
-    "E211": ("error", "output size of zero or less"),
-    "E212": ("error", "groups do not divide the channels"),
-    "E213": ("error", "kernel rank does not match the input"),
-    "E214": ("error", "layer cannot take an input of this rank"),
-    "E215": ("error", "reshape changes the number of elements"),
-    "E216": ("error", "literal weights do not match the kernel"),
+    RESIDUAL_MISMATCH = "E201", "residual branches disagree"
+    CONCAT_MISMATCH = "E202", "concat branches disagree"
+    ADD_MISMATCH = "E203", "add branches disagree"
+    SCALE_MISMATCH = "E204", "scale shapes do not broadcast"
+    EMPTY_STRUCTURE = "E205", "a branch or structure without layers"
+    KERNEL_TOO_LARGE = "E210", "kernel larger than the padded input"
+    EMPTY_OUTPUT = "E211", "output size of zero or less"
+    GROUPS_MISMATCH = "E212", "groups do not divide the channels"
+    KERNEL_RANK_MISMATCH = "E213", "kernel rank does not match the input"
+    WRONG_INPUT_RANK = "E214", "layer cannot take an input of this rank"
+    RESHAPE_MISMATCH = "E215", "reshape changes the number of elements"
+    WEIGHTS_MISMATCH = "E216", "literal weights do not match the kernel"
     # resource limits
-    "E301": ("error", "too many parameters"),
-    "E302": ("error", "activations too large"),
-    "E303": ("error", "weights exceed the memory budget of a backend"),
-    "E304": ("error", "layer not expressible at the chosen ONNX opset"),
+    TOO_MANY_PARAMS = "E301", "too many parameters"
+    ACTIVATION_TOO_LARGE = "E302", "activations too large"
+    OVER_MEMORY_BUDGET = "E303", "weights exceed the memory budget of a backend"
+    NOT_AT_OPSET = "E304", "layer not expressible at the chosen ONNX opset"
     # contracts
-    "E401": ("error", "`expect shape` not met"),
-    "E402": ("error", "`expect` bound not met"),
-    "E403": ("error", "unknown `expect` metric"),
+    EXPECT_SHAPE_UNMET = "E401", "`expect shape` not met"
+    EXPECT_BOUND_UNMET = "E402", "`expect` bound not met"
+    UNKNOWN_METRIC = "E403", "unknown `expect` metric"
     # warnings
-    "W001": ("warning", "asymmetric padding from `same`"),
-    # lints (cnnspec/analysis/lints.py), each with a page in docs/lints/
-    "W101": ("warning", "a stride drops rows or columns of its input"),
-    "W102": ("warning", "a pooling window larger than 3"),
-    "W103": ("warning", "a large kernel where stacked small convs would do"),
-    "W104": ("warning", "a conv bias cancelled by the batch norm after it"),
-    "W105": ("warning", "a dense layer holding most of the network's parameters"),
-    "W106": ("warning", "unpadded convs shrinking the map fast"),
-    "W107": ("warning", "a head whose receptive field does not cover the input"),
-    "W108": ("warning", "an odd map before a halving pool"),
-    "W109": ("warning", "an activation right after an activation"),
-    "W110": ("warning", "dropout right before batch norm"),
-    "W111": ("warning", "softmax as the last layer"),
-    "W112": ("warning", "channels not a multiple of 8"),
-    "W113": ("warning", "a block defined but never used"),
-    "W190": ("warning", "a suppression without a reason"),
-}
+    SAME_PADDING_ASYMMETRIC = "W001", "asymmetric padding from `same`"
+    # lints (cnnspec/analysis/lints.py)
+    STRIDE_DROPS_ROWS = "W101", "a stride drops rows or columns of its input"
+    LARGE_POOLING_WINDOW = "W102", "a pooling window larger than 3"
+    LARGE_KERNEL = "W103", "a large kernel where stacked small convs would do"
+    BIAS_BEFORE_BATCH_NORM = "W104", "a conv bias cancelled by the batch norm after it"
+    DENSE_PARAMETER_EXPLOSION = "W105", "a dense layer holding most of the network's parameters"
+    SHRINKING_UNPADDED_STACK = "W106", "unpadded convs shrinking the map fast"
+    NARROW_HEAD = "W107", "a head whose receptive field does not cover the input"
+    ODD_MAP_BEFORE_POOL = "W108", "an odd map before a halving pool"
+    DOUBLE_ACTIVATION = "W109", "an activation right after an activation"
+    DROPOUT_BEFORE_BATCH_NORM = "W110", "dropout right before batch norm"
+    SOFTMAX_LAST = "W111", "softmax as the last layer"
+    CHANNELS_NOT_MULTIPLE_OF_8 = "W112", "channels not a multiple of 8"
+    UNUSED_BLOCK = "W113", "a block defined but never used"
+    SUPPRESSION_WITHOUT_REASON = "W190", "a suppression without a reason"
+    # the language server's own, about the checker rather than the spec: no number, no page
+    UNUSABLE_CONFIG = "config", "the project's [tool.cnnspec] table cannot be used"
+    INTERNAL = "internal", "the checker failed on this spec"
+
+    @property
+    def severity(self) -> str:
+        """`warning` for W codes, `error` for every other."""
+        return "warning" if self.startswith("W") else "error"
+
+    @property
+    def numbered(self) -> bool:
+        """A stable code a user can write (`ignore = ["W112"]`, `cnnspec explain E201`), with a page."""
+        return self[0] in "EW" and self[1:].isdigit()
+
+    @property
+    def rule_name(self) -> str:
+        """A warning's rule name, as its page's heading and SARIF give it: `bias-before-batch-norm`."""
+        return self.name.lower().replace("_", "-")
+
+    @property
+    def page(self) -> Path:
+        """Where the page lives: `docs/lints/W104.md` for warnings, `docs/errors/E201.md` for errors."""
+        from cnnspec.resources import docs_dir
+
+        return docs_dir() / ("lints" if self.severity == "warning" else "errors") / f"{self.value}.md"
+
+    @classmethod
+    def lookup(cls, text: str) -> "Code | None":
+        """The numbered code a user wrote (any case), or None: `Code.lookup("w104") is Code.BIAS_BEFORE_BATCH_NORM`."""
+        code = cls._value2member_map_.get(str(text).upper())
+        return code if code is not None and code.numbered else None
 
 
-def severity(code: str) -> str:
-    return CODES[code][0]
+#: the numbered codes by their text, for looking up what a user wrote: code -> (severity, title)
+CODES: dict[str, tuple[str, str]] = {code.value: (code.severity, code.title) for code in Code if code.numbered}
 
 
-def page_path(code: str):
-    """Where the page of a code lives: `docs/lints/W104.md` for warnings, `docs/errors/` for errors."""
-    from cnnspec.resources import docs_dir
-
-    return docs_dir() / ("lints" if severity(code) == "warning" else "errors") / f"{code}.md"
+def page_path(code: str) -> Path:
+    """The page of a numbered code given as text (`page_path("W104")`)."""
+    return Code(code).page

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cnnspec.analysis.elaborate import Limits
 from cnnspec.analysis.expressions import closest
-from cnnspec.codes import CODES
+from cnnspec.codes import CODES, Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.frontend.loader import read_source
 
@@ -42,18 +42,18 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    ignore: frozenset[str] = frozenset()
-    severity: dict[str, str] = field(default_factory=dict)
+    ignore: frozenset[Code] = frozenset()
+    severity: dict[Code, str] = field(default_factory=dict)
     limits: Limits = Limits()
     strict: bool = False
     #: the pyproject.toml it was read from
     path: Path | None = None
 
-    def level(self, code: str) -> str:
-        """What a diagnostic of this code becomes: its severity, or "off"."""
+    def level(self, code: Code | str) -> str:
+        """What a diagnostic of this code (a member, or its text) becomes: its severity, or "off"."""
         if code in self.ignore:
             return "off"
-        return self.severity.get(code, CODES[code][0] if code in CODES else "error")
+        return self.severity.get(code, Code(code).severity)
 
     def apply(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         kept = []
@@ -122,15 +122,15 @@ def _validated(path: Path, table) -> Config:
         if key not in TOP_KEYS:
             raise unknown(key, TOP_KEYS, "")
 
-    def code(value, where: str) -> str:
-        if not isinstance(value, str) or value.upper() not in CODES:
+    def code(value, where: str) -> Code:
+        found = Code.lookup(value) if isinstance(value, str) else None
+        if found is None:
             near = closest(str(value).upper(), list(CODES))
             raise fail(f"{where}: `{value}` is not a diagnostic code" + (f"; did you mean `{near}`?" if near else ""))
-        value = value.upper()
-        if CODES[value][0] == "error":
-            raise fail(f"{where}: {value} is an error; errors cannot be switched off or demoted, "
+        if found.severity == "error":
+            raise fail(f"{where}: {found} is an error; errors cannot be switched off or demoted, "
                        "since the spec cannot be built")
-        return value
+        return found
 
     ignore = table.get("ignore", [])
     if not isinstance(ignore, list):

@@ -15,10 +15,11 @@ Messages are lowercase without a final period, identifiers in backticks, the fix
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Annotated, Iterable, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Strict, model_validator
 
+from cnnspec.codes import Code
 from cnnspec.ir import Span
 
 Severity = Literal["error", "warning"]
@@ -33,8 +34,11 @@ class Label(BaseModel):
 
 
 class Diagnostic(BaseModel):
+    """One problem found in a spec. `code` is a member of `Code` (a string is refused, so every
+    code raised is a declared one); `severity` is the code's unless a configuration changed it."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-    code: str
+    code: Annotated[Code, Strict()]
     severity: Severity
     message: str
     span: Span | None = None
@@ -42,6 +46,13 @@ class Diagnostic(BaseModel):
     labels: tuple[Label, ...] = ()
     help: str | None = None
     notes: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_of_the_code(cls, data):
+        if isinstance(data, dict) and "severity" not in data and isinstance(data.get("code"), Code):
+            data = {**data, "severity": data["code"].severity}
+        return data
 
     @property
     def sort_key(self) -> tuple:

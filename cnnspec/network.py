@@ -13,6 +13,7 @@ from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.arguments import check_arguments, path_argument, text_argument
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
 from cnnspec.frontend.loader import Program, load_program, program_from_text
 
@@ -195,12 +196,12 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     input_decls = [s for s in spec.statements if s.node == "input"]
     for kind, decls in (("network", network_decls), ("input", input_decls)):
         for extra in decls[1:]:
-            diagnostics.append(Diagnostic(code="E141", severity="error", message=f"`{kind}` is declared twice",
+            diagnostics.append(Diagnostic(code=Code.REPEATED_DECLARATION, message=f"`{kind}` is declared twice",
                                           span=extra.span, label="second declaration",
                                           labels=(Label(span=decls[0].span, message="first declared here"),)))
     if not input_decls:
         start = ir.Span(file=path, line=1, column=1, end_line=1, end_column=2)
-        diagnostics.append(Diagnostic(code="E140", severity="error", message="the spec declares no `input`",
+        diagnostics.append(Diagnostic(code=Code.MISSING_INPUT, message="the spec declares no `input`",
                                       span=start, label="expected an input declaration",
                                       help="declare the input shape per sample, such as `input x: 3x224x224`"))
         raise SpecError(diagnostics, program.sources)
@@ -210,8 +211,7 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     if len(decl.dims) > 4 or any(not 1 <= d <= MAX_MAGNITUDE for d in decl.dims):
         # an `input=` or `--input` size may be any integer: one beyond the bound is not spelt out
         shown = "x".join(str(d) if abs(d) <= MAX_MAGNITUDE else "(beyond 10^15)" for d in decl.dims)
-        diagnostics.append(Diagnostic(code="E103", severity="error",
-                                      message=f"the input {shown} must be CxL, CxHxW or CxDxHxW "
+        diagnostics.append(Diagnostic(code=Code.INVALID_VALUE, message=f"the input {shown} must be CxL, CxHxW or CxDxHxW "
                                               "with sizes from 1 to 10^15", span=decl.dims_span))
         raise SpecError(diagnostics, program.sources)
     name = network_decls[0].name if network_decls else Path(path).stem
@@ -220,13 +220,13 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
         overridden = tuple(decl.dims) != tuple(input_decls[0].dims)
         result = Elaborator(program.blocks, limits, overridden_input=overridden).run(spec, name, decl, statements)
     except RecursionError:
-        diagnostics.append(Diagnostic(code="E012", severity="error", message="the spec is nested too deeply to check",
+        diagnostics.append(Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check",
                                       span=decl.span))
         raise SpecError(diagnostics, program.sources) from None
     if any(d.severity == "error" for d in program.diagnostics):
         # an import that failed defines no blocks: its uses are not separate mistakes
         result.diagnostics = [d for d in result.diagnostics
-                              if not (d.code == "E101" and d.message.startswith("unknown layer or block"))]
+                              if not (d.code == Code.UNKNOWN_LAYER and d.message.startswith("unknown layer or block"))]
     result.diagnostics = diagnostics + result.diagnostics
     if any(d.severity == "error" for d in result.diagnostics) or result.graph is None:
         raise SpecError(result.diagnostics, program.sources)
@@ -234,7 +234,7 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     from cnnspec.analysis.suppress import apply_suppressions
 
     for code, finding in run_lints(result.graph, result.rows, spec, program.blocks):
-        result.diagnostics.append(Diagnostic(code=code, severity="warning", message=finding.message,
+        result.diagnostics.append(Diagnostic(code=code, message=finding.message,
                                              span=finding.where, help=finding.help))
     result.diagnostics = apply_suppressions(result.diagnostics, program.sources)
     if config is not None:

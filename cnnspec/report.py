@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from cnnspec.codes import CODES, page_path
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, to_json
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -67,10 +67,9 @@ def sarif_location(span, fallback_path: str, message: str | None = None) -> dict
     return location
 
 
-def sarif_rule(code: str) -> dict:
-    severity, title = CODES[code]
-    rule = {"id": code, "shortDescription": {"text": title}, "defaultConfiguration": {"level": severity}}
-    page = page_path(code)
+def sarif_rule(code: Code) -> dict:
+    rule = {"id": code, "shortDescription": {"text": code.title}, "defaultConfiguration": {"level": code.severity}}
+    page = code.page
     if page.exists():
         text = page.read_text(encoding="utf-8")
         # a lint page's heading ends with the rule's name: `# W104: ... (`bias-before-batch-norm`)`
@@ -89,7 +88,7 @@ def sarif_message(d: Diagnostic) -> str:
 
 
 def sarif_report(reports: list[FileReport], version: str) -> str:
-    used = sorted({d.code for r in reports for d in r.diagnostics if d.code in CODES})
+    used = sorted({d.code for r in reports for d in r.diagnostics if d.code.numbered})
     index = {code: i for i, code in enumerate(used)}
     results = []
     for report in reports:

@@ -32,9 +32,10 @@ def test_str_of_spec_error_counts_the_other_errors():
 
 
 def test_str_of_spec_error_without_a_help_or_a_place():
+    from cnnspec.codes import Code
     from cnnspec.diagnostics import Diagnostic
 
-    error = SpecError([Diagnostic(code="E303", severity="error", message="too big")])
+    error = SpecError([Diagnostic(code=Code.OVER_MEMORY_BUDGET, message="too big")])
     assert str(error) == "error[E303]: too big"
 
 

@@ -20,6 +20,7 @@ from cnnspec import ir
 from cnnspec.analysis.expansion import CAP, LayerBound
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
 from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.frontend.parser import LAYER_LIMIT_HELP, LAYER_LIMIT_MESSAGE, MAX_TOKENS
 from cnnspec.graph import Graph, LayerNode, MergeNode, SeqNode
@@ -185,13 +186,13 @@ class Elaborator:
         self.sites: list[Site] = []
 
     # ---------------------------------------------------------------- reporting
-    def error(self, code: str, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
-              labels: tuple[Label, ...] = (), notes: tuple[str, ...] = (), severity: str = "error") -> None:
-        """Report a diagnostic; raised inside block calls, it points at every call that led there (a
+    def error(self, code: Code, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
+              labels: tuple[Label, ...] = (), notes: tuple[str, ...] = ()) -> None:
+        """Report a diagnostic (an error or a warning, as its code says); raised inside block calls, it points at every call that led there (a
         block's body is written once and may fail in only one of its calls)."""
         if self.sites:
             labels = labels + tuple(c for c in call_chain(self.sites) if c.span != span and c not in labels)
-        self.diagnostics.append(Diagnostic(code=code, severity=severity, message=message, span=span, label=label,
+        self.diagnostics.append(Diagnostic(code=code, message=message, span=span, label=label,
                                            help=help, labels=labels, notes=notes))
 
     @contextmanager
@@ -215,7 +216,7 @@ class Elaborator:
         except Unknown:
             pass
         except RecursionError:
-            self.error("E012", "expression nested too deeply", expr.span)
+            self.error(Code.SPEC_TOO_LARGE, "expression nested too deeply", expr.span)
         return None
 
     # ---------------------------------------------------------------- entry
@@ -254,14 +255,14 @@ class Elaborator:
         if kind == "expect_metric":
             if st.metric not in METRICS:
                 near = closest(st.metric, METRICS)
-                self.error("E403", f"unknown metric `{st.metric}` in `expect`", st.span,
+                self.error(Code.UNKNOWN_METRIC, f"unknown metric `{st.metric}` in `expect`", st.span,
                            help=f"did you mean `{near}`?" if near else "metrics are " + ", ".join(f"`{m}`" for m in METRICS))
             else:
                 env.frames[-1].expects.append(st)
             return flow
         # declarations are handled before elaboration; here they are misplaced
         what = {"block": "a block", "network": "`network`", "input": "`input`", "import": "`import`"}[kind]
-        self.error("E126", f"{what} cannot be declared inside a block or group", st.span,
+        self.error(Code.MISPLACED_DECLARATION, f"{what} cannot be declared inside a block or group", st.span,
                    help="declare it at the top level of the file")
         return flow
 
@@ -289,13 +290,13 @@ class Elaborator:
     def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
         if label in scope.labels:
             first = scope.labels[label]
-            self.error("E125", f"label `{label}` is used twice in this scope", span, label="second use",
+            self.error(Code.DUPLICATE_LABEL, f"label `{label}` is used twice in this scope", span, label="second use",
                        labels=(Label(span=first, message="first used here"),),
                        help="each label becomes a state_dict key and must be unique in its group")
         else:
             scope.labels[label] = span
         if label in RESERVED_LABELS or label.startswith("_"):
-            self.error("E127", f"label `{label}` is reserved: PyTorch's `nn.Module` already has an attribute `{label}`",
+            self.error(Code.RESERVED_LABEL, f"label `{label}` is reserved: PyTorch's `nn.Module` already has an attribute `{label}`",
                        span, label="cannot name a submodule",
                        help=f"choose another name, such as `{label.strip('_')}_` or `{label.strip('_')}1`")
         scope.counter += 1
@@ -310,12 +311,12 @@ class Elaborator:
             if name in self.blocks:
                 return self.call(item, name, name_span, flow, scope, env, items, path)
             if node == "call" and item.splice:
-                self.error("E101", f"`*` spreads a block, and `{name}` is not a block", name_span,
+                self.error(Code.UNKNOWN_LAYER, f"`*` spreads a block, and `{name}` is not a block", name_span,
                            label="not a block", help="remove the `*`" if name in REGISTRY else None)
                 return Flow(None, ())
             if name in REGISTRY:
                 return self.layer(item, name, flow, env, items, path or scope.next_position())
-            self.error("E101", f"unknown layer or block `{name}`", name_span, label="not a layer kind or a block",
+            self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span, label="not a layer kind or a block",
                        help=self.unknown_layer_help(name))
             self.consume_args(item, env)
             return Flow(None, ())
@@ -328,7 +329,7 @@ class Elaborator:
             if condition is None:
                 return Flow(None, ())
             if isinstance(condition, Word):
-                self.error("E107", f"unknown name `{condition}`", item.condition.span, help=self.suggest(condition, env))
+                self.error(Code.UNKNOWN_NAME, f"unknown name `{condition}`", item.condition.span, help=self.suggest(condition, env))
                 return Flow(None, ())
             chosen = item.then if condition else item.otherwise
             return self.statements(chosen.body, flow, scope, env, items) if chosen else flow
@@ -359,10 +360,10 @@ class Elaborator:
         if count is None:
             return None
         if isinstance(count, bool) or not isinstance(count, int):
-            self.error("E122", f"a repeat count must be a whole number, found {describe_value(count)}", item.count.span)
+            self.error(Code.INVALID_REPEAT, f"a repeat count must be a whole number, found {describe_value(count)}", item.count.span)
             return None
         if not 1 <= count <= self.limits.max_repeat:
-            self.error("E122", f"repeat count {count} is out of range", item.count.span,
+            self.error(Code.INVALID_REPEAT, f"repeat count {count} is out of range", item.count.span,
                        label=f"must be between 1 and {self.limits.max_repeat:,}",
                        help="a count of 0 would remove the item: delete it instead" if count < 1 else None)
             return None
@@ -383,7 +384,7 @@ class Elaborator:
         (`denselayer1` ... `denselayer6`), as torchvision names DenseNet's layers; `block{4}`
         counts from 4."""
         if len(st.chain) != 1:
-            self.error("E106", f"a numbered label `{st.label}` names the copies of one item", st.span,
+            self.error(Code.WRONG_POSITIONALS, f"a numbered label `{st.label}` names the copies of one item", st.span,
                        help=f"write `{st.label}: item * n`")
             return Flow(None, ())
         item, count = st.chain[0], 1
@@ -459,7 +460,7 @@ class Elaborator:
 
     def too_many_layers(self, span: ir.Span, label: str, before: int) -> None:
         notes = (f"{layers_text(before)} before it",) if before else ()
-        self.error("E124", LAYER_LIMIT_MESSAGE.format(self.limits.max_layers), span, label=label, notes=notes,
+        self.error(Code.TOO_MANY_LAYERS, LAYER_LIMIT_MESSAGE.format(self.limits.max_layers), span, label=label, notes=notes,
                    help=LAYER_LIMIT_HELP)
         raise _Abort()
 
@@ -470,12 +471,12 @@ class Elaborator:
         stack = [n for n, _ in env.calls]
         if name in stack:
             chain = " -> ".join(f"`{n}`" for n in stack[stack.index(name):] + [name])
-            self.error("E121", f"block `{name}` calls itself: {chain}", name_span, label="recursive call",
+            self.error(Code.RECURSIVE_BLOCK, f"block `{name}` calls itself: {chain}", name_span, label="recursive call",
                        labels=(Label(span=block.name_span, message="block defined here"),),
                        help="blocks cannot recurse; write the levels out, or pass a parameter to a separate block")
             return Flow(None, ())
         if len(env.calls) >= self.limits.max_call_depth:
-            self.error("E121", f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
+            self.error(Code.RECURSIVE_BLOCK, f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
             return Flow(None, ())
         names = self.bind_block(item, block, env)
         splice = item.node == "call" and item.splice and path is None
@@ -506,14 +507,14 @@ class Elaborator:
         args = item.args if item.node == "call" else ()
         options = item.options if item.node == "call" else ()
         if item.node == "layer" and (item.args or item.options):
-            self.error("E120", f"block `{block.name}` takes its arguments in parentheses", item.span,
+            self.error(Code.BAD_BLOCK_CALL, f"block `{block.name}` takes its arguments in parentheses", item.span,
                        help=f"write `{block.name}(...)`")
             return None
         params = [p.name for p in block.params]
         signature = f"`{block.name}({', '.join(params)})`"
         ok = True
         if len(args) > len(params):
-            self.error("E120", f"`{block.name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
+            self.error(Code.BAD_BLOCK_CALL, f"`{block.name}` takes {len(params)} argument{'s' if len(params) != 1 else ''}, "
                                f"{len(args)} given", args[len(params)].span, label="extra argument",
                        labels=(Label(span=block.name_span, message=f"defined as {signature}"),))
             ok = False
@@ -523,11 +524,11 @@ class Elaborator:
         for option in options:
             if option.key not in params:
                 near = closest(option.key, params)
-                self.error("E120", f"`{block.name}` has no parameter `{option.key}`", option.span,
+                self.error(Code.BAD_BLOCK_CALL, f"`{block.name}` has no parameter `{option.key}`", option.span,
                            help=f"did you mean `{near}`?" if near else f"its parameters: {signature}")
                 ok = False
             elif option.key in values:
-                self.error("E120", f"parameter `{option.key}` given twice", option.span)
+                self.error(Code.BAD_BLOCK_CALL, f"parameter `{option.key}` given twice", option.span)
                 ok = False
             else:
                 values[option.key] = (option.value, env)
@@ -537,13 +538,13 @@ class Elaborator:
                 expr, where = values[param.name]
                 value = self.evaluate(expr, where)
                 if isinstance(value, Word):
-                    self.error("E107", f"unknown name `{value}`", expr.span, label="not defined here",
+                    self.error(Code.UNKNOWN_NAME, f"unknown name `{value}`", expr.span, label="not defined here",
                                help=self.suggest(value, where))
                     ok = False
             elif param.default is not None:
                 value = self.evaluate(param.default, Env(names, env.in_shape, env.frames))
             else:
-                self.error("E120", f"`{block.name}` needs a value for `{param.name}`", item.span,
+                self.error(Code.BAD_BLOCK_CALL, f"`{block.name}` needs a value for `{param.name}`", item.span,
                            labels=(Label(span=block.name_span, message=f"defined as {signature}"),),
                            help=f"pass it by position or as `{param.name}=...`")
                 ok = False
@@ -591,7 +592,7 @@ class Elaborator:
                        help=error.help, notes=(f"the input to `{kind_name}` is {describe_shape(flow.shape)}",))
             return Flow(None, ())
         for note in notes:
-            self.error(note.code, note.message, spans.get(note.arg, span), help=note.help, severity="warning")
+            self.error(note.code, note.message, spans.get(note.arg, span), help=note.help)
         self.check_activation(out, span)
         if getattr(kind, "mixes_positions", False) and len(flow.shape) == 1:
             rf = tuple(f.whole() for f in flow.rf)
@@ -626,7 +627,7 @@ class Elaborator:
         total = env.frames[0].params
         if total > self.limits.max_params and not self.params_refused:
             self.params_refused = True
-            self.error("E301", f"the network reaches {total:,} parameters, over the limit of {self.limits.max_params:,}",
+            self.error(Code.TOO_MANY_PARAMS, f"the network reaches {total:,} parameters, over the limit of {self.limits.max_params:,}",
                        span, label=f"this layer alone has {row.params:,}",
                        help="a dense layer over a large input explodes: pool or stride down before it")
 
@@ -634,7 +635,7 @@ class Elaborator:
         elements = product(shape)
         if elements > self.limits.max_activation and not self.activation_refused:
             self.activation_refused = True
-            self.error("E302", f"an activation of {describe_shape(shape)} holds {elements:.3g} elements, over the "
+            self.error(Code.ACTIVATION_TOO_LARGE, f"an activation of {describe_shape(shape)} holds {elements:.3g} elements, over the "
                                f"limit of {self.limits.max_activation:.3g}", span,
                        help="downsample earlier, or check the input size")
 
@@ -648,7 +649,7 @@ class Elaborator:
         negative = negative_dimension(item.args)
         if negative is not None:
             span, sizes = negative
-            self.error("E004", f"a size cannot hold `{sizes[-1]}`: `{'x'.join(sizes)}` reads as a number, then a name "
+            self.error(Code.SIGNED_POSITIONAL, f"a size cannot hold `{sizes[-1]}`: `{'x'.join(sizes)}` reads as a number, then a name "
                                "minus a number", span, label="not one size",
                        help=f"give it as an option, with commas: `{written} {kind.positional[0]}=({', '.join(sizes)})`"
                        if kind.positional else None)
@@ -658,7 +659,7 @@ class Elaborator:
             if (positional and positional[0] == "kernel" and expr.node == "binop" and expr.op == "*"
                     and expr.left.node == "num" and expr.right.node == "num"):
                 a, b = expr.left.value, expr.right.value
-                self.error("E104", f"`{a}*{b}` multiplies to {a * b}; a kernel size is written `{a}x{b}`", expr.span,
+                self.error(Code.KERNEL_AS_PRODUCT, f"`{a}*{b}` multiplies to {a * b}; a kernel size is written `{a}x{b}`", expr.span,
                            label="this is a product", help=f"write `{written} ... {a}x{b}`")
                 ok = False
                 positional.pop(0)
@@ -676,12 +677,12 @@ class Elaborator:
                     spans[field_name] = expr.span
                     continue
                 if value in REGISTRY or value in self.blocks:
-                    self.error("E106", f"`{value}` is a layer, not an argument of `{written}`", expr.span,
+                    self.error(Code.WRONG_POSITIONALS, f"`{value}` is a layer, not an argument of `{written}`", expr.span,
                                label="starts a new layer", help="put each layer on its own line, or separate them with `;`")
                 else:
                     choices = list(env.names) + list(kind.flags) + ["in"]
                     near = closest(value, choices)
-                    self.error("E107", f"unknown name `{value}`", expr.span, label="not defined here",
+                    self.error(Code.UNKNOWN_NAME, f"unknown name `{value}`", expr.span, label="not defined here",
                                help=f"did you mean `{near}`?" if near else self.names_help(kind, env))
                     if positional:
                         positional.pop(0)
@@ -689,13 +690,13 @@ class Elaborator:
                 continue
             if not positional:
                 taken = ", ".join(f"`{p}`" for p in kind.positional) or "no positional arguments"
-                self.error("E106", f"too many positional arguments for `{written}`", expr.span,
+                self.error(Code.WRONG_POSITIONALS, f"too many positional arguments for `{written}`", expr.span,
                            label="extra argument", help=f"`{written}` takes {taken}; give the rest as `key=value`")
                 ok = False
                 continue
             name = positional.pop(0)
             if name == "out" and isinstance(value, tuple) and "kernel" in kind.positional:
-                self.error("E105", f"`{written}` needs the number of output channels before the kernel",
+                self.error(Code.MISSING_CHANNELS, f"`{written}` needs the number of output channels before the kernel",
                            expr.span, label="this is the kernel",
                            help=f"write the channel count first: `{written} 64 {describe_value(value).strip('`')}`")
                 ok = False
@@ -708,14 +709,14 @@ class Elaborator:
             field_name = key if key in fields else f"{key}_" if f"{key}_" in fields else None
             if field_name is None:
                 near = closest(key, [f.rstrip("_") for f in fields])
-                self.error("E102", f"`{written}` has no option `{key}`", option.span, label="unknown option",
+                self.error(Code.UNKNOWN_OPTION, f"`{written}` has no option `{key}`", option.span, label="unknown option",
                            help=f"did you mean `{near}`?" if near else
                            ("its options: " + ", ".join(f"`{f.rstrip('_')}`" for f in sorted(fields)) if fields
                             else f"`{written}` takes no options"))
                 ok = False
                 continue
             if field_name in values:
-                self.error("E103", f"`{key}` is given twice", option.span, label="second value")
+                self.error(Code.INVALID_VALUE, f"`{key}` is given twice", option.span, label="second value")
                 ok = False
                 continue
             value = self.evaluate(option.value, env)
@@ -747,17 +748,17 @@ class Elaborator:
             if problem["type"] == "missing":
                 usage = " ".join(f"<{p}>" for p in kind.positional)
                 what = "output channel count" if field_name == "out" else f"`{shown}`"
-                self.error("E106", f"`{kind.name}` needs {'an ' if what[0] == 'o' else ''}{what}", span,
+                self.error(Code.WRONG_POSITIONALS, f"`{kind.name}` needs {'an ' if what[0] == 'o' else ''}{what}", span,
                            label="missing argument", help=f"write it as `{kind.name} {usage}`")
                 continue
             value = values.get(field_name)
             if isinstance(value, Word):
-                self.error("E107", f"unknown name `{value}` for `{shown}`", where, label="not defined here",
+                self.error(Code.UNKNOWN_NAME, f"unknown name `{value}` for `{shown}`", where, label="not defined here",
                            help=self.accepted_words(kind, field_name, value))
                 continue
             message = problem["msg"].replace("Input should be", "should be")
             message = message[0].lower() + message[1:]
-            self.error("E103", f"`{shown}` {message}, got {describe_value(value)}", where, label="invalid value")
+            self.error(Code.INVALID_VALUE, f"`{shown}` {message}, got {describe_value(value)}", where, label="invalid value")
 
     @staticmethod
     def accepted_words(kind, field_name: str, written: str = "") -> str | None:
@@ -807,7 +808,7 @@ class Elaborator:
             condition = self.evaluate(short.condition, env)
             if condition is None or isinstance(condition, Word):
                 if isinstance(condition, Word):
-                    self.error("E107", f"unknown name `{condition}`", short.condition.span,
+                    self.error(Code.UNKNOWN_NAME, f"unknown name `{condition}`", short.condition.span,
                                help=self.suggest(condition, env))
                 return Flow(None, ())
             active = bool(condition)
@@ -830,7 +831,7 @@ class Elaborator:
             where = short.span if active else None
             labels = (Label(span=where, message=f"shortcut gives {describe_shape(shortcut.shape)}"),) if where else ()
             notes = () if active else (f"without an active `shortcut`, the input {describe_shape(flow.shape)} is added unchanged",)
-            self.error("E201", f"residual branches disagree: main path gives {describe_shape(main.shape)}, "
+            self.error(Code.RESIDUAL_MISMATCH, f"residual branches disagree: main path gives {describe_shape(main.shape)}, "
                                f"shortcut gives {describe_shape(shortcut.shape)}", keyword,
                        label=f"main path gives {describe_shape(main.shape)}", labels=labels, notes=notes,
                        help=projection_help(flow.shape, main.shape))
@@ -863,7 +864,7 @@ class Elaborator:
         if not results:
             notes = (f"its {'only branch is a `when`' if dropped == 1 else f'{dropped} branches are `when`s'} "
                      "that chose nothing",) if dropped else ()
-            self.error("E205", f"`{item.node}` has no branches", keyword_span(item.span, item.node),
+            self.error(Code.EMPTY_STRUCTURE, f"`{item.node}` has no branches", keyword_span(item.span, item.node),
                        label="nothing to join" if item.node == "concat" else "nothing to add", notes=notes,
                        help=f"give it a branch, or put a `when` around the whole `{item.node}`")
             return Flow(None, ())
@@ -876,7 +877,7 @@ class Elaborator:
             for s in shapes[1:]:
                 out = broadcast(out, s) if out is not None else None
             if out is None:
-                self.error("E203", "add branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
+                self.error(Code.ADD_MISMATCH, "add branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
                            label="the branches are added here",
                            labels=tuple(Label(span=r[2], message=f"gives {describe_shape(r[1].shape)}") for r in results),
                            help="every branch must give the same shape (or one that broadcasts to it)")
@@ -885,7 +886,7 @@ class Elaborator:
         crop = "crop" in item.flags
         for flag in item.flags:
             if flag != "crop":
-                self.error("E102", f"`concat` has no option `{flag}`", keyword, help="`concat crop { ... }` center-crops "
+                self.error(Code.UNKNOWN_OPTION, f"`concat` has no option `{flag}`", keyword, help="`concat crop { ... }` center-crops "
                                                                                      "larger maps to the smallest")
                 return Flow(None, ())
         ranks = {len(s) for s in shapes}
@@ -901,7 +902,7 @@ class Elaborator:
                 problem = "their spatial sizes differ"
             out = (sum(s[0] for s in shapes), *shapes[0][1:])
         if problem:
-            self.error("E202", "concat branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
+            self.error(Code.CONCAT_MISMATCH, "concat branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
                        label=problem,
                        labels=tuple(Label(span=r[2], message=f"gives {describe_shape(r[1].shape)}") for r in results),
                        help="concat joins along channels; every other dimension must agree. "
@@ -923,7 +924,7 @@ class Elaborator:
         out = broadcast(flow.shape, result.shape)
         if out != flow.shape:
             keyword = keyword_span(item.span, "scale")
-            self.error("E204", f"scale branch gives {describe_shape(result.shape)}, which does not broadcast over "
+            self.error(Code.SCALE_MISMATCH, f"scale branch gives {describe_shape(result.shape)}, which does not broadcast over "
                                f"the input {describe_shape(flow.shape)}", keyword,
                        label="the input is multiplied here",
                        help=f"end the branch with {flow.shape[0]} channels and 1x1 (or matching) spatial size, "
@@ -938,18 +939,18 @@ class Elaborator:
             notes = ("its `when` chose nothing",)
         elif any(st.node == "items" and any(i.node in ("call", "layer") for i in st.chain) for st in statements):
             notes = ("the block it calls expands to no layers here",)
-        self.error("E205", message, span, label="no layers", notes=notes, help=help)
+        self.error(Code.EMPTY_STRUCTURE, message, span, label="no layers", notes=notes, help=help)
 
     # ---------------------------------------------------------------- contracts
     def expect_shape(self, st: ir.ExpectShape, flow: Flow) -> None:
         if st.metric != "shape":
-            self.error("E403", f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
+            self.error(Code.UNKNOWN_METRIC, f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
             return
         if self.overridden_input:
             self.skipped[id(st)] = st
             return
         if flow.shape is not None and tuple(st.dims) != flow.shape:
-            self.error("E401", f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
+            self.error(Code.EXPECT_SHAPE_UNMET, f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
                        label=f"the shape here is {describe_shape(flow.shape)}")
 
     def check_expects(self, frame: Frame, where: str) -> None:
@@ -964,7 +965,7 @@ class Elaborator:
             ok = {"<": actual < st.value, "<=": actual <= st.value, ">": actual > st.value,
                   ">=": actual >= st.value, "==": actual == st.value, "!=": actual != st.value}[st.op]
             if not ok:
-                self.error("E402", f"`expect {st.metric} {st.op} {st.text}` is not met: {where} has "
+                self.error(Code.EXPECT_BOUND_UNMET, f"`expect {st.metric} {st.op} {st.text}` is not met: {where} has "
                                    f"{format_metric(st.metric, actual)}", st.span,
                            label=f"actual {format_metric(st.metric, actual)}")
 

@@ -10,6 +10,7 @@ import difflib
 import math
 
 from cnnspec import ir
+from cnnspec.codes import Code
 
 #: integers beyond this are refused, so no expression can build a huge number
 MAX_MAGNITUDE = 10 ** 15
@@ -22,7 +23,7 @@ class Word(str):
 
 
 class EvalError(Exception):
-    def __init__(self, code: str, message: str, span: ir.Span, help: str | None = None, label: str = ""):
+    def __init__(self, code: Code, message: str, span: ir.Span, help: str | None = None, label: str = ""):
         super().__init__(message)
         self.code, self.message, self.span, self.help, self.label = code, message, span, help, label
 
@@ -43,7 +44,7 @@ def in_attribute(shape, attr: str, span: ir.Span):
     index = _IN_ATTRS.get(len(shape), {}).get(attr)
     if index is None:
         have = ", ".join(f"`in.{a}`" for a in _IN_ATTRS.get(len(shape), {}))
-        raise EvalError("E109", f"`in.{attr}` is not defined for an input of shape {'x'.join(map(str, shape))}", span,
+        raise EvalError(Code.UNAVAILABLE_INPUT_ATTRIBUTE, f"`in.{attr}` is not defined for an input of shape {'x'.join(map(str, shape))}", span,
                         help=f"this input has {have} and `in.rank`")
     return shape[index]
 
@@ -55,9 +56,9 @@ def closest(name: str, candidates) -> str | None:
 
 def _number(value, span: ir.Span):
     if isinstance(value, Word):
-        raise EvalError("E107", f"unknown name `{value}`", span, label="not defined here")
+        raise EvalError(Code.UNKNOWN_NAME, f"unknown name `{value}`", span, label="not defined here")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EvalError("E108", f"expected a number, found {describe_value(value)}", span)
+        raise EvalError(Code.INVALID_EXPRESSION, f"expected a number, found {describe_value(value)}", span)
     return value
 
 
@@ -75,9 +76,9 @@ def describe_value(value) -> str:
 
 def _check_size(value, span):
     if isinstance(value, int) and abs(value) > MAX_MAGNITUDE:
-        raise EvalError("E108", f"number too large ({value:.3g})", span)
+        raise EvalError(Code.INVALID_EXPRESSION, f"number too large ({value:.3g})", span)
     if isinstance(value, float) and not math.isfinite(value):
-        raise EvalError("E108", "number is not finite", span)
+        raise EvalError(Code.INVALID_EXPRESSION, "number is not finite", span)
     return value
 
 
@@ -116,7 +117,7 @@ class Evaluator:
         if e.name == "in" and e.attr is not None:
             return in_attribute(self.in_shape, e.attr, e.span)
         if e.attr is not None:
-            raise EvalError("E107", f"`{e.name}.{e.attr}` is not defined; only `in` has attributes", e.span)
+            raise EvalError(Code.UNKNOWN_NAME, f"`{e.name}.{e.attr}` is not defined; only `in` has attributes", e.span)
         if e.name in self.names:
             return self.names[e.name]
         word = Word(e.name)
@@ -131,7 +132,7 @@ class Evaluator:
 
     def truth(self, value, span) -> bool:
         if isinstance(value, Word):
-            raise EvalError("E107", f"unknown name `{value}`", span, label="not defined here",
+            raise EvalError(Code.UNKNOWN_NAME, f"unknown name `{value}`", span, label="not defined here",
                             help=self._suggest(value))
         return bool(value)
 
@@ -142,13 +143,13 @@ class Evaluator:
     def _func(self, e: ir.Func):
         func = _FUNCS.get(e.name)
         if func is None:
-            raise EvalError("E108", f"unknown function `{e.name}`", e.span,
+            raise EvalError(Code.INVALID_EXPRESSION, f"unknown function `{e.name}`", e.span,
                             help="functions are " + ", ".join(f"`{f}`" for f in _FUNCS))
         args = [_number(self(a), a.span) for a in e.args]
         try:
             return _check_size(func(*args), e.span)
         except (TypeError, ValueError) as error:
-            raise EvalError("E108", f"`{e.name}` cannot take these arguments: {error}", e.span) from None
+            raise EvalError(Code.INVALID_EXPRESSION, f"`{e.name}` cannot take these arguments: {error}", e.span) from None
 
     def _binop(self, e: ir.BinOp):
         if e.op in ("and", "or"):
@@ -160,14 +161,14 @@ class Evaluator:
         if e.op in ("==", "!="):
             for value, span in ((left, e.left.span), (right, e.right.span)):
                 if isinstance(value, Word):
-                    raise EvalError("E107", f"unknown name `{value}`", span, help=self._suggest(value))
+                    raise EvalError(Code.UNKNOWN_NAME, f"unknown name `{value}`", span, help=self._suggest(value))
             return (left == right) == (e.op == "==")
         a, b = _number(left, e.left.span), _number(right, e.right.span)
         if isinstance(left, Word) or isinstance(right, Word):
-            raise EvalError("E107", "unknown name", e.span)
+            raise EvalError(Code.UNKNOWN_NAME, "unknown name", e.span)
         op = e.op
         if op in ("/", "//", "%") and b == 0:
-            raise EvalError("E108", "division by zero", e.span, label="the divisor is zero here")
+            raise EvalError(Code.INVALID_EXPRESSION, "division by zero", e.span, label="the divisor is zero here")
         result = {
             "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
             "//": lambda: a // b, "%": lambda: a % b, "<": lambda: a < b, "<=": lambda: a <= b,

@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 from cnnspec import ir
 from cnnspec.analysis.stats import Row, field_sizes
+from cnnspec.codes import Code
 from cnnspec.graph import Graph, LayerNode
 from cnnspec.ir import Span
 from cnnspec.layers.conv import conv_geometry
@@ -51,14 +52,15 @@ class Context:
 
 
 Rule = Callable[[Context], Iterator[Finding]]
-RULES: dict[str, tuple[str, Rule]] = {}
+#: each lint's code (which holds its title) and its rule
+RULES: dict[Code, Rule] = {}
 
 
-def rule(code: str, title: str):
+def rule(code: Code):
     def register(fn: Rule) -> Rule:
         if code in RULES:
             raise ValueError(f"lint {code} registered twice")
-        RULES[code] = (title, fn)
+        RULES[code] = fn
         return fn
     return register
 
@@ -164,7 +166,7 @@ def is_two_by_two_pool(node: LayerNode) -> bool:
     return g.mode == "window" and set(g.kernel) == {2} and set(g.stride) == {2}
 
 
-@rule("W101", "a stride drops rows or columns of its input")
+@rule(Code.STRIDE_DROPS_ROWS)
 def dropping_stride(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         found = windows(node)
@@ -185,7 +187,7 @@ def dropping_stride(ctx: Context) -> Iterator[Finding]:
                 break
 
 
-@rule("W102", "a pooling window larger than 3")
+@rule(Code.LARGE_POOLING_WINDOW)
 def large_pool(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if node.kind in ("maxpool", "avgpool"):
@@ -197,7 +199,7 @@ def large_pool(ctx: Context) -> Iterator[Finding]:
                                    "that learns what to keep")
 
 
-@rule("W103", "a large kernel where stacked small convs would do")
+@rule(Code.LARGE_KERNEL)
 def large_kernel(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if node.kind != "conv":
@@ -213,7 +215,7 @@ def large_kernel(ctx: Context) -> Iterator[Finding]:
                                "or make it depthwise")
 
 
-@rule("W104", "a conv bias cancelled by the batch norm after it")
+@rule(Code.BIAS_BEFORE_BATCH_NORM)
 def bias_before_bn(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
@@ -222,7 +224,7 @@ def bias_before_bn(ctx: Context) -> Iterator[Finding]:
                           help="write `bias=false`: the batch norm's shift does the bias's work")
 
 
-@rule("W105", "a dense layer holding most of the network's parameters")
+@rule(Code.DENSE_PARAMETER_EXPLOSION)
 def dense_explosion(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         params = ctx.rows[node.id].params
@@ -234,7 +236,7 @@ def dense_explosion(ctx: Context) -> Iterator[Finding]:
                                f"with a {cube(1, max(1, len(ctx.graph.input_shape) - 1))} conv before flattening")
 
 
-@rule("W106", "unpadded convs shrinking the map fast")
+@rule(Code.SHRINKING_UNPADDED_STACK)
 def shrinking_stack(ctx: Context) -> Iterator[Finding]:
     runs: list[list[LayerNode]] = [[]]
     for node in ctx.layers:
@@ -256,7 +258,7 @@ def _unpadded_shrinking(node: LayerNode) -> bool:
     return all(b == 0 and e == 0 for b, e in g.pads) and max(g.kernel) > 1 and set(g.stride) == {1}
 
 
-@rule("W107", "a head whose receptive field does not cover the input")
+@rule(Code.NARROW_HEAD)
 def narrow_head(ctx: Context) -> Iterator[Finding]:
     out = ctx.graph.output_shape
     spatial_in = ctx.graph.input_shape[1:]
@@ -272,7 +274,7 @@ def narrow_head(ctx: Context) -> Iterator[Finding]:
                       help="add depth or downsampling before the head, or pool globally")
 
 
-@rule("W108", "an odd map before a halving pool")
+@rule(Code.ODD_MAP_BEFORE_POOL)
 def odd_before_pool(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if is_two_by_two_pool(node) and not node.params.ceil:
@@ -285,7 +287,7 @@ def odd_before_pool(ctx: Context) -> Iterator[Finding]:
                               help="pad the layer before so the map is even, or pool with `ceil`")
 
 
-@rule("W109", "an activation right after an activation")
+@rule(Code.DOUBLE_ACTIVATION)
 def double_activation(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
@@ -294,7 +296,7 @@ def double_activation(ctx: Context) -> Iterator[Finding]:
                           help="keep one of them")
 
 
-@rule("W110", "dropout right before batch norm")
+@rule(Code.DROPOUT_BEFORE_BATCH_NORM)
 def dropout_before_bn(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
@@ -304,7 +306,7 @@ def dropout_before_bn(ctx: Context) -> Iterator[Finding]:
                           help="put the dropout after the batch norm, or drop it")
 
 
-@rule("W111", "softmax as the last layer")
+@rule(Code.SOFTMAX_LAST)
 def softmax_last(ctx: Context) -> Iterator[Finding]:
     if ctx.layers and ctx.layers[-1].kind == "softmax":
         yield Finding(ctx.layers[-1], "the network ends in softmax, but most losses (cross entropy) expect logits "
@@ -312,7 +314,7 @@ def softmax_last(ctx: Context) -> Iterator[Finding]:
                       help="end with the last linear layer; apply softmax at inference if probabilities are needed")
 
 
-@rule("W112", "channels not a multiple of 8")
+@rule(Code.CHANNELS_NOT_MULTIPLE_OF_8)
 def odd_channels(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         if node.kind == "conv" and node.params.out >= 16 and node.params.out % 8:
@@ -342,7 +344,7 @@ def referenced_names(node) -> Iterator[str]:
             yield from referenced_names(getattr(node, name))
 
 
-@rule("W113", "a block defined but never used")
+@rule(Code.UNUSED_BLOCK)
 def unused_block(ctx: Context) -> Iterator[Finding]:
     if ctx.spec is None or not any(st.node == "block" for st in ctx.spec.statements):
         return
@@ -362,12 +364,12 @@ def unused_block(ctx: Context) -> Iterator[Finding]:
 
 
 def run_lints(graph: Graph, rows: list[Row], spec: ir.SpecFile | None = None,
-              blocks: dict[str, ir.BlockDef] | None = None) -> list[tuple[str, Finding]]:
+              blocks: dict[str, ir.BlockDef] | None = None) -> list[tuple[Code, Finding]]:
     by_id = {row.id: row for row in rows}
     layers = list(graph.layers())
     ctx = Context(graph, by_id, layers, successors(graph), sum(r.params for r in rows) or 1, spec, blocks or {})
     findings = []
-    for code, (_, check) in RULES.items():
+    for code, check in RULES.items():
         for finding in check(ctx):
             findings.append((code, finding))
     return findings

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SourceMap
 from cnnspec.ir import Span
 
@@ -60,7 +61,7 @@ def apply_suppressions(diagnostics: list[Diagnostic], sources: SourceMap) -> lis
         kept.append(d)
     for rules in table.values():
         for span in rules.unexplained:
-            kept.append(Diagnostic(code="W190", severity="warning", message="a suppression without a reason",
+            kept.append(Diagnostic(code=Code.SUPPRESSION_WITHOUT_REASON, message="a suppression without a reason",
                                    span=span, label="say why this warning does not apply",
                                    help="write the reason after the codes: `# cnnspec: ignore[W105] as in the paper`"))
     return kept

@@ -20,6 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from cnnspec.backends.naming import unique_name
 from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
@@ -667,7 +668,7 @@ def to_onnx(network: "Network", weights: dict | None = None, opset: int = DEFAUL
     try:
         output = Lowerer(builder, weights, fold_bn).sequence(graph.body.items, input_name)
     except ExportError as error:
-        raise SpecError([Diagnostic(code="E304", severity="error", message=str(error), span=error.node.span,
+        raise SpecError([Diagnostic(code=Code.NOT_AT_OPSET, message=str(error), span=error.node.span,
                                     label="cannot be exported at this opset",
                                     help=f"export with a newer opset (up to {MAX_OPSET})")],
                         network.sources) from None

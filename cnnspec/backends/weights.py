@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from cnnspec.codes import Code
 from cnnspec.graph import LayerNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
 
@@ -227,8 +228,7 @@ def check_budget(network: "Network", budget: int | None, option: str = "memory_b
     params = {row.id: row.params for row in network.rows}
     largest = max(network.graph.layers(), key=lambda node: params[node.id])
     diagnostic = Diagnostic(
-        code="E303", severity="error",
-        message=f"the weights need {human(needed)}B in fp32, over the memory budget of {human(budget)}B",
+        code=Code.OVER_MEMORY_BUDGET, message=f"the weights need {human(needed)}B in fp32, over the memory budget of {human(budget)}B",
         span=largest.span, label=f"the largest layer: {params[largest.id]:,} parameters",
         help=f"raise `{option}` if the machine has the memory, or shrink the network")
     raise SpecError([diagnostic], network.sources)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from cnnspec import ir
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -113,7 +114,7 @@ def _too_deep(statements: list, loc: tuple) -> SpecError:
             if expression is None and current.get("node") in _NESTING_EXPRESSIONS:
                 expression = current["span"]
     span = expression or outer
-    return SpecError([Diagnostic(code="E012", severity="error", message="the spec nests too deeply to check",
+    return SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec nests too deeply to check",
                                  span=ir.Span(**span), label="nested too deeply here",
                                  help="split the expression, or the structure, into named blocks or shorter steps")])
 
@@ -165,7 +166,7 @@ class SpecBuilder(Transformer):
             column = token.column + offset
             span = {"file": self.path, "line": token.line, "column": column, "end_line": token.line,
                     "end_column": column + len(text)}
-            self.problems.append(Diagnostic(code="E108", severity="error", message=str(error), span=ir.Span(**span),
+            self.problems.append(Diagnostic(code=Code.INVALID_EXPRESSION, message=str(error), span=ir.Span(**span),
                                             label=error.label))
             return 0
 

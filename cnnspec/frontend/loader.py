@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnspec import ir
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError
 from cnnspec.frontend.parser import MAX_SOURCE_BYTES, MAX_TOKENS, parse_text
 
@@ -45,7 +46,7 @@ def resolve_name(path: str | os.PathLike) -> Path:
     try:
         return zoo_path(text[len(ZOO_PREFIX):])
     except UnknownZooNetwork as error:
-        raise SpecError([Diagnostic(code="E132", severity="error", message=f"no zoo network `{printable(error.name)}`",
+        raise SpecError([Diagnostic(code=Code.UNREADABLE_IMPORT, message=f"no zoo network `{printable(error.name)}`",
                                     help=error.help)]) from None
 
 
@@ -77,7 +78,7 @@ def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: st
         raise _unreadable(f"cannot read `{shown}`: {reason.lower()}", span) from None
     size = max(info.st_size, len(data))
     if size > MAX_SOURCE_BYTES:
-        raise SpecError([Diagnostic(code="E012", severity="error", span=span,
+        raise SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, span=span,
                                     message=f"`{shown}` is too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})")])
     try:
         text = data.decode("utf-8")
@@ -87,7 +88,7 @@ def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: st
 
 
 def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str | None = None) -> SpecError:
-    return SpecError([Diagnostic(code="E132", severity="error", message=message, span=span,
+    return SpecError([Diagnostic(code=Code.UNREADABLE_IMPORT, message=message, span=span,
                                  label=label if span is not None else "", help=help)])
 
 
@@ -141,13 +142,13 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
         shown = os.path.normpath(os.path.join(os.path.dirname(spec.path), st.path))
         if not target.is_relative_to(root):
             program.diagnostics.append(Diagnostic(
-                code="E130", severity="error", message=f"`{printable(st.path)}` is outside the spec's folder tree", span=st.span,
+                code=Code.IMPORT_OUTSIDE_TREE, message=f"`{printable(st.path)}` is outside the spec's folder tree", span=st.span,
                 label="imports must stay inside this folder",
                 help="a spec may import only files in its own folder or below it; move the file there"))
             continue
         if target in stack:
             chain = " -> ".join(f"`{p.name}`" for p in stack[stack.index(target):] + (target,))
-            program.diagnostics.append(Diagnostic(code="E131", severity="error", message=f"import cycle: {chain}",
+            program.diagnostics.append(Diagnostic(code=Code.IMPORT_CYCLE, message=f"import cycle: {chain}",
                                                   span=st.span, label="this import closes the cycle",
                                                   help="move the shared blocks into a file that imports neither"))
             continue
@@ -167,7 +168,7 @@ def _add_block(program: Program, block: ir.BlockDef) -> None:
     first = program.blocks.get(block.name)
     if first is not None:
         program.diagnostics.append(Diagnostic(
-            code="E123", severity="error", message=f"block `{block.name}` is defined twice", span=block.name_span,
+            code=Code.DUPLICATE_BLOCK, message=f"block `{block.name}` is defined twice", span=block.name_span,
             label="second definition", labels=(Label(span=first.name_span, message="first defined here"),),
             help="rename one of them"))
         return
@@ -175,7 +176,7 @@ def _add_block(program: Program, block: ir.BlockDef) -> None:
 
     if block.name in REGISTRY:
         program.diagnostics.append(Diagnostic(
-            code="E123", severity="error", message=f"block `{block.name}` has the name of a layer kind",
+            code=Code.DUPLICATE_BLOCK, message=f"block `{block.name}` has the name of a layer kind",
             span=block.name_span, label="shadows the layer", help="choose another name"))
         return
     program.blocks[block.name] = block
@@ -189,7 +190,7 @@ def _repeated_parameters(block: ir.BlockDef) -> list[Diagnostic]:
         earlier = first.setdefault(param.name, param)
         if earlier is not param:
             found.append(Diagnostic(
-                code="E141", severity="error", message=f"parameter `{param.name}` is declared twice in block `{block.name}`",
+                code=Code.REPEATED_DECLARATION, message=f"parameter `{param.name}` is declared twice in block `{block.name}`",
                 span=_name_span(param), label="second declaration",
                 labels=(Label(span=_name_span(earlier), message="first declared here"),),
                 help="give each parameter its own name"))

@@ -14,6 +14,7 @@ from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cnnspec import ir
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.frontend.build import SpecBuilder, validate
 from cnnspec.resources import grammar_path
@@ -76,7 +77,7 @@ def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: i
             break
         except UnexpectedInput as error:
             diagnostic = describe_syntax_error(error, current, path)
-            at_end = diagnostic.code == "E005" or isinstance(error, UnexpectedEOF) or (
+            at_end = diagnostic.code == Code.UNCLOSED_BRACKET or isinstance(error, UnexpectedEOF) or (
                 isinstance(error, UnexpectedToken) and error.token.type == "$END")
             if at_end and blanked:
                 # an unclosed bracket found after blanking lines may be of the blanking's making
@@ -122,8 +123,7 @@ def _check_size(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: 
     `shortcut` (each such one is expanded at least once) counts a layer, so a flat list of more
     layers than the limit is refused before the parse too (E124), not after it."""
     if len(text) > MAX_SOURCE_BYTES:
-        raise SpecError([Diagnostic(code="E012", severity="error",
-                                    message=f"spec is too large ({len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,})",
+        raise SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, message=f"spec is too large ({len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,})",
                                     span=_point(path, 1, 1))])
     kinds = _layer_kinds() if max_layers is not None else frozenset()
     tokens = depth = operators = layers = 0
@@ -143,7 +143,7 @@ def _check_size(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: 
             layers += 1
             if layers > max_layers:
                 _refuse(text, path, match, LAYER_LIMIT_MESSAGE.format(max_layers), "the limit is crossed here",
-                        LAYER_LIMIT_HELP, code="E124", notes=(f"{max_layers:,} layers before it",))
+                        LAYER_LIMIT_HELP, code=Code.TOO_MANY_LAYERS, notes=(f"{max_layers:,} layers before it",))
         start = kind == "sep" or value in ("{", ":")
         if kind == "op" or kind == "word" and value in _WORD_OPERATORS:
             operators += 1
@@ -180,12 +180,12 @@ def _layer_kinds() -> frozenset[str]:
     return frozenset(REGISTRY)
 
 
-def _refuse(text: str, path: str, match: re.Match, message: str, label: str, help: str, code: str = "E012",
+def _refuse(text: str, path: str, match: re.Match, message: str, label: str, help: str, code: Code = Code.SPEC_TOO_LARGE,
             notes: tuple[str, ...] = ()) -> None:
     start = match.start()
     line = text.count("\n", 0, start) + 1
     column = start - text.rfind("\n", 0, start)
-    raise SpecError([Diagnostic(code=code, severity="error", message=message, label=label, help=help, notes=notes,
+    raise SpecError([Diagnostic(code=code, message=message, label=label, help=help, notes=notes,
                                 span=_point(path, line, column, max(1, len(match.group().split("\n")[0]))))])
 
 
@@ -234,11 +234,10 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         char = source[error.pos_in_stream] if error.pos_in_stream < len(source) else "?"
         span = _point(path, error.line, error.column)
         helps = {"'": "strings are written with double quotes", "@": None, "$": None}
-        return Diagnostic(code="E002", severity="error", message=f"unexpected character `{char}`",
+        return Diagnostic(code=Code.UNEXPECTED_CHARACTER, message=f"unexpected character `{char}`",
                           span=span, label="not part of the language", help=helps.get(char))
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
-        return _unclosed(source, path) or Diagnostic(code="E001", severity="error",
-                                                     message="unexpected end of file",
+        return _unclosed(source, path) or Diagnostic(code=Code.UNEXPECTED_TOKEN, message="unexpected end of file",
                                                      span=_point(path, max(1, len(lines)), 1))
     assert isinstance(error, UnexpectedToken)
     token = error.token
@@ -252,12 +251,11 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
     expected = set(error.expected)
     found = _describe_token(token)
     if token.type == "STAR":
-        return Diagnostic(code="E003", severity="error", message="a layer with arguments cannot be repeated with `*`",
+        return Diagnostic(code=Code.REPEATED_LAYER_WITH_ARGUMENTS, message="a layer with arguments cannot be repeated with `*`",
                           span=span, label="repetition needs a block call or a group",
                           help="wrap the layer in braces: `{ conv 64 3x3 pad=1 } * 2`")
     if token.type in ("MINUS", "LPAR") and "NAME" in expected and "_SEP" in expected:
-        return Diagnostic(code="E004", severity="error",
-                          message=f"a positional argument cannot start with {found}",
+        return Diagnostic(code=Code.SIGNED_POSITIONAL, message=f"a positional argument cannot start with {found}",
                           span=span, label="ambiguous here",
                           help="write the value as an option, such as `slope=-0.2`")
     if token.type == "RBRACE" or (token.type == "_SEP" and "RBRACE" in expected and len(expected) <= 2):
@@ -266,19 +264,19 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
             return unclosed
     in_expect = _statement_words(lines, token)[:1] == ["expect"]
     if token.type == "EQUAL" and in_expect:
-        return Diagnostic(code="E001", severity="error", message="unexpected `=`", span=span,
+        return Diagnostic(code=Code.UNEXPECTED_TOKEN, message="unexpected `=`", span=span,
                           label="`expect` compares with `==`", help="write `==`, such as `expect params == 100`")
     number = _number_before(lines, token)
     if in_expect and token.type == "NAME" and token.value in ("m", "g", "t") and number:
-        return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span,
+        return Diagnostic(code=Code.UNEXPECTED_TOKEN, message=f"unexpected {found}", span=span,
                           label="not a unit", help=f"quantities take `k`, `M`, `G` and `T`: write "
                                                    f"`{number}{token.value.upper()}`")
     if token.type == "EQUAL":
-        return Diagnostic(code="E001", severity="error", message="unexpected `=`", span=span,
+        return Diagnostic(code=Code.UNEXPECTED_TOKEN, message="unexpected `=`", span=span,
                           label="an option needs a name before `=`",
                           help="options are written `key=value` with no spaces, after the positional arguments")
     if token.type == "COLON":
-        return Diagnostic(code="E001", severity="error", message="unexpected `:`", span=span,
+        return Diagnostic(code=Code.UNEXPECTED_TOKEN, message="unexpected `:`", span=span,
                           label="a label must start its statement",
                           help="labels are written `name: layer`, one per statement")
     if expected == {"EQUAL"}:
@@ -287,7 +285,7 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         words = before.split("#")[0].split()
         word = words[-1] if words else ""
         if word in KEYWORD_OPTIONS:
-            return Diagnostic(code="E001", severity="error", message=f"unexpected {found} after the keyword `{word}`",
+            return Diagnostic(code=Code.UNEXPECTED_TOKEN, message=f"unexpected {found} after the keyword `{word}`",
                               span=span, label="expected `=`",
                               help=f"`{word}` is a keyword, read here as an option name; to pass a value named "
                                    f"`{word}`, give it as an option (such as `factor={word}`) or rename it")
@@ -295,7 +293,7 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         label = "expected the end of the statement (a new line or `;`)"
     else:
         label = _expected(expected) or "not expected here"
-    return Diagnostic(code="E001", severity="error", message=f"unexpected {found}", span=span, label=label)
+    return Diagnostic(code=Code.UNEXPECTED_TOKEN, message=f"unexpected {found}", span=span, label=label)
 
 
 def _text_before(lines: list[str], token: Token) -> str:
@@ -336,5 +334,5 @@ def _unclosed(source: str, path: str) -> Diagnostic | None:
         return None
     char, line, column = stack[-1]
     closing = {"{": "}", "(": ")", "[": "]"}[char]
-    return Diagnostic(code="E005", severity="error", message=f"unclosed `{char}`", span=_point(path, line, column),
+    return Diagnostic(code=Code.UNCLOSED_BRACKET, message=f"unclosed `{char}`", span=_point(path, line, column),
                       label=f"this `{char}` is never closed", help=f"add the matching `{closing}`")

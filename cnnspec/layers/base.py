@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from cnnspec.codes import Code
+
 Shape = tuple[int, ...]
 
 
@@ -25,7 +27,7 @@ class LayerError(Exception):
     `arg` names the argument to point at (a positional name or option key), if any.
     """
 
-    def __init__(self, code: str, message: str, *, arg: str | None = None, label: str = "",
+    def __init__(self, code: Code, message: str, *, arg: str | None = None, label: str = "",
                  help: str | None = None):
         super().__init__(message)
         self.code, self.message, self.arg, self.label, self.help = code, message, arg, label, help
@@ -51,7 +53,7 @@ class Window:
 
 @dataclass(frozen=True)
 class Warning_:
-    code: str
+    code: Code
     message: str
     arg: str | None = None
     help: str | None = None
@@ -118,10 +120,10 @@ def need_spatial(kind: str, shape: Shape, min_rank: int = 1, max_rank: int = 3) 
     """The number of spatial dimensions, or E214 when the layer cannot take this input."""
     rank = spatial_rank(shape)
     if rank < min_rank:
-        raise LayerError("E214", f"`{kind}` needs a feature map with spatial dimensions, got a flat {describe_shape(shape)}",
+        raise LayerError(Code.WRONG_INPUT_RANK, f"`{kind}` needs a feature map with spatial dimensions, got a flat {describe_shape(shape)}",
                          help="move the layer before `flatten`")
     if rank > max_rank:
-        raise LayerError("E214", f"`{kind}` supports at most {max_rank} spatial dimensions, got {describe_shape(shape)}")
+        raise LayerError(Code.WRONG_INPUT_RANK, f"`{kind}` supports at most {max_rank} spatial dimensions, got {describe_shape(shape)}")
     return rank
 
 
@@ -131,7 +133,7 @@ def per_dim(value: int | tuple[int, ...], rank: int, arg: str) -> tuple[int, ...
         return (value,) * rank
     if len(value) != rank:
         dims = "dimension" if rank == 1 else "dimensions"
-        raise LayerError("E213", f"`{arg}` has {len(value)} values but the input has {rank} spatial {dims}",
+        raise LayerError(Code.KERNEL_RANK_MISMATCH, f"`{arg}` has {len(value)} values but the input has {rank} spatial {dims}",
                          arg=arg, help="give one value per spatial dimension, or a single integer")
     return tuple(value)
 
@@ -148,6 +150,6 @@ def resolve_padding(pad, rank: int, sizes, kernel, stride, dilation, arg: str = 
         return ((pad, pad),) * rank
     if pad and isinstance(pad[0], tuple):
         if len(pad) != rank:
-            raise LayerError("E213", f"`{arg}` gives {len(pad)} (begin, end) pairs but the input has {rank} spatial dimensions", arg=arg)
+            raise LayerError(Code.KERNEL_RANK_MISMATCH, f"`{arg}` gives {len(pad)} (begin, end) pairs but the input has {rank} spatial dimensions", arg=arg)
         return tuple((int(b), int(e)) for b, e in pad)
     return tuple((p, p) for p in per_dim(tuple(pad), rank, arg))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field
 
+from cnnspec.codes import Code
 from cnnspec.layers.base import (
     LayerError,
     LayerKind,
@@ -78,10 +79,10 @@ def nested_shape(values) -> tuple[int, ...]:
     if not isinstance(values, tuple):
         return ()
     if not values:
-        raise LayerError("E216", "`weights` is empty", arg="weights")
+        raise LayerError(Code.WEIGHTS_MISMATCH, "`weights` is empty", arg="weights")
     inner = [nested_shape(v) for v in values]
     if any(s != inner[0] for s in inner):
-        raise LayerError("E216", "`weights` rows have different lengths", arg="weights")
+        raise LayerError(Code.WEIGHTS_MISMATCH, "`weights` rows have different lengths", arg="weights")
     return (len(values), *inner[0])
 
 
@@ -89,7 +90,7 @@ def flatten_numbers(values) -> list[float]:
     if isinstance(values, tuple):
         return [x for v in values for x in flatten_numbers(v)]
     if isinstance(values, bool) or not isinstance(values, (int, float)):
-        raise LayerError("E216", f"`weights` must hold numbers, found `{values}`", arg="weights")
+        raise LayerError(Code.WEIGHTS_MISMATCH, f"`weights` must hold numbers, found `{values}`", arg="weights")
     return [float(values)]
 
 
@@ -112,15 +113,15 @@ def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     kernel = p.kernel
     if kernel is None:
         if p.weights is None:
-            raise LayerError("E106", "`conv` needs a kernel size, such as `conv 64 3x3`", arg="out",
+            raise LayerError(Code.WRONG_POSITIONALS, "`conv` needs a kernel size, such as `conv 64 3x3`", arg="out",
                              help="give the kernel after the channel count: `conv 64 3x3`")
         kernel = nested_shape(p.weights)[-rank:]
         if len(kernel) < rank:
-            raise LayerError("E216", f"`weights` has {len(kernel)} dimensions; a {rank}D kernel needs at least {rank}",
+            raise LayerError(Code.WEIGHTS_MISMATCH, f"`weights` has {len(kernel)} dimensions; a {rank}D kernel needs at least {rank}",
                              arg="weights")
     if isinstance(kernel, tuple) and len(kernel) != rank:
         written = "x".join(map(str, kernel))
-        raise LayerError("E213", f"a {len(kernel)}D kernel `{written}` on a {rank}D input {describe_shape(shape)}",
+        raise LayerError(Code.KERNEL_RANK_MISMATCH, f"a {len(kernel)}D kernel `{written}` on a {rank}D input {describe_shape(shape)}",
                          arg="kernel", label=f"this kernel has {len(kernel)} dimensions",
                          help=f"write {rank} sizes, such as `{'x'.join(['3'] * rank)}`")
     kernel = per_dim(kernel, rank, "kernel")
@@ -128,14 +129,14 @@ def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     dilation = per_dim(p.dilation, rank, "dilation")
     groups = in_c if p.depthwise else p.groups
     if p.depthwise and p.groups != 1 and p.groups != in_c:
-        raise LayerError("E212", f"`depthwise` sets groups to the {in_c} input channels, but `groups={p.groups}` was given",
+        raise LayerError(Code.GROUPS_MISMATCH, f"`depthwise` sets groups to the {in_c} input channels, but `groups={p.groups}` was given",
                          arg="groups")
     if in_c % groups:
-        raise LayerError("E212", f"groups={groups} does not divide the {in_c} input channels", arg="groups",
+        raise LayerError(Code.GROUPS_MISMATCH, f"groups={groups} does not divide the {in_c} input channels", arg="groups",
                          help=f"choose groups among the divisors of {in_c}")
     if p.out % groups:
         what = "depthwise conv" if p.depthwise else f"groups={groups}"
-        raise LayerError("E212", f"{what} needs output channels divisible by {groups}, got {p.out}", arg="out",
+        raise LayerError(Code.GROUPS_MISMATCH, f"{what} needs output channels divisible by {groups}, got {p.out}", arg="out",
                          help=f"use a multiple of {groups}, such as {groups * max(1, round(p.out / groups))}")
     pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
     return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
@@ -151,13 +152,13 @@ def check_windows(kind: str, sizes, kernel, stride, pads, dilation, ceil: bool =
         k_eff = d * (k - 1) + 1
         if k_eff > n + b + e:
             extra = f" (dilated to {k_eff})" if d > 1 else ""
-            raise LayerError("E210", f"`{kind}` kernel {k}{extra} is larger than the padded input {n + b + e} "
+            raise LayerError(Code.KERNEL_TOO_LARGE, f"`{kind}` kernel {k}{extra} is larger than the padded input {n + b + e} "
                                      f"(size {n}, padding {b}+{e})",
                              arg="kernel", label="kernel too large",
                              help="pad the input, use a smaller kernel, or remove an earlier downsampling layer")
         size = window_output_size(n, k, s, b, e, d, ceil)
         if size <= 0:
-            raise LayerError("E211", f"`{kind}` gives an output size of {size} along spatial axis {axis + 1}",
+            raise LayerError(Code.EMPTY_OUTPUT, f"`{kind}` gives an output size of {size} along spatial axis {axis + 1}",
                              arg="stride")
         out.append(size)
     return tuple(out)
@@ -180,10 +181,10 @@ class Conv(LayerKind):
         if p.pad_mode != "zeros":
             for n, (b, e) in zip(shape[1:], g.pads):
                 if p.pad_mode == "reflect" and max(b, e) >= n:
-                    raise LayerError("E210", f"reflect padding of {max(b, e)} needs an input larger than that, got {n}",
+                    raise LayerError(Code.KERNEL_TOO_LARGE, f"reflect padding of {max(b, e)} needs an input larger than that, got {n}",
                                      arg="pad")
                 if p.pad_mode == "circular" and max(b, e) > n:
-                    raise LayerError("E210", f"circular padding of {max(b, e)} is larger than the input {n}", arg="pad")
+                    raise LayerError(Code.KERNEL_TOO_LARGE, f"circular padding of {max(b, e)} is larger than the input {n}", arg="pad")
         sizes = check_windows("conv", shape[1:], g.kernel, g.stride, g.pads, g.dilation)
         return (p.out, *sizes)
 
@@ -193,7 +194,7 @@ class Conv(LayerKind):
         # a bare kernel (or one output channel's weights) stands for leading dimensions of 1
         padded = (1,) * (len(want) - len(have)) + have
         if padded != want:
-            raise LayerError("E216", f"`weights` has shape {describe_shape(have)}, the kernel needs {describe_shape(want)}",
+            raise LayerError(Code.WEIGHTS_MISMATCH, f"`weights` has shape {describe_shape(have)}, the kernel needs {describe_shape(want)}",
                              arg="weights", help="give one number per weight: out x in/groups x kernel")
         flatten_numbers(p.weights)
 
@@ -216,7 +217,7 @@ class Conv(LayerKind):
         g = conv_geometry(p, shape)
         if p.pad == "same" and not g.symmetric:
             pads = ", ".join(f"{b}+{e}" for b, e in g.pads)
-            return [Warning_("W001", f"`same` padding is asymmetric here ({pads}): the extra pixel goes at the end",
+            return [Warning_(Code.SAME_PADDING_ASYMMETRIC, f"`same` padding is asymmetric here ({pads}): the extra pixel goes at the end",
                              arg="pad", help="an odd kernel with stride 1 pads symmetrically; PyTorch's Conv "
                                              "cannot pad asymmetrically, so the backend pads explicitly first")]
         return []
@@ -255,16 +256,16 @@ class DeconvGeometry:
 def deconv_geometry(p: DeconvParams, shape: Shape) -> DeconvGeometry:
     rank = need_spatial("deconv", shape)
     if isinstance(p.kernel, tuple) and len(p.kernel) != rank:
-        raise LayerError("E213", f"a {len(p.kernel)}D kernel on a {rank}D input {describe_shape(shape)}", arg="kernel")
+        raise LayerError(Code.KERNEL_RANK_MISMATCH, f"a {len(p.kernel)}D kernel on a {rank}D input {describe_shape(shape)}", arg="kernel")
     g = DeconvGeometry(rank, shape[0], p.out, per_dim(p.kernel, rank, "kernel"), per_dim(p.stride, rank, "stride"),
                        per_dim(p.pad, rank, "pad"), per_dim(p.output_pad, rank, "output_pad"),
                        per_dim(p.dilation, rank, "dilation"), p.groups)
     for name, channels in (("input", g.in_channels), ("output", g.out_channels)):
         if channels % g.groups:
-            raise LayerError("E212", f"groups={g.groups} does not divide the {channels} {name} channels", arg="groups")
+            raise LayerError(Code.GROUPS_MISMATCH, f"groups={g.groups} does not divide the {channels} {name} channels", arg="groups")
     for op, s, d in zip(g.output_pad, g.stride, g.dilation):
         if op >= max(s, d):
-            raise LayerError("E103", f"`output_pad` must be smaller than the stride or the dilation, got {op}",
+            raise LayerError(Code.INVALID_VALUE, f"`output_pad` must be smaller than the stride or the dilation, got {op}",
                              arg="output_pad")
     return g
 
@@ -283,7 +284,7 @@ class Deconv(LayerKind):
         for axis, (n, k, s, pd, op, d) in enumerate(zip(shape[1:], g.kernel, g.stride, g.pad, g.output_pad, g.dilation)):
             size = transposed_output_size(n, k, s, pd, pd, d, op)
             if size <= 0:
-                raise LayerError("E211", f"`deconv` gives an output size of {size} along spatial axis {axis + 1}", arg="pad",
+                raise LayerError(Code.EMPTY_OUTPUT, f"`deconv` gives an output size of {size} along spatial axis {axis + 1}", arg="pad",
                                  label="padding removes more than the layer produces",
                                  help="out = (n - 1)*stride - 2*pad + dilation*(kernel - 1) + output_pad + 1")
             sizes.append(size)
@@ -324,12 +325,12 @@ class Upsample(LayerKind):
     def infer_shape(self, p: UpsampleParams, shape: Shape) -> Shape:
         rank = need_spatial("upsample", shape)
         if (p.scale is None) == (p.size is None):
-            raise LayerError("E106", "`upsample` needs exactly one of `scale` or `size`", arg="scale",
+            raise LayerError(Code.WRONG_POSITIONALS, "`upsample` needs exactly one of `scale` or `size`", arg="scale",
                              help="write `upsample 2` or `upsample size=14x14`")
         if p.mode == "bilinear" and rank != 2:
-            raise LayerError("E214", f"`bilinear` upsampling needs a 2D feature map, got {describe_shape(shape)}", arg="mode")
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`bilinear` upsampling needs a 2D feature map, got {describe_shape(shape)}", arg="mode")
         if p.align_corners and p.mode == "nearest":
-            raise LayerError("E103", "`align_corners` applies only to `bilinear` upsampling", arg="align_corners")
+            raise LayerError(Code.INVALID_VALUE, "`align_corners` applies only to `bilinear` upsampling", arg="align_corners")
         if p.size is not None:
             return (shape[0], *per_dim(p.size, rank, "size"))
         return (shape[0], *(n * f for n, f in zip(shape[1:], per_dim(p.scale, rank, "scale"))))

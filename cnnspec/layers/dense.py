@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from cnnspec.codes import Code
 from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
 
 
@@ -32,7 +33,7 @@ class Linear(LayerKind):
         if p.last:
             return (*shape[:-1], p.out)
         if len(shape) != 1:
-            raise LayerError("E214", f"`linear` needs a flat input, got a feature map {describe_shape(shape)}",
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`linear` needs a flat input, got a feature map {describe_shape(shape)}",
                              help="add `flatten` before it, or `avgpool global` then `flatten`; "
                                   "`linear n last` acts on the last dimension (after `channels_last`)")
         return (p.out,)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from cnnspec.codes import Code
 from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -71,7 +72,7 @@ class GroupNorm(LayerKind):
 
     def infer_shape(self, p: GroupNormParams, shape: Shape) -> Shape:
         if shape[0] % p.groups:
-            raise LayerError("E212", f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
+            raise LayerError(Code.GROUPS_MISMATCH, f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
         return shape
 
     def count_params(self, p: GroupNormParams, shape: Shape) -> int:
@@ -96,5 +97,5 @@ class LocalResponseNorm(LayerKind):
 
     def infer_shape(self, p: LrnParams, shape: Shape) -> Shape:
         if len(shape) < 2:
-            raise LayerError("E214", f"`lrn` needs a feature map, got a flat {describe_shape(shape)}")
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`lrn` needs a feature map, got a flat {describe_shape(shape)}")
         return shape

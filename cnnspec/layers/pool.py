@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Union
 
+from cnnspec.codes import Code
 from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, Window, need_spatial, per_dim, register
 from cnnspec.layers.conv import IntOrDims, NonNegative, check_windows
 
@@ -44,11 +45,11 @@ def pool_geometry(kind: str, p: PoolParams, shape: Shape) -> PoolGeometry:
     rank = need_spatial(kind, shape)
     if p.global_:
         if p.kernel is not None or p.adaptive:
-            raise LayerError("E103", f"`{kind} global` takes no kernel size", arg="kernel")
+            raise LayerError(Code.INVALID_VALUE, f"`{kind} global` takes no kernel size", arg="kernel")
         return PoolGeometry(rank, "global", output_size=(1,) * rank)
     if p.kernel is None:
         form = "adaptive 7x7" if p.adaptive else "2x2 stride=2"
-        raise LayerError("E106", f"`{kind}` needs a kernel size, such as `{kind} {form}`, or `{kind} global`", arg="kernel")
+        raise LayerError(Code.WRONG_POSITIONALS, f"`{kind}` needs a kernel size, such as `{kind} {form}`, or `{kind} global`", arg="kernel")
     if p.adaptive:
         return PoolGeometry(rank, "adaptive", output_size=per_dim(p.kernel, rank, "kernel"))
     kernel = per_dim(p.kernel, rank, "kernel")
@@ -57,7 +58,7 @@ def pool_geometry(kind: str, p: PoolParams, shape: Shape) -> PoolGeometry:
     dilation = per_dim(p.dilation, rank, "dilation")
     for k, pd in zip(kernel, pad):
         if pd * 2 > k:
-            raise LayerError("E103", f"`{kind}` padding {pd} is more than half the kernel {k}", arg="pad",
+            raise LayerError(Code.INVALID_VALUE, f"`{kind}` padding {pd} is more than half the kernel {k}", arg="pad",
                              help="PyTorch refuses pooling padding above half the kernel size")
     return PoolGeometry(rank, "window", kernel, stride, pad, dilation)
 
@@ -93,7 +94,7 @@ class _Pool(LayerKind):
         for n, out, k, s, pad, d in zip(shape[1:], sizes, g.kernel, g.stride, g.pad, g.dilation):
             empty = blind_window(n, out, k, s, pad, d)
             if empty is not None:
-                raise LayerError("E210", f"`{self.name}` window {empty} sees only padding: its dilated taps step over "
+                raise LayerError(Code.KERNEL_TOO_LARGE, f"`{self.name}` window {empty} sees only padding: its dilated taps step over "
                                          f"the {n}-wide input", arg="dilation",
                                  help="reduce the dilation or the padding, or pool a larger map")
         return (shape[0], *sizes)
@@ -117,7 +118,7 @@ class MaxPool(_Pool):
 
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         if not p.count_pad:
-            raise LayerError("E102", "`count_pad` applies to `avgpool` only", arg="count_pad")
+            raise LayerError(Code.UNKNOWN_OPTION, "`count_pad` applies to `avgpool` only", arg="count_pad")
         return super().infer_shape(p, shape)
 
 
@@ -129,11 +130,11 @@ class AvgPool(_Pool):
 
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         if p.dilation != 1:
-            raise LayerError("E102", "`dilation` applies to `maxpool` only", arg="dilation")
+            raise LayerError(Code.UNKNOWN_OPTION, "`dilation` applies to `maxpool` only", arg="dilation")
         g = pool_geometry(self.name, p, shape)
         if g.mode == "window" and g.rank == 3 and any(n < k for n, k in zip(shape[1:], g.kernel)):
             # unlike 1D and 2D, PyTorch's avg_pool3d does not count the padding towards the fit
-            raise LayerError("E210", f"a 3D `avgpool` kernel {'x'.join(map(str, g.kernel))} is larger than the "
+            raise LayerError(Code.KERNEL_TOO_LARGE, f"a 3D `avgpool` kernel {'x'.join(map(str, g.kernel))} is larger than the "
                                      f"unpadded input {'x'.join(map(str, shape[1:]))}", arg="kernel",
                              help="PyTorch's 3D average pooling needs the input itself to hold the kernel; "
                                   "use a smaller kernel or `avgpool global`")

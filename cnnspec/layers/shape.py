@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
+from cnnspec.codes import Code
 from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
 from cnnspec.layers.formulas import product
 
@@ -42,17 +43,17 @@ class Reshape(LayerKind):
         target = p.shape if isinstance(p.shape, tuple) else (p.shape,)
         total = product(shape)
         if target.count(-1) > 1:
-            raise LayerError("E215", "`reshape` may leave at most one dimension as -1", arg="shape")
+            raise LayerError(Code.RESHAPE_MISMATCH, "`reshape` may leave at most one dimension as -1", arg="shape")
         if 0 in target:
-            raise LayerError("E215", "`reshape` dimensions must be positive", arg="shape")
+            raise LayerError(Code.RESHAPE_MISMATCH, "`reshape` dimensions must be positive", arg="shape")
         known = product(d for d in target if d != -1)
         if -1 in target:
             if total % known:
-                raise LayerError("E215", f"cannot reshape {describe_shape(shape)} ({total:,} elements) into "
+                raise LayerError(Code.RESHAPE_MISMATCH, f"cannot reshape {describe_shape(shape)} ({total:,} elements) into "
                                          f"{'x'.join(map(str, target))}", arg="shape")
             target = tuple(total // known if d == -1 else d for d in target)
         if product(target) != total:
-            raise LayerError("E215", f"`reshape` from {describe_shape(shape)} ({total:,} elements) to "
+            raise LayerError(Code.RESHAPE_MISMATCH, f"`reshape` from {describe_shape(shape)} ({total:,} elements) to "
                                      f"{describe_shape(target)} ({product(target):,} elements)", arg="shape",
                              help=f"the target must hold {total:,} elements; one dimension may be -1")
         return tuple(target)
@@ -73,9 +74,9 @@ class ChannelShuffle(LayerKind):
 
     def infer_shape(self, p: ChannelShuffleParams, shape: Shape) -> Shape:
         if len(shape) < 2:
-            raise LayerError("E214", f"`channel_shuffle` needs a feature map, got a flat {describe_shape(shape)}")
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`channel_shuffle` needs a feature map, got a flat {describe_shape(shape)}")
         if shape[0] % p.groups:
-            raise LayerError("E212", f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
+            raise LayerError(Code.GROUPS_MISMATCH, f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
         return shape
 
 
@@ -107,10 +108,10 @@ class Chunk(LayerKind):
 
     def infer_shape(self, p: ChunkParams, shape: Shape) -> Shape:
         if p.index >= p.chunks:
-            raise LayerError("E103", f"chunk index {p.index} is out of range for {p.chunks} chunks", arg="index",
+            raise LayerError(Code.INVALID_VALUE, f"chunk index {p.index} is out of range for {p.chunks} chunks", arg="index",
                              help=f"chunks are numbered from 0 to {p.chunks - 1}")
         if shape[0] % p.chunks:
-            raise LayerError("E212", f"{p.chunks} chunks do not divide the {shape[0]} channels", arg="chunks")
+            raise LayerError(Code.GROUPS_MISMATCH, f"{p.chunks} chunks do not divide the {shape[0]} channels", arg="chunks")
         return (shape[0] // p.chunks, *shape[1:])
 
 
@@ -129,7 +130,7 @@ class ChannelsLast(LayerKind):
 
     def infer_shape(self, p: ChannelsLastParams, shape: Shape) -> Shape:
         if len(shape) < 2:
-            raise LayerError("E214", f"`channels_last` needs a feature map, got a flat {describe_shape(shape)}")
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`channels_last` needs a feature map, got a flat {describe_shape(shape)}")
         return (*shape[1:], shape[0])
 
 
@@ -147,5 +148,5 @@ class ChannelsFirst(LayerKind):
 
     def infer_shape(self, p: ChannelsFirstParams, shape: Shape) -> Shape:
         if len(shape) < 2:
-            raise LayerError("E214", f"`channels_first` needs a feature map, got a flat {describe_shape(shape)}")
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`channels_first` needs a feature map, got a flat {describe_shape(shape)}")
         return (shape[-1], *shape[:-1])

@@ -9,6 +9,7 @@ import re
 from lsprotocol import types
 
 from cnnspec.analysis.suppress import DIRECTIVE
+from cnnspec.codes import Code
 from cnnspec.diagnostics import SpecError
 
 DID_YOU_MEAN = re.compile(r"did you mean `([^`]+)`\?")
@@ -42,7 +43,7 @@ def code_actions(uri: str, lines: list[str], positions, diagnostics) -> list[typ
         edit = _fix(lines, positions, diagnostic.range, code, help_text)
         if edit is not None:
             actions.append(_action(uri, edit[0], [edit[1]], diagnostic, preferred=True))
-        if code.startswith("W") and code != "W190":
+        if code.startswith("W") and code != Code.SUPPRESSION_WITHOUT_REASON:
             actions.append(_action(uri, f"Suppress `{code}` on this line, with a reason",
                                    [suppression(lines, positions, diagnostic.range.start.line, code)], diagnostic))
     return actions
@@ -74,11 +75,11 @@ def _fix(lines, positions, rng, code, help_text) -> tuple[str, types.TextEdit] |
     if found is None:
         return None
     text, line, start = found
-    if code == "E104" and PRODUCT.fullmatch(text):
+    if code == Code.KERNEL_AS_PRODUCT and PRODUCT.fullmatch(text):
         written = "x".join(part.strip() for part in text.split("*"))
         return f"Write `{written}`", _replace(positions, line, start, len(text), written)
     shortcut = SHORTCUT.search(help_text or "")
-    if code == "E201" and shortcut is not None and text == "residual":
+    if code == Code.RESIDUAL_MISMATCH and shortcut is not None and text == "residual":
         end = _closing_brace(lines, line, start)
         if end is not None and not lines[end[0] - 1][end[1]:].lstrip().startswith("shortcut"):
             return "Add the projection shortcut", _replace(positions, end[0], end[1] + 1, 0, f" {shortcut.group(1)}")

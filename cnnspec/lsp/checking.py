@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SourceMap
 from cnnspec.frontend import loader
 
@@ -89,17 +90,16 @@ def check_document(path: str, texts: dict[str, str]) -> Checked:
     try:
         config = config_for(path)
     except ConfigError as error:
-        problem = Diagnostic(code="config", severity="error", message=str(error))
+        problem = Diagnostic(code=Code.UNUSABLE_CONFIG, message=str(error))
         return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
     try:
         with unsaved_text(texts):
             network, diagnostics, sources = check(path, config=config, libraries=True)
     except RecursionError:
-        problem = Diagnostic(code="E012", severity="error", message="the spec is nested too deeply to check")
+        problem = Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check")
         return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
     except Exception as error:  # noqa: BLE001  a bug in the checker must not stop the server answering
-        problem = Diagnostic(code="internal", severity="error",
-                             message=f"cnnspec failed on this spec: {type(error).__name__}: {error}",
+        problem = Diagnostic(code=Code.INTERNAL, message=f"cnnspec failed on this spec: {type(error).__name__}: {error}",
                              help="please report it with the spec")
         return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
     files = {name for name, _ in sources.files()} | {path}
