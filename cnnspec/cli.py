@@ -53,32 +53,23 @@ def check(files, strict, fmt, output_file, input_dims, config_file, isolated):
 
     Settings come from the [tool.cnnspec] table of the nearest pyproject.toml above each file.
     """
-    from cnnspec.network import Library, Network
+    from cnnspec.network import Network
     from cnnspec.network import check as check_spec
-    from cnnspec.report import FileReport
+    from cnnspec.report import FileReport, clean_file
 
     configuration = _configuration(config_file, isolated)
     reports, text = [], []
     for path in _spec_files(files):
         config = configuration(path)
-        network, diagnostics, sources = check_spec(path, input_dims, config=config, libraries=True)
-        strict_here = strict or config.strict
-        errors = [d for d in diagnostics if d.severity == "error"]
-        reports.append(FileReport(path, network is not None and not errors and not (strict_here and diagnostics),
-                                  diagnostics, network if isinstance(network, Network) else None))
+        result = check_spec(path, input_dims, config=config, libraries=True, strict=strict)
+        network, diagnostics, sources = result
+        reports.append(FileReport(path, result.ok, diagnostics, network if isinstance(network, Network) else None))
         if fmt != "text":
             continue
         if diagnostics:
             rendered = render_all(diagnostics, sources, color=output_file is None and _color(sys.stderr))
-        elif isinstance(network, Library):
-            rendered = f"{path}: ok (blocks only: {', '.join(network.blocks)})"
         else:
-            rendered = (f"{path}: ok ({network.params:,} params, {network.macs:,} MACs, "
-                        f"output {'x'.join(map(str, network.output_shape))})")
-            if network.skipped_expects:
-                count = len(network.skipped_expects)
-                rendered += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
-                             f"memory not checked at the overridden input {'x'.join(map(str, network.input_shape))}")
+            rendered = clean_file(path, network)
         if output_file is None:
             # problems go to stderr, the figures of clean files to stdout
             click.echo(rendered, err=bool(diagnostics))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,13 +117,14 @@ def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: 
     """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error.
 
     `config` (`cnnspec.config.config_for(path)` finds a project's) switches lints off, turns
-    warnings into errors and sets the limits; an explicit `limits` wins over its limits.
+    warnings into errors and sets the limits; an explicit `limits` wins over its limits. Under a
+    `strict` configuration any warning fails the load too.
     """
     path, input = path_argument("load", "path", path), check_arguments("load", input, limits, config)
     limits = resolve_limits(limits, config)
     with collector_paused():
         program = load_program(path, limits.max_tokens, limits.max_layers)
-        return _check(program, str(path), input, limits, config)
+        return _strictly(_check(program, str(path), input, limits, config), config)
 
 
 def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
@@ -140,7 +142,14 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
         program = program_from_text(text, path, root=root_path.resolve(),
                                     origin=Path(origin).resolve() if origin is not None else None,
                                     max_tokens=limits.max_tokens, max_layers=limits.max_layers)
-        return _check(program, path, input, limits, config)
+        return _strictly(_check(program, path, input, limits, config), config)
+
+
+def _strictly(network: Network, config: "Config | None") -> Network:
+    """The network, unless a strict configuration fails it on its warnings."""
+    if config is not None and config.strict and network.diagnostics:
+        raise SpecError(network.diagnostics, network.sources)
+    return network
 
 
 class Library:
@@ -160,11 +169,37 @@ def is_library(spec: ir.SpecFile) -> bool:
         s.node == "block" for s in spec.statements)
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """What `check` found in one file: the `Network` (or `Library`) when it is valid, every
+    diagnostic, the sources they quote, and whether the file passes. It unpacks as
+    `network, diagnostics, sources = check(path)`."""
+
+    network: "Network | Library | None"
+    diagnostics: list[Diagnostic]
+    sources: SourceMap
+    #: warnings fail the file too (`cnnspec check --strict`, `strict = true` in the configuration)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The file passes: it checks without errors and, when strict, without warnings."""
+        if self.network is None or any(d.severity == "error" for d in self.diagnostics):
+            return False
+        return not (self.strict and self.diagnostics)
+
+    def __iter__(self):
+        return iter((self.network, self.diagnostics, self.sources))
+
+
 def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
-          config: "Config | None" = None, libraries: bool = False):
+          config: "Config | None" = None, libraries: bool = False, strict: bool = False) -> CheckResult:
     """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
-    `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`)."""
+    `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`).
+    The result is `ok` when the spec checks; with `strict` (or a strict `config`), only when it
+    raises no warning either. The network is given even then, as its figures hold."""
     path, input = path_argument("check", "path", path), check_arguments("check", input, limits, config)
+    strict = bool(strict) or (config is not None and config.strict)
     limits = resolve_limits(limits, config)
     try:
         with collector_paused():
@@ -173,11 +208,11 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
                 library = Library(program, str(path))
                 if any(d.severity == "error" for d in library.diagnostics):
                     raise SpecError(library.diagnostics, program.sources)
-                return library, library.diagnostics, library.sources
+                return CheckResult(library, library.diagnostics, library.sources, strict)
             network = _check(program, str(path), input, limits, config)
     except SpecError as error:
-        return None, error.diagnostics, error.sources
-    return network, network.diagnostics, network.sources
+        return CheckResult(None, error.diagnostics, error.sources, strict)
+    return CheckResult(network, network.diagnostics, network.sources, strict)
 
 
 def resolve_limits(limits: Limits | None, config: "Config | None") -> Limits:
@@ -218,15 +253,13 @@ def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: L
     statements = [s for s in spec.statements if s.node not in ("network", "input", "block", "import")]
     try:
         overridden = tuple(decl.dims) != tuple(input_decls[0].dims)
-        result = Elaborator(program.blocks, limits, overridden_input=overridden).run(spec, name, decl, statements)
+        blocks_complete = not any(d.severity == "error" for d in program.diagnostics)
+        result = Elaborator(program.blocks, limits, overridden_input=overridden,
+                            blocks_complete=blocks_complete).run(spec, name, decl, statements)
     except RecursionError:
         diagnostics.append(Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check",
                                       span=decl.span))
         raise SpecError(diagnostics, program.sources) from None
-    if any(d.severity == "error" for d in program.diagnostics):
-        # an import that failed defines no blocks: its uses are not separate mistakes
-        result.diagnostics = [d for d in result.diagnostics
-                              if not (d.code == Code.UNKNOWN_LAYER and d.message.startswith("unknown layer or block"))]
     result.diagnostics = diagnostics + result.diagnostics
     if any(d.severity == "error" for d in result.diagnostics) or result.graph is None:
         raise SpecError(result.diagnostics, program.sources)

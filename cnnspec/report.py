@@ -28,6 +28,22 @@ class FileReport:
     network: object = None
 
 
+def clean_file(path: str, checked) -> str:
+    """What `cnnspec check` says of a file without diagnostics: a network's figures (and the
+    `expect` contracts an overridden input left unchecked), or a library's blocks."""
+    from cnnspec.network import Library
+
+    if isinstance(checked, Library):
+        return f"{path}: ok (blocks only: {', '.join(checked.blocks)})"
+    text = (f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, "
+            f"output {'x'.join(map(str, checked.output_shape))})")
+    if checked.skipped_expects:
+        count = len(checked.skipped_expects)
+        text += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
+                 f"memory not checked at the overridden input {'x'.join(map(str, checked.input_shape))}")
+    return text
+
+
 def network_totals(network) -> dict:
     """What `summary` ends with, so CI scripts need not run it: the input and output shapes and
     the totals (params, trainable, buffers, MACs, activation bytes, receptive field)."""

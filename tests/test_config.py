@@ -63,6 +63,26 @@ def test_strict_in_the_table_fails_on_warnings(project):
     assert invoke("check", "--isolated", spec).exit_code == 0
 
 
+def test_strict_works_through_the_api(project):
+    """The verdict is the library's: `load` fails on warnings under a strict configuration, and
+    `check` says the file does not pass while still giving the network and its figures."""
+    spec = project("[tool.cnnspec]\nstrict = true\n")
+    config = config_for(spec)
+    assert config.strict
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.load(spec, config=config)
+    assert {(d.code, d.severity) for d in caught.value.diagnostics} == {("W104", "warning"), ("W112", "warning")}
+    with pytest.raises(cnnspec.SpecError):
+        cnnspec.loads(SPEC, config=Config(strict=True))
+    result = cnnspec.check(spec, config=config)
+    assert not result.ok and result.network.params == 12_120 and len(result.diagnostics) == 2
+    assert cnnspec.check(spec).ok and not cnnspec.check(spec, strict=True).ok
+    # a strict configuration with every warning switched off passes
+    quiet = Config(strict=True, ignore=frozenset({"W104", "W112"}))
+    assert cnnspec.loads(SPEC, config=quiet).params == 12_120
+    assert cnnspec.check(spec, config=quiet).ok
+
+
 def test_limits_refuse_what_the_project_calls_too_large(project):
     spec = project('[tool.cnnspec.limits]\nmax-params = "10k"\n')
     result = invoke("check", spec)

@@ -17,7 +17,7 @@ FILES = ["e201_shortcut_mismatch.cnn", "w104_bias_before_bn.cnn", "w113_unused_b
 
 def expected(monkeypatch):
     monkeypatch.chdir(GOLDEN)
-    return {name: check(name)[1] for name in FILES}
+    return {name: check(name).diagnostics for name in FILES}
 
 
 def invoke(*args):

@@ -166,11 +166,17 @@ class Elaboration:
 
 
 class Elaborator:
-    def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False):
+    def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False,
+                 blocks_complete: bool = True):
         """`overridden_input`: the input is not the one the spec declares (`--input`, `input=`), so
         its `expect shape` contracts and those on figures that grow with the input (`INPUT_METRICS`)
-        do not apply and are skipped; `params`, `buffers` and `layers` are still checked."""
+        do not apply and are skipped; `params`, `buffers` and `layers` are still checked.
+
+        `blocks_complete` is false when an import or a block definition failed: a name that is
+        neither a layer kind nor a known block may be one of the blocks lost, and its uses are not
+        separate mistakes, so they are not reported."""
         self.blocks = blocks
+        self.blocks_complete = blocks_complete
         self.limits = limits
         self.overridden_input = overridden_input
         self.skipped: dict[int, ir.Node] = {}
@@ -188,8 +194,9 @@ class Elaborator:
     # ---------------------------------------------------------------- reporting
     def error(self, code: Code, message: str, span: ir.Span | None, *, label: str = "", help: str | None = None,
               labels: tuple[Label, ...] = (), notes: tuple[str, ...] = ()) -> None:
-        """Report a diagnostic (an error or a warning, as its code says); raised inside block calls, it points at every call that led there (a
-        block's body is written once and may fail in only one of its calls)."""
+        """Report a diagnostic (an error or a warning, as its code says); raised inside block calls,
+        it points at every call that led there (a block's body is written once and may fail in only
+        one of its calls)."""
         if self.sites:
             labels = labels + tuple(c for c in call_chain(self.sites) if c.span != span and c not in labels)
         self.diagnostics.append(Diagnostic(code=code, message=message, span=span, label=label,
@@ -316,8 +323,9 @@ class Elaborator:
                 return Flow(None, ())
             if name in REGISTRY:
                 return self.layer(item, name, flow, env, items, path or scope.next_position())
-            self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span, label="not a layer kind or a block",
-                       help=self.unknown_layer_help(name))
+            if self.blocks_complete:
+                self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span,
+                           label="not a layer kind or a block", help=self.unknown_layer_help(name))
             self.consume_args(item, env)
             return Flow(None, ())
         if node == "group":
