@@ -353,51 +353,114 @@ def _backend(entry: str, weights=None):
                 click.echo(f"warning: {warning.message}", err=True)
 
 
+def _parse_floats(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected numbers separated by commas, such as 0.485,0.456,0.406, got {value!r}") \
+            from None
+
+
+def _parse_resize(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 2) or any(v < 1 for v in sizes):
+        raise click.BadParameter(f"expected a size S (the shorter side) or HxW, got {value!r}")
+    return sizes
+
+
+def _deployment_options(func):
+    options = [
+        click.option("--mean", callback=_parse_floats, metavar="M,M,M",
+                     help="Preprocessing stored in the file: per-channel mean on the [0, 1] scale, subtracted."),
+        click.option("--std", callback=_parse_floats, metavar="S,S,S",
+                     help="Preprocessing: per-channel standard deviation, divided by after the mean."),
+        click.option("--resize", callback=_parse_resize, metavar="S|HxW",
+                     help="Preprocessing: resize an image to this (S: its shorter side), then centre-crop it."),
+        click.option("--channel-order", type=click.Choice(["RGB", "BGR", "L"]),
+                     help="Preprocessing: the order of the input's channels."),
+        click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+                     help="A text file of class labels, one per line, stored in the file."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _deployment(network, mean, std, resize, channel_order, labels):
+    from cnnspec.backends.deploy import Deployment
+    from cnnspec.backends.metadata import Preprocessing, read_labels
+
+    classes = network.output_shape[0] if len(network.output_shape) == 1 else None
+    preprocessing = Preprocessing(mean=mean, std=std, resize=resize, channel_order=channel_order)
+    return Deployment(preprocessing=preprocessing, labels=read_labels(labels, classes) if labels else None)
+
+
 @main.command()
 @_spec_argument
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The .onnx file to write (default: NAME.onnx, after the spec's network name).")
 @_weights_option
 @click.option("--opset", type=int, help="ONNX opset (default 21; 17 to 26).")
 @click.option("--no-fold-bn", is_flag=True, help="Keep BatchNormalization nodes instead of folding them into convs.")
 @click.option("--batch", type=click.IntRange(min=1), help="A fixed batch size instead of a symbolic `N`.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (without --weights).")
+@_deployment_options
 @_budget_option
-def export(spec, output, weights, opset, no_fold_bn, batch, seed, budget):
-    """Export a spec to ONNX, checked with onnx's full checker."""
+def export(spec, output, weights, opset, no_fold_bn, batch, seed, mean, std, resize, channel_order, labels, budget):
+    """Export a spec to ONNX, checked with onnx's full checker.
+
+    Every tensor's shape is declared in the file (value_info, named after the spec's labels), and
+    its metadata_props name the spec, its sha256, the cnnspec version, the input layout and the
+    preprocessing and class labels given below (keys: docs/deployment.md), which `cnnspec run
+    --image` applies.
+    """
     with _backend("cnnspec export", weights):
         from cnnspec.backends.onnx_io import export_model
 
         network = _load_network(spec)
-        summary = export_model(network, output, weights=weights, opset=opset, fold_bn=not no_fold_bn, batch=batch,
-                               seed=seed, **budget)
+        deployment = _deployment(network, mean, std, resize, channel_order, labels)
+        summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,
+                               fold_bn=not no_fold_bn, batch=batch, seed=seed, deployment=deployment, **budget)
     click.echo(summary)
 
 
 @main.command()
 @click.argument("model", metavar="FILE|MODEL.onnx")
 @click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False), help="A .npy input array.")
+@click.option("--image", "image_path", type=click.Path(exists=True, dir_okay=False),
+              help="A PNG or JPEG, read with the preprocessing the .onnx file's metadata states (needs Pillow).")
 @click.option("--random", "random_input", is_flag=True, help="A random input (the default without --input).")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Batch size of a random input.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the output as .npy.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_weights_option
 @_budget_option
-def run(model, input_path, random_input, batch, output, seed, weights, budget):
-    """Run a spec or an .onnx file with onnxruntime; print the output and top-5."""
-    if input_path and random_input:
-        _fail("give either --input or --random")
+def run(model, input_path, image_path, random_input, batch, output, seed, weights, budget):
+    """Run a spec or an .onnx file with onnxruntime; print the output and top-5 (with the file's
+    class labels)."""
+    if sum(map(bool, (input_path, image_path, random_input))) > 1:
+        _fail("give one of --input, --image and --random")
     if weights and model.endswith(".onnx"):
         _fail("an .onnx file holds its weights: --weights is for a spec")
     with _backend("cnnspec run", weights):
+        if image_path:
+            _needs("PIL", _PILLOW)
         from cnnspec.backends.runtime import describe_output, run_model
 
         result = run_model(model, input_path=input_path, batch=batch, seed=seed, load_network=_load_network,
-                           weights=weights, **budget)
+                           weights=weights, image_path=image_path, **budget)
     if output:
         import numpy as np
 
-        np.save(output, result)
-    click.echo(describe_output(result))
+        np.save(output, result.output)
+    click.echo(describe_output(result.output, result.labels))
 
 
 @main.command()
@@ -505,7 +568,11 @@ def _needs(module: str, hint: str) -> None:
     """One line naming the extra that brings a missing library, and exit 2."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:  # an import hook refusing the package, as an environment without it would
+        found = False
+    if not found:
         click.echo(f"error: {hint}", err=True)
         sys.exit(2)
 

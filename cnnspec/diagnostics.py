@@ -110,9 +110,15 @@ class SourceMap:
 
     def __init__(self) -> None:
         self._lines: dict[str, list[str]] = {}
+        self._texts: dict[str, str] = {}
 
     def add(self, name: str, text: str) -> None:
         self._lines[name] = text.splitlines()
+        self._texts[name] = text
+
+    def text(self, name: str) -> str | None:
+        """The whole text of a file as it was read (newlines as `\\n`)."""
+        return self._texts.get(name)
 
     def files(self):
         """(name, lines) of every file read."""

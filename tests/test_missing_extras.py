@@ -134,3 +134,12 @@ def test_extras_are_pyproject_s():
     for extra, listed in EXTRAS.items():
         assert set(listed) == packages(extra) & set(HEAVY), extra
     assert {package for needs in NEEDS.values() for package in needs} <= set(HEAVY)
+
+
+def test_run_image_without_pillow_names_the_images_extra(tmp_path):
+    model = tmp_path / "lenet5.onnx"
+    assert cnnspec_without((), "export", LENET, "-o", model).returncode == 0
+    (tmp_path / "picture.png").write_bytes(b"")
+    result = cnnspec_without(("PIL",), "run", model, "--image", tmp_path / "picture.png")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == 'error: Pillow is not installed: pip install "cnnspec[images]"\n'

@@ -17,16 +17,19 @@ def initializer_bytes(model) -> int:
 
 
 def export_model(network: "Network", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
-                 batch: int | None = None, seed: int = 0, **budget) -> str:
+                 batch: int | None = None, seed: int = 0, deployment=None, **budget) -> str:
     """Build, check and write the model; a one-line account of what was written. `weights`: a
-    file or a dict; `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
+    file or a dict; `deployment`: a `deploy.Deployment` (precision, metadata); `budget`:
+    `to_onnx`'s `memory_budget` and `budget_option`."""
     import onnx
 
+    from cnnspec.backends.deploy import finish
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
     from cnnspec.backends.runtime import read_weights
 
     model = to_onnx(network, weights=read_weights(weights), opset=opset or DEFAULT_OPSET, fold_bn=fold_bn,
                     batch=batch, seed=seed, **budget)
+    model = finish(model, network, deployment)
     path = Path(path)
     size = initializer_bytes(model)
     if size >= EXTERNAL_DATA_BYTES:

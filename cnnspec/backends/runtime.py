@@ -30,12 +30,27 @@ def session(model, threads: int = 2, optimise: bool = True):
                                 providers=["CPUExecutionProvider"])
 
 
+@dataclass(frozen=True)
+class Run:
+    """A model's output, and the class labels its metadata names (`None` without)."""
+
+    output: "np.ndarray"
+    labels: tuple[str, ...] | None = None
+
+
+#: onnxruntime's names of the input types cnnspec's models take
+INPUT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+
+
 def run_model(target: str, input_path: str | None, batch: int, seed: int,
-              load_network: Callable[[str], "Network"], weights=None, **budget) -> "np.ndarray":
+              load_network: Callable[[str], "Network"], weights=None, image_path: str | None = None,
+              **budget) -> Run:
     """Run an .onnx file, or a spec with `weights` (a file or a dict) or seeded random ones, on an
-    input file or a random batch. `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
+    input file, an image (read with the preprocessing the file's metadata states) or a random
+    batch. `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
     import numpy as np
 
+    from cnnspec.backends.metadata import Preprocessing, labels_of, read_image
     from cnnspec.backends.onnx import to_onnx
 
     if target.endswith(".onnx"):
@@ -43,12 +58,16 @@ def run_model(target: str, input_path: str | None, batch: int, seed: int,
             sess = session(target)
         except Exception as error:  # onnxruntime raises its own exception types for unreadable models
             raise RunError(f"cannot load {target}: {str(error).splitlines()[0]}") from None
+        props = dict(sess.get_modelmeta().custom_metadata_map)
     else:
         network = load_network(target)
         sess = session(to_onnx(network, weights=read_weights(weights), seed=seed, **budget))
+        props = {}
     declared = sess.get_inputs()[0]
     per_sample = [d for d in declared.shape[1:]]
-    if input_path is not None:
+    if image_path is not None:
+        x = read_image(image_path, tuple(per_sample), Preprocessing.from_properties(props))[None]
+    elif input_path is not None:
         try:
             x = np.load(input_path, allow_pickle=False)
         except Exception as error:  # numpy's reader fails in many ways on a bad file
@@ -58,21 +77,24 @@ def run_model(target: str, input_path: str | None, batch: int, seed: int,
         if list(x.shape[1:]) != per_sample:
             raise RunError(f"{input_path} holds an array of shape {x.shape}; the model takes "
                            f"(N, {', '.join(map(str, per_sample))})")
-        x = x.astype(np.float32)
     else:
-        x = np.random.default_rng(seed).standard_normal((batch, *per_sample)).astype(np.float32)
-    return sess.run(None, {declared.name: x})[0]
+        x = np.random.default_rng(seed).standard_normal((batch, *per_sample))
+    x = x.astype(INPUT_TYPES.get(declared.type, "float32"))
+    return Run(sess.run(None, {declared.name: x})[0], labels_of(props))
 
 
-def describe_output(y: "np.ndarray") -> str:
-    """The output's shape, and for a classifier's scores the top-5 of each sample."""
+def describe_output(y: "np.ndarray", labels: tuple[str, ...] | None = None) -> str:
+    """The output's shape, and for a classifier's scores the top-5 of each sample (with the
+    classes' labels when given)."""
     import numpy as np
 
     lines = [f"output shape {'x'.join(map(str, y.shape))}"]
     if y.ndim == 2 and y.shape[1] >= 2:
+        named = labels is not None and len(labels) == y.shape[1]
         for i, scores in enumerate(y[:8]):
             top = np.argsort(scores)[::-1][:5]
-            ranked = ", ".join(f"{c} ({scores[c]:.4g})" for c in top)
+            ranked = ", ".join(f"{c} {labels[c]} ({scores[c]:.4g})" if named else f"{c} ({scores[c]:.4g})"
+                               for c in top)
             lines.append(f"sample {i}: top-5 {ranked}")
     return "\n".join(lines)
 
