@@ -41,6 +41,16 @@ def path_argument(function: str, name: str, value, optional: bool = False) -> st
     raise TypeError(f"{function}() argument '{name}' must be {what}, not {_kind(value)}")
 
 
+def texts_argument(function: str, value) -> dict[str, str] | None:
+    """`texts=`: None, or a mapping of file names (`str` or `os.PathLike`) to their text (`str`)."""
+    if value is None:
+        return None
+    if not hasattr(value, "items"):
+        raise TypeError(f"{function}() argument 'texts' must be a mapping of paths to text, not {_kind(value)}")
+    return {path_argument(function, "texts", name): text_argument(function, f"texts[{name!r}]", text)
+            for name, text in value.items()}
+
+
 def input_argument(function: str, value) -> tuple[int, ...] | None:
     """`input=`: None, or 1 to 4 integer sizes (C, then the spatial sizes), as a tuple. Sizes out
     of range are the spec's E103, as they are for `--input`."""

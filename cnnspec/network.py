@@ -13,12 +13,14 @@ from cnnspec import ir
 from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
 from cnnspec.analysis.stats import Row, describe_field
-from cnnspec.arguments import check_arguments, path_argument, text_argument
+from cnnspec.arguments import check_arguments, path_argument, text_argument, texts_argument
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
 from cnnspec.frontend.loader import Program, load_program, program_from_text
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cnnspec.config import Config
 
 
@@ -113,26 +115,31 @@ def collector_paused():
 
 
 def load(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
-         config: "Config | None" = None) -> Network:
+         config: "Config | None" = None, texts: "Mapping[str | os.PathLike, str] | None" = None) -> Network:
     """Load and check a spec file (or `zoo:NAME`); raises `SpecError` on any error.
 
     `config` (`cnnspec.config.config_for(path)` finds a project's) switches lints off, turns
     warnings into errors and sets the limits; an explicit `limits` wins over its limits. Under a
-    `strict` configuration any warning fails the load too.
+    `strict` configuration any warning fails the load too. `texts` maps files (the spec's own or
+    its imports', by path) to text read in their place.
     """
     path, input = path_argument("load", "path", path), check_arguments("load", input, limits, config)
+    texts = texts_argument("load", texts)
     limits = resolve_limits(limits, config)
     with collector_paused():
-        program = load_program(path, limits.max_tokens, limits.max_layers)
+        program = load_program(path, limits.max_tokens, limits.max_layers, texts=texts)
         return _strictly(_check(program, str(path), input, limits, config), config)
 
 
 def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = None,
           limits: Limits | None = None, root: str | os.PathLike | None = None,
-          config: "Config | None" = None, origin: str | os.PathLike | None = None) -> Network:
+          config: "Config | None" = None, origin: str | os.PathLike | None = None,
+          texts: "Mapping[str | os.PathLike, str] | None" = None) -> Network:
     """Check spec text. Imports resolve inside `root` (default: the current folder), relative to
-    `origin`, the file the text was read from (default: `path` inside `root`)."""
+    `origin`, the file the text was read from (default: `path` inside `root`); an import named
+    in `texts` (by path) is read from there."""
     text, path = text_argument("loads", "text", text), path_argument("loads", "path", path)
+    texts = texts_argument("loads", texts)
     root = path_argument("loads", "root", root, optional=True)
     origin = path_argument("loads", "origin", origin, optional=True)
     input = check_arguments("loads", input, limits, config)
@@ -141,7 +148,7 @@ def loads(text: str, path: str = "<string>", input: tuple[int, ...] | None = Non
     with collector_paused():
         program = program_from_text(text, path, root=root_path.resolve(),
                                     origin=Path(origin).resolve() if origin is not None else None,
-                                    max_tokens=limits.max_tokens, max_layers=limits.max_layers)
+                                    max_tokens=limits.max_tokens, max_layers=limits.max_layers, texts=texts)
         return _strictly(_check(program, path, input, limits, config), config)
 
 
@@ -193,23 +200,38 @@ class CheckResult:
 
 
 def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits: Limits | None = None,
-          config: "Config | None" = None, libraries: bool = False, strict: bool = False) -> CheckResult:
+          config: "Config | None" = None, libraries: bool = False, strict: bool = False,
+          texts: "Mapping[str | os.PathLike, str] | None" = None) -> CheckResult:
     """Every diagnostic for a spec (errors and warnings) and the `Network` when it is valid; with
     `libraries`, a `Library` for a file of blocks only (otherwise such a file lacks an `input`).
     The result is `ok` when the spec checks; with `strict` (or a strict `config`), only when it
-    raises no warning either. The network is given even then, as its figures hold."""
+    raises no warning either. The network is given even then, as its figures hold. `texts` maps
+    files (by path) to text read in their place."""
     path, input = path_argument("check", "path", path), check_arguments("check", input, limits, config)
+    texts = texts_argument("check", texts)
     strict = bool(strict) or (config is not None and config.strict)
     limits = resolve_limits(limits, config)
     try:
         with collector_paused():
-            program = load_program(path, limits.max_tokens, limits.max_layers)
+            program = load_program(path, limits.max_tokens, limits.max_layers, texts=texts)
+    except SpecError as error:
+        return CheckResult(None, error.diagnostics, error.sources, strict)
+    return check_program(program, str(path), input, limits, config, libraries, strict)
+
+
+def check_program(program: Program, path: str, input: tuple[int, ...] | None = None, limits: Limits | None = None,
+                  config: "Config | None" = None, libraries: bool = False, strict: bool = False) -> CheckResult:
+    """`check` of a program already loaded (`load_program` with the same limits): for a caller
+    that also reads the parsed spec, as the language server does."""
+    strict = bool(strict) or (config is not None and config.strict)
+    try:
+        with collector_paused():
             if libraries and input is None and is_library(program.spec):
-                library = Library(program, str(path))
+                library = Library(program, path)
                 if any(d.severity == "error" for d in library.diagnostics):
                     raise SpecError(library.diagnostics, program.sources)
                 return CheckResult(library, library.diagnostics, library.sources, strict)
-            network = _check(program, str(path), input, limits, config)
+            network = _check(program, path, input, limits, config)
     except SpecError as error:
         return CheckResult(None, error.diagnostics, error.sources, strict)
     return CheckResult(network, network.diagnostics, network.sources, strict)

@@ -5,12 +5,18 @@ must stay inside the folder of the spec being loaded (symbolic links resolved); 
 reported with the chain of files. Only regular files are read, and at most `MAX_SOURCE_BYTES`
 of them: a device (`/dev/zero`) reports no size and never ends, a FIFO blocks until a writer
 comes.
+
+`texts` maps files (by path, resolved as the loader resolves them) to text read in their
+place: an editor's unsaved documents, or a spec and its imports held in memory. A file named
+there is not read from the disk; its text is taken as the file's would be (newlines made
+`\n`, the same limits).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,10 +82,7 @@ def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: st
         # ValueError: a NUL byte in the path
         reason = getattr(error, "strerror", None) or str(error)
         raise _unreadable(f"cannot read `{shown}`: {reason.lower()}", span) from None
-    size = max(info.st_size, len(data))
-    if size > MAX_SOURCE_BYTES:
-        raise SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, span=span,
-                                    message=f"`{shown}` is too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})")])
+    _refuse_size(max(info.st_size, len(data)), shown, span)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -87,26 +90,58 @@ def read_source(path: Path, shown: str, span: ir.Span | None = None, newline: st
     return text if newline == "" else text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+#: text to read in place of a file, by resolved path
+Overlay = dict[Path, str]
+
+
+def overlay(texts: Mapping[str | os.PathLike, str] | None) -> Overlay:
+    """`texts` keyed by resolved path, as imports are resolved."""
+    return {Path(name).resolve(): text for name, text in (texts or {}).items()}
+
+
+def _text_of(path: Path, shown: str, texts: Overlay, span: ir.Span | None = None) -> str:
+    """The file's text from `texts` if it is there (newlines translated as `read_source` does),
+    else from the disk; `path` is resolved."""
+    text = texts.get(path)
+    if text is None:
+        return read_source(path, shown, span)
+    # counted as the file's UTF-8 bytes would be (an editor's text may hold lone surrogates)
+    _refuse_size(len(text.encode("utf-8", "surrogatepass")), printable(shown), span)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _refuse_size(size: int, shown: str, span: ir.Span | None) -> None:
+    if size > MAX_SOURCE_BYTES:
+        raise SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, span=span,
+                                    message=f"`{shown}` is too large ({size:,} bytes; the limit is {MAX_SOURCE_BYTES:,})")])
+
+
 def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str | None = None) -> SpecError:
     return SpecError([Diagnostic(code=Code.UNREADABLE_IMPORT, message=message, span=span,
                                  label=label if span is not None else "", help=help)])
 
 
-def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> Program:
+def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_layers: int | None = None,
+                 texts: Mapping[str | os.PathLike, str] | None = None) -> Program:
+    """The spec at `path` (or `zoo:NAME`) and its imports, parsed; files in `texts` are read from there."""
     shown = os.fspath(path)
     real = resolve_name(path)
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
-    text = read_source(real, shown)
-    return program_from_text(text, shown, root=real.resolve().parent, origin=real.resolve(), max_tokens=max_tokens,
-                             max_layers=max_layers)
+    texts = overlay(texts)
+    origin = real.resolve()
+    text = _text_of(origin, shown, texts)
+    return program_from_text(text, shown, root=origin.parent, origin=origin, max_tokens=max_tokens,
+                             max_layers=max_layers, texts=texts)
 
 
 def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None,
-                      max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> Program:
+                      max_tokens: int = MAX_TOKENS, max_layers: int | None = None,
+                      texts: Mapping[str | os.PathLike, str] | None = None) -> Program:
     """A parsed spec and its imports. `origin` is the file the text is read from (imports are relative
     to its folder); by default `shown` taken relative to `root`. Each file may hold `max_tokens`;
-    the spec's own file may write `max_layers` (see `parse_text`)."""
+    the spec's own file may write `max_layers` (see `parse_text`). Imports named in `texts`
+    are read from there."""
     sources = SourceMap()
     sources.add(shown, text)
     try:
@@ -116,12 +151,12 @@ def program_from_text(text: str, shown: str, root: Path, origin: Path | None = N
     program = Program(spec=spec, sources=sources)
     if origin is None:
         origin = root / ("<string>" if shown.startswith("<") else shown)
-    _collect(program, spec, origin, root, stack=(origin,), max_tokens=max_tokens)
+    _collect(program, spec, origin, root, stack=(origin,), max_tokens=max_tokens, texts=overlay(texts))
     return program
 
 
 def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stack: tuple[Path, ...],
-             max_tokens: int = MAX_TOKENS) -> None:
+             max_tokens: int = MAX_TOKENS, texts: Overlay | None = None) -> None:
     """Add the blocks of `spec`, then of its imports, reporting duplicates, escapes and cycles."""
     for st in spec.statements:
         if st.node == "block":
@@ -154,13 +189,13 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
             continue
         try:
             # messages at the import name the path as it is written there
-            text = read_source(target, st.path, span=st.span)
+            text = _text_of(target, st.path, texts or {}, span=st.span)
             program.sources.add(shown, text)
             imported = parse_text(text, shown, max_tokens)
         except SpecError as error:
             program.diagnostics.extend(error.diagnostics)
             continue
-        _collect(program, imported, target, root, stack + (target,), max_tokens)
+        _collect(program, imported, target, root, stack + (target,), max_tokens, texts)
 
 
 def _add_block(program: Program, block: ir.BlockDef) -> None:

@@ -1,42 +1,21 @@
 """A check of an open document, as `cnnspec check` runs it, with unsaved text in place of files.
 
-The loader reads every file through `cnnspec.frontend.loader.read_source`; while a check runs,
-`unsaved_text` serves the open documents' text instead (the document itself and any file it
-imports), so an import sees what the editor shows. The limits, suppressions and
-`[tool.cnnspec]` are those of `cnnspec.network.check` with the spec's own configuration.
+The loader reads the open documents' text (`texts=`) in place of their files: the document
+itself and any file it imports, so an import sees what the editor shows. The limits,
+suppressions and `[tool.cnnspec]` are those of `cnnspec.network.check` with the spec's own
+configuration. The spec is parsed once per check: the check, the outline, definitions and
+renames all read that one parse.
 """
 
 from __future__ import annotations
 
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from cnnspec.codes import Code
-from cnnspec.diagnostics import Diagnostic, SourceMap
+from cnnspec.diagnostics import Diagnostic, SourceMap, SpecError
 from cnnspec.frontend import loader
-
-_overlay = threading.local()
-_original_read_source = loader.read_source
-
-
-def _read_source(path: Path, shown: str, *args, **kwargs) -> str:
-    texts = getattr(_overlay, "texts", None) or {}
-    text = texts.get(str(Path(path).resolve()))
-    return text if text is not None else _original_read_source(path, shown, *args, **kwargs)
-
-
-@contextmanager
-def unsaved_text(texts: dict[str, str]):
-    """Files (absolute paths) read from `texts` instead of the disk in this thread."""
-    loader.read_source = _read_source
-    _overlay.texts = texts
-    try:
-        yield
-    finally:
-        _overlay.texts = None
 
 
 @dataclass
@@ -50,15 +29,14 @@ class Checked:
     sources: SourceMap
     #: files read, the document's own included (absolute paths)
     files: set[str] = field(default_factory=set)
+    #: the parsed spec with the blocks it can see, or None when the text does not parse
+    program: loader.Program | None = None
+    #: the open documents' text the check read, by absolute path
+    texts: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def lines(self) -> list[str]:
         return self.text.split("\n")
-
-    @cached_property
-    def program(self):
-        """The parsed spec with the blocks it can see, or None when the text does not parse."""
-        return parse_program(self.path, self.text, self.texts)
 
     @cached_property
     def index(self):
@@ -66,17 +44,12 @@ class Checked:
 
         return SiteIndex.build(self.network, self.path)
 
-    texts: dict[str, str] = field(default_factory=dict)
 
-
-def parse_program(path: str, text: str, texts: dict[str, str]):
-    """The parsed text with every block it can see (imports read as `unsaved_text` serves them),
-    or None when it does not parse."""
-    from cnnspec.diagnostics import SpecError
-
+def parse_program(path: str, text: str, texts: dict[str, str]) -> loader.Program | None:
+    """`text` parsed as the document at `path`, with every block it can see (imports read from
+    `texts` where they are open), or None when it does not parse."""
     try:
-        with unsaved_text(texts):
-            return loader.program_from_text(text, path, root=Path(path).parent, origin=Path(path))
+        return loader.program_from_text(text, path, root=Path(path).parent, origin=Path(path), texts=texts)
     except (SpecError, RecursionError):
         return None
 
@@ -84,23 +57,31 @@ def parse_program(path: str, text: str, texts: dict[str, str]):
 def check_document(path: str, texts: dict[str, str]) -> Checked:
     """Check the document at `path` (absolute) with `texts` for the open documents."""
     from cnnspec.config import ConfigError, config_for
-    from cnnspec.network import check
+    from cnnspec.network import check_program, collector_paused, resolve_limits
 
     text = texts.get(path, "")
+
+    def failed(problem: Diagnostic) -> Checked:
+        return Checked(path, text, None, [problem], SourceMap(), {path}, texts=texts)
+
     try:
         config = config_for(path)
     except ConfigError as error:
-        problem = Diagnostic(code=Code.UNUSABLE_CONFIG, message=str(error))
-        return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
+        return failed(Diagnostic(code=Code.UNUSABLE_CONFIG, message=str(error)))
+    limits = resolve_limits(None, config)
     try:
-        with unsaved_text(texts):
-            network, diagnostics, sources = check(path, config=config, libraries=True)
+        try:
+            with collector_paused():
+                program = loader.load_program(path, limits.max_tokens, limits.max_layers, texts=texts)
+        except SpecError as error:
+            return Checked(path, text, None, error.diagnostics, error.sources,
+                           {name for name, _ in error.sources.files()} | {path}, texts=texts)
+        network, diagnostics, sources = check_program(program, path, limits=limits, config=config, libraries=True)
     except RecursionError:
-        problem = Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check")
-        return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
+        return failed(Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check"))
     except Exception as error:  # noqa: BLE001  a bug in the checker must not stop the server answering
-        problem = Diagnostic(code=Code.INTERNAL, message=f"cnnspec failed on this spec: {type(error).__name__}: {error}",
-                             help="please report it with the spec")
-        return Checked(path, text, None, [problem], SourceMap(), {path}, texts)
+        return failed(Diagnostic(code=Code.INTERNAL,
+                                 message=f"cnnspec failed on this spec: {type(error).__name__}: {error}",
+                                 help="please report it with the spec"))
     files = {name for name, _ in sources.files()} | {path}
-    return Checked(path, text, network, diagnostics, sources, files, texts)
+    return Checked(path, text, network, diagnostics, sources, files, program, texts)
