@@ -38,3 +38,30 @@ def test_positions_count_utf16_units_as_lsp_does():
     assert utf16.position(1, 3) == types.Position(line=0, character=3)
     assert utf16.place(types.Position(line=0, character=3)) == (1, 3)
     assert utf16.position(1, 4).character == 4
+
+
+def test_a_check_the_server_keeps_makes_no_reference_cycles():
+    """The server freezes what it keeps out of the collector's reach (`checking.kept`), which frees
+    it by reference counting alone: a check, clean or failing, must leave no cyclic garbage."""
+    import gc
+
+    from cnnspec.lsp.checking import check_document
+
+    spec = str((ROOT / "specs" / "resnet18.cnn").resolve())
+    text = (ROOT / "specs" / "resnet18.cnn").read_text()
+    # the first check in a process builds the parser and validators and imports the site index
+    check_document(spec, {spec: text}).index  # noqa: B018
+    cases = {"clean": text, "E104": text + "conv 3 3*3\n", "E001": text + "conv ( {\n", "E102": text + "relu strde=1\n"}
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for case, edited in cases.items():
+            gc.collect()
+            result = check_document(spec, {spec: edited})
+            assert [d.code for d in result.diagnostics] == ([] if case == "clean" else [case])
+            result.index  # noqa: B018  the site index is kept too
+            del result
+            assert gc.collect() == 0, case
+    finally:
+        if enabled:
+            gc.enable()

@@ -5,10 +5,18 @@ itself and any file it imports, so an import sees what the editor shows. The lim
 suppressions and `[tool.cnnspec]` are those of `cnnspec.network.check` with the spec's own
 configuration. The spec is parsed once per check: the check, the outline, definitions and
 renames all read that one parse.
+
+The server keeps each document's latest result, and a 10,000-layer spec's is some 400,000
+objects: every full pass of the cyclic garbage collector walked all of them (1.2 s), and one
+followed each check. A check makes no reference cycles, so what the server keeps is built with
+the collector paused and then frozen out of its reach (`kept`); reference counting frees it
+when it is dropped, and every `CHECKS_PER_COLLECTION` checks one full pass collects whatever
+cycles the rest of the server left.
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +24,27 @@ from pathlib import Path
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SourceMap, SpecError
 from cnnspec.frontend import loader
+
+#: checks between two full passes of the cyclic garbage collector
+CHECKS_PER_COLLECTION = 25
+_kept_since_collection = 0
+
+
+def kept(work, *args):
+    """`work(*args)`, for a result the server keeps: run with the collector paused, then frozen
+    (`gc.freeze`) so later collections do not walk it. Called from the checking thread only."""
+    global _kept_since_collection
+    from cnnspec.network import collector_paused
+
+    with collector_paused():
+        if _kept_since_collection >= CHECKS_PER_COLLECTION:
+            gc.unfreeze()
+            gc.collect()
+            _kept_since_collection = 0
+        result = work(*args)
+        _kept_since_collection += 1
+        gc.freeze()
+    return result
 
 
 @dataclass

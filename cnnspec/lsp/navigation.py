@@ -7,6 +7,8 @@ calls; a label names one layer or group of its scope; an import's path leads to 
 from __future__ import annotations
 
 import re
+import typing
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +30,33 @@ class Name:
     span: ir.Span
 
 
+#: nodes that hold no block, call, label or import: their fields are not walked (a layer's
+#: arguments and options, expressions, spans), which keeps the outline of a 10,000-layer spec quick
+LEAVES = (ir.Layer, ir.Call, ir.Span, ir.Option, ir.NetworkDecl, ir.InputDecl, ir.Import, ir.ExpectShape,
+          ir.ExpectMetric, *typing.get_args(typing.get_args(ir.Expr)[0]))
+
+
+def parts(node) -> list:
+    """The IR nodes directly under `node` (none under a leaf), in source order."""
+    if isinstance(node, LEAVES):
+        return []
+    found = []
+    for name in type(node).model_fields:
+        value = getattr(node, name)
+        if isinstance(value, BaseModel):
+            found.append(value)
+        elif isinstance(value, tuple):
+            found.extend(v for v in value if isinstance(v, BaseModel))
+    return found
+
+
 def walk(node):
-    """Every IR node under `node`, itself first."""
+    """Every IR node under `node`, itself first, in source order."""
     stack = [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, BaseModel):
-            yield current
-            stack.extend(reversed([getattr(current, f) for f in type(current).model_fields]))
-        elif isinstance(current, tuple):
-            stack.extend(reversed(current))
+        yield current
+        stack.extend(reversed(parts(current)))
 
 
 def names_in(node) -> list[Name]:
@@ -191,9 +210,9 @@ def _item_symbols(positions, statement: ir.ItemStatement) -> list[types.Document
 def _children(positions, node) -> list[types.DocumentSymbol]:
     """Labels and calls directly under `node` (each label's own nest under it)."""
     out = []
-    stack = [node]
-    while stack:
-        current = stack.pop(0)
+    queue = deque([node])
+    while queue:
+        current = queue.popleft()
         if isinstance(current, ir.ItemStatement):
             out += _item_symbols(positions, current)
         elif isinstance(current, ir.Call):
@@ -202,10 +221,8 @@ def _children(positions, node) -> list[types.DocumentSymbol]:
         elif isinstance(current, ir.Shortcut) and current.label and current.label_span is not None:
             out.append(_symbol(positions, current.label, types.SymbolKind.Field, current.span, current.label_span,
                                _children(positions, current.body)))
-        elif isinstance(current, BaseModel):
-            stack.extend(getattr(current, f) for f in type(current).model_fields)
-        elif isinstance(current, tuple):
-            stack.extend(current)
+        else:
+            queue.extend(parts(current))
     return out
 
 

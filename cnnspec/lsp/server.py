@@ -1,9 +1,10 @@
-"""The pygls server: open documents, debounced checks, and each feature wired to its module.
+"""The pygls server: open documents, checks as the text changes, and each feature wired to its module.
 
 Each document is checked in one worker thread, so requests are answered while a large spec is
-checked. A check is started `DEBOUNCE` seconds after the last change, or at once when a request
-needs its result. Its result belongs to the document's text at the time: a newer change drops it
-and starts another.
+checked. A change is checked at once, unless a check of that document is under way: then the
+changes that arrive meanwhile wait for it to end, and only the newest text is checked (typing
+never queues a check per key; the quiet period is the check's own time). A check's result
+belongs to the document's text at the time: a newer change drops it.
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ from pygls.lsp.server import LanguageServer
 
 from cnnspec import __version__
 from cnnspec.lsp import actions, completion, hints, hover, navigation
-from cnnspec.lsp.checking import Checked, check_document
+from cnnspec.lsp.checking import Checked, check_document, kept
 from cnnspec.lsp.convert import Positions, path_to_uri, to_lsp, uri_to_path
-
-#: seconds of quiet after a change before the document is checked
-DEBOUNCE = 0.15
 
 
 class CnnspecServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("cnnspec", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
         self.checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnspec-check")
-        #: uri -> the future of its latest check
+        #: uri -> the future of the check of its current text
         self.checks: dict[str, asyncio.Future] = {}
+        #: uri -> the future of the check started last, current or not
+        self.under_way: dict[str, asyncio.Future] = {}
         #: uri -> a number bumped on every change, so a stale debounce gives up
         self.generation: dict[str, int] = {}
         self.inlay_hints = True
@@ -48,10 +48,18 @@ class CnnspecServer(LanguageServer):
             return None
         future = self.checks.get(uri)
         if future is None:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.checker, check_document, uri_to_path(uri), self.texts())
-            self.checks[uri] = future
+            future = asyncio.get_running_loop().run_in_executor(
+                self.checker, kept, check_document, uri_to_path(uri), self.texts())
+            self.checks[uri] = self.under_way[uri] = future
         return await asyncio.shield(future)
+
+    async def indexed(self, uri: str) -> Checked | None:
+        """`checked`, with the result's site index built (in the checking thread: for a large
+        spec it takes a while)."""
+        result = await self.checked(uri)
+        if result is not None and "index" not in result.__dict__:
+            await asyncio.get_running_loop().run_in_executor(self.checker, kept, lambda: result.index)
+        return result
 
     def changed(self, uri: str) -> None:
         """Forget the checks that read this document, and re-check them after the quiet period."""
@@ -68,7 +76,11 @@ class CnnspecServer(LanguageServer):
             asyncio.ensure_future(self.publish_later(each, self.generation[each]))
 
     async def publish_later(self, uri: str, generation: int) -> None:
-        await asyncio.sleep(DEBOUNCE)
+        """Publish the diagnostics of change `generation`, unless a newer change comes before its
+        check starts."""
+        running = self.under_way.get(uri)
+        if running is not None and not running.done():
+            await asyncio.wait([running])
         if self.generation.get(uri) != generation:
             return
         result = await self.checked(uri)
@@ -103,10 +115,15 @@ ANSWERS = {
 }
 
 
+#: the requests whose answers read the site index
+NEED_INDEX = {types.TEXT_DOCUMENT_HOVER, types.TEXT_DOCUMENT_INLAY_HINT}
+
+
 def _answer_from_check(server: CnnspecServer, method: str, answer, empty) -> None:
     @server.feature(method)
     async def handler(ls: CnnspecServer, params):
-        result = await ls.checked(params.text_document.uri)
+        uri = params.text_document.uri
+        result = await (ls.indexed(uri) if method in NEED_INDEX else ls.checked(uri))
         return answer(result, ls, params) if result is not None else empty
 
 
@@ -136,6 +153,7 @@ def build_server() -> CnnspecServer:
     def did_close(ls: CnnspecServer, params: types.DidCloseTextDocumentParams):
         uri = params.text_document.uri
         ls.checks.pop(uri, None)
+        ls.under_way.pop(uri, None)
         ls.generation[uri] = ls.generation.get(uri, 0) + 1
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
