@@ -47,18 +47,23 @@ def test_a_check_the_server_keeps_makes_no_reference_cycles():
 
     from cnnspec.lsp.checking import check_document
 
-    spec = str((ROOT / "specs" / "resnet18.cnn").resolve())
-    text = (ROOT / "specs" / "resnet18.cnn").read_text()
-    # the first check in a process builds the parser and validators and imports the site index
-    check_document(spec, {spec: text}).index  # noqa: B018
-    cases = {"clean": text, "E104": text + "conv 3 3*3\n", "E001": text + "conv ( {\n", "E102": text + "relu strde=1\n"}
+    def spec(name: str) -> tuple[str, str]:
+        path = ROOT / "specs" / f"{name}.cnn"
+        return str(path.resolve()), path.read_text()
+
+    path, text = spec("resnet18")
+    cases = [("resnet18", path, text, []), ("E104", path, text + "conv 3 3*3\n", ["E104"]),
+             ("E001", path, text + "conv ( {\n", ["E001"]), ("E102", path, text + "relu strde=1\n", ["E102"])]
+    cases += [(name, *spec(name), []) for name in ("inception_v3", "unet", "mobilenet_v2")]
+    for _, path, text, _ in cases:  # a first check builds the parser and validators, imports the lints
+        check_document(path, {path: text}).index  # noqa: B018
     enabled = gc.isenabled()
     gc.disable()
     try:
-        for case, edited in cases.items():
+        for case, path, text, codes in cases:
             gc.collect()
-            result = check_document(spec, {spec: edited})
-            assert [d.code for d in result.diagnostics] == ([] if case == "clean" else [case])
+            result = check_document(path, {path: text})
+            assert [d.code for d in result.diagnostics] == codes
             result.index  # noqa: B018  the site index is kept too
             del result
             assert gc.collect() == 0, case

@@ -69,28 +69,34 @@ def successors(graph: Graph) -> dict[int, LayerNode]:
     """For each layer, the layer right after it in the same sequence (a merge or a scope between
     them breaks the chain)."""
     following: dict[int, LayerNode] = {}
-
-    def visit(items) -> None:
-        flat: list[LayerNode | None] = []
-
-        def expand(items) -> None:
-            for item in items:
-                if item.node == "seq" and item.scope is None:
-                    expand(item.items)
-                elif item.node == "layer":
-                    flat.append(item)
-                else:
-                    flat.append(None)
-                    for sub in (item.branches if item.node == "merge" else (item,)):
-                        visit(sub.items)
-
-        expand(items)
-        for a, b in zip(flat, flat[1:]):
-            if a is not None and b is not None:
-                following[a.id] = b
-
-    visit(graph.body.items)
+    _link(graph.body.items, following)
     return following
+
+
+# module functions, not recursive closures: a closure that calls itself is a reference cycle,
+# which keeps what it holds (here the graph's layers) alive until the cyclic collector runs
+
+
+def _link(items, following: dict[int, LayerNode]) -> None:
+    """Each layer of the sequence `items` to the next one in `following`."""
+    flat: list[LayerNode | None] = []
+    _flatten(items, flat, following)
+    for a, b in zip(flat, flat[1:]):
+        if a is not None and b is not None:
+            following[a.id] = b
+
+
+def _flatten(items, flat: list, following: dict[int, LayerNode]) -> None:
+    """`items` with unscoped sequences opened, a merge or a scope as None (each linked on its own)."""
+    for item in items:
+        if item.node == "seq" and item.scope is None:
+            _flatten(item.items, flat, following)
+        elif item.node == "layer":
+            flat.append(item)
+        else:
+            flat.append(None)
+            for sub in (item.branches if item.node == "merge" else (item,)):
+                _link(sub.items, following)
 
 
 def dropped(n: int, k_eff: int, s: int, begin: int, end: int) -> int:
