@@ -475,3 +475,35 @@ async def test_random_edits_never_crash_or_hang_the_server(client, case):
     await asyncio.wait_for(client.text_document_completion_async(types.CompletionParams(
         text_document=ident(uri), position=position)), ANSWER)
     assert client.error is None
+
+
+async def test_completion_from_the_last_parse_equals_a_parse_without_the_line():
+    """While a line is typed, completion reads the blocks of the document's last parse instead of
+    parsing it again without that line: both give the same items on every line of a spec (but a
+    block's header, whose old parameters the last parse keeps, and a line cut before its brace)."""
+    from cnnspec.lsp.checking import check_document
+    from cnnspec.lsp.completion import complete, program_without_line, same_but_line
+    from cnnspec.lsp.convert import Positions
+
+    compared = 0
+    for spec in (SPECS / "resnet18.cnn", SPECS / "common" / "resnet.cnn"):  # a network, and blocks
+        path = str(spec.resolve())
+        last = check_document(path, {path: spec.read_text()})
+        assert last.program is not None
+        for line0, line in enumerate(last.lines):
+            if not line.strip() or line.lstrip().startswith(("block", "#")):
+                continue
+            typed = list(last.lines)
+            typed[line0] = line[:len(line) // 2 + 1]
+            if any(typed[line0].count(brace) != line.count(brace) for brace in "{}"):
+                continue  # without its braces the text parses in neither way
+            assert same_but_line(last.lines, typed, line0)
+            positions = Positions(typed, len)
+            at = types.Position(line=line0, character=len(typed[line0]))
+            again = program_without_line(path, typed, line0, {path: "\n".join(typed)})
+            labels = [[item.label for item in complete(typed, positions, at, path, program)]
+                      for program in (last.program, again)]
+            assert labels[0] == labels[1], typed[line0]
+            compared += 1
+    assert compared > 20
+    assert not same_but_line(last.lines, last.lines[1:], 0)

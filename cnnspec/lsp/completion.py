@@ -52,6 +52,14 @@ def program_without_line(path: str, lines: list[str], line0: int, texts: dict[st
     return parse_program(path, "\n".join(kept), texts)
 
 
+def same_but_line(before: list[str], now: list[str], line0: int) -> bool:
+    """Whether two texts' lines differ at most on line `line0` (0-based): then a parse of `before`
+    sees the blocks of `program_without_line(now)`, in the same places, but for what line `line0`
+    held before (a block's header being retyped keeps its old parameters)."""
+    return (len(before) == len(now) and before[:line0] == now[:line0]
+            and before[line0 + 1:] == now[line0 + 1:])
+
+
 def complete(lines: list[str], positions, position: types.Position, path: str, program) -> list[types.CompletionItem]:
     line, column = positions.place(position)
     text = lines[line - 1] if 0 < line <= len(lines) else ""

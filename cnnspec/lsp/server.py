@@ -29,6 +29,8 @@ class CnnspecServer(LanguageServer):
         self.checks: dict[str, asyncio.Future] = {}
         #: uri -> the future of the check started last, current or not
         self.under_way: dict[str, asyncio.Future] = {}
+        #: uri -> its latest check whose text parsed, while the files it imports are unchanged
+        self.parsed: dict[str, Checked] = {}
         #: uri -> a number bumped on every change, so a stale debounce gives up
         self.generation: dict[str, int] = {}
         self.inlay_hints = True
@@ -51,7 +53,10 @@ class CnnspecServer(LanguageServer):
             future = asyncio.get_running_loop().run_in_executor(
                 self.checker, kept, check_document, uri_to_path(uri), self.texts())
             self.checks[uri] = self.under_way[uri] = future
-        return await asyncio.shield(future)
+        result = await asyncio.shield(future)
+        if result.program is not None and self.checks.get(uri) is future:
+            self.parsed[uri] = result
+        return result
 
     async def indexed(self, uri: str) -> Checked | None:
         """`checked`, with the result's site index built (in the checking thread: for a large
@@ -71,6 +76,8 @@ class CnnspecServer(LanguageServer):
                                  or path in future.result().files):
                 stale.append(other)
         for each in stale:
+            if each != uri:  # the blocks it saw through an import may have changed
+                self.parsed.pop(each, None)
             self.checks.pop(each, None)
             self.generation[each] = self.generation.get(each, 0) + 1
             asyncio.ensure_future(self.publish_later(each, self.generation[each]))
@@ -154,6 +161,7 @@ def build_server() -> CnnspecServer:
         uri = params.text_document.uri
         ls.checks.pop(uri, None)
         ls.under_way.pop(uri, None)
+        ls.parsed.pop(uri, None)
         ls.generation[uri] = ls.generation.get(uri, 0) + 1
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
@@ -166,8 +174,13 @@ def build_server() -> CnnspecServer:
         uri = params.text_document.uri
         doc = ls.workspace.get_text_document(uri)
         lines = doc.source.split("\n")
-        program = await asyncio.get_running_loop().run_in_executor(
-            ls.checker, completion.program_without_line, uri_to_path(uri), lines, params.position.line, ls.texts())
+        line0 = params.position.line
+        last = ls.parsed.get(uri)
+        if last is not None and completion.same_but_line(last.lines, lines, line0):
+            program = last.program  # typing within a line: the blocks are those of the last parse
+        else:
+            program = await asyncio.get_running_loop().run_in_executor(
+                ls.checker, completion.program_without_line, uri_to_path(uri), lines, line0, ls.texts())
         return completion.complete(lines, ls.positions(lines), params.position, uri_to_path(uri), program)
 
     @server.feature(types.TEXT_DOCUMENT_FORMATTING)
