@@ -203,7 +203,9 @@ def main() -> None:
         "",
         "A change is checked at once unless a check of the document is under way; changes that",
         "arrive meanwhile wait for it and only the newest text is checked, so typing never queues",
-        "a check per key.",
+        "a check per key. Against the check in a warm process, the server's latency is "
+        f"{f['resnet50_diagnostics'] / warm['resnet50']:.2f}x on ResNet-50 and {f['big_diagnostics'] / warm['big']:.2f}x "
+        "on 10,000 layers (1.00x would be the check's own time, nothing added by the server).",
     ]
     write_section("lsp", lines)
     print("\n".join(lines))

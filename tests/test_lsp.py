@@ -5,6 +5,7 @@ fmt` or the spec text itself."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -283,6 +284,11 @@ async def test_inlay_hints_give_the_summary_shape_of_every_layer_line(client):
     layer_lines = [n for n, line in enumerate(text.split("\n"), start=1)
                    if line.strip() and not line.startswith(("#", "network", "input", "expect"))]
     assert got == expected and sorted(expected) == layer_lines
+    # and as the command prints them: `cnnspec summary`'s layers, one a line here, in order
+    printed = subprocess.run([sys.executable, "-m", "cnnspec", "summary", str(path), "--format", "json"],
+                             capture_output=True, text=True, check=True).stdout
+    assert [got[line] for line in sorted(got)] == [
+        "-> " + "x".join(map(str, layer["output"])) for layer in json.loads(printed)["layers"]]
     for hint in hints:  # at the end of the line's code
         assert hint.position.character == len(text.split("\n")[hint.position.line].rstrip())
     close(client, path)
@@ -358,6 +364,14 @@ async def test_rename_changes_every_use_and_nothing_else(client, tmp_path):
     before, after = cnnspec.loads(RENAME_SPEC), cnnspec.loads(renamed)
     assert [(r.path, r.out_shape, r.params) for r in before.rows] == [(r.path, r.out_shape, r.params) for r in after.rows]
     assert await change(client, path, renamed) == []
+    # a label: its name alone changes, and the summary's paths with it
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=position_of(renamed, "unit_out:", shift=2), new_name="tail"))
+    relabelled = apply_edits(renamed, edit.changes[path.as_uri()])
+    assert relabelled == renamed.replace("\nunit_out:", "\ntail:")
+    assert [r.path for r in cnnspec.loads(relabelled).rows] == [
+        p.replace("unit_out", "tail") for p in (r.path for r in after.rows)]
+    assert any(p.startswith("tail.") for p in (r.path for r in cnnspec.loads(relabelled).rows))
     close(client, path)
 
 
@@ -423,8 +437,11 @@ async def test_code_actions_remove_their_diagnostics(client, tmp_path):
     assert await change(client, path, fixed) == []
     fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 3x3 strde=2\n", "E102")
     assert fixed == "input x: 3x32x32\nconv 16 3x3 stride=2\n"
+    # E102 is gone; the stride now read leaves the last row, as check says too
+    assert [d.code for d in await change(client, path, fixed)] == ["W101"]
     fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 3*3\n", "E104")
     assert fixed == "input x: 3x32x32\nconv 16 3x3\n"
+    assert await change(client, path, fixed) == []
     fixed = await code_action_fixes(client, path, "input x: 3x32x32\nconv 16 7x7 pad=3\n", "W103")
     assert fixed.startswith("input x: 3x32x32\nconv 16 7x7 pad=3  # cnnspec: ignore[W103] ")
     assert [d.code for d in await change(client, path, fixed)] == []
