@@ -10,7 +10,21 @@ backends that need them.
 """
 
 from cnnspec.diagnostics import Diagnostic, SpecError
-from cnnspec.network import Network, check, load, loads
 
 __all__ = ["Diagnostic", "Network", "SpecError", "check", "load", "loads"]
 __version__ = "0.1.0"
+#: the façade's names, imported when first used: a module deep in the package (a backend, the
+#: loader) then loads without the façade above it, as the import graph runs one way
+_FACADE = ("Network", "check", "load", "loads")
+
+
+def __getattr__(name: str):
+    if name in _FACADE:
+        from cnnspec import network
+
+        return getattr(network, name)
+    raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_FACADE))

@@ -492,7 +492,7 @@ def zoo() -> None:
 @zoo.command("list")
 def zoo_list():
     """Every zoo network with its input, parameters and MACs."""
-    from cnnspec.analysis.elaborate import human
+    from cnnspec.wording import human
     from cnnspec.zoo import zoo_entry, zoo_names
 
     for name in zoo_names():
@@ -508,7 +508,7 @@ def zoo_show(name):
     from cnnspec.zoo import zoo_names, zoo_path
 
     if name not in zoo_names():
-        from cnnspec.analysis.expressions import closest
+        from cnnspec.wording import closest
 
         near = closest(name, zoo_names())
         _fail(f"no zoo network `{name}`" + (f"; did you mean `{near}`?" if near else "; see `cnnspec zoo list`"))
@@ -531,7 +531,7 @@ def explain(code):
 
     found = Code.lookup(code)
     if found is None:
-        from cnnspec.analysis.expressions import closest
+        from cnnspec.wording import closest
 
         near = closest(code.upper(), list(CODES))
         _fail(f"no diagnostic `{code.upper()}`" + (f"; did you mean `{near}`?" if near else ""))

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cnnspec.analysis.elaborate import Limits
-from cnnspec.analysis.expressions import closest
 from cnnspec.codes import CODES, Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.frontend.loader import read_source
+from cnnspec.wording import closest
 
 SEVERITIES = ("error", "warning", "off")
 #: `[tool.cnnspec.limits]` keys and the `Limits` fields they set

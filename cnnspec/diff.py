@@ -24,12 +24,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnspec.analysis.elaborate import human
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.diagnostics import SpecError
 from cnnspec.layers.base import describe_shape
 from cnnspec.network import Network
 from cnnspec.summary import collapse
+from cnnspec.wording import human
 
 #: the version of the JSON document's fields, which `SCHEMA` describes
 SCHEMA_VERSION = 1

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cnnspec.analysis.stats import Row, describe_field
+from cnnspec.diagnostics import SourceMap
 from cnnspec.ir import Span
 from cnnspec.layers import REGISTRY
 
@@ -86,3 +88,34 @@ class Graph(GraphNode):
             else:
                 stack.append(iter([b for b in node.branches]))
 
+
+
+class CheckedGraph:
+    """A spec once checked, as the backends, summaries and pictures take it: the resolved graph,
+    each layer's figures (`rows`, in execution order), the totals, and the sources that a
+    diagnostic raised later (a backend's E303 or E304) quotes. `Network` adds the diagnostics and
+    the conveniences of the Python API on top.
+
+    Totals: `params` (learnable, as `sum(p.numel() for p in model.parameters())`),
+    `trainable` (without frozen literal kernels), `buffers` (BatchNorm running statistics),
+    `macs` (conv and linear multiply-accumulates per sample, torchvision's "GFLOPS"),
+    `activation_bytes` (fp32 outputs of every layer, per sample).
+    """
+
+    def __init__(self, graph: Graph, rows: list[Row], sources: SourceMap, path: str,
+                 scope_blocks: dict[str, str], params: int, buffers: int, macs: int, activation_bytes: int):
+        self.graph = graph
+        self.rows = rows
+        self.sources = sources
+        self.path = path
+        #: each block call's scope path -> the block it calls
+        self.scope_blocks = scope_blocks
+        self.name = graph.name
+        self.input_shape = graph.input_shape
+        self.output_shape = graph.output_shape
+        self.params = params
+        self.buffers = buffers
+        self.macs = macs
+        self.activation_bytes = activation_bytes
+        self.trainable = sum(r.trainable for r in rows)
+        self.receptive_field = describe_field(rows[-1].rf) if rows else "1"

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from cnnspec import ir
 from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
-from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.arguments import check_arguments, path_argument, text_argument, texts_argument
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics
 from cnnspec.frontend.loader import Program, load_program, program_from_text
+from cnnspec.graph import CheckedGraph
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,32 +24,16 @@ if TYPE_CHECKING:
     from cnnspec.config import Config
 
 
-class Network:
-    """A checked spec: its resolved graph, per-layer rows and totals.
-
-    Totals: `params` (learnable, as `sum(p.numel() for p in model.parameters())`),
-    `trainable` (without frozen literal kernels), `buffers` (BatchNorm running statistics),
-    `macs` (conv and linear multiply-accumulates per sample, torchvision's "GFLOPS"),
-    `activation_bytes` (fp32 outputs of every layer, per sample).
-    """
+class Network(CheckedGraph):
+    """A checked spec: its resolved graph, per-layer rows and totals (see `CheckedGraph`), its
+    diagnostics, and the backends as methods."""
 
     def __init__(self, program: Program, result: Elaboration, path: str):
-        self.path = path
-        self.graph = result.graph
-        self.rows: list[Row] = result.rows
-        self.diagnostics: list[Diagnostic] = sort_diagnostics(result.diagnostics)
-        self.sources: SourceMap = program.sources
-        self.scope_blocks = result.scope_blocks
-        self.name = self.graph.name
-        self.input_shape = self.graph.input_shape
-        self.output_shape = self.graph.output_shape
         totals = result.totals
-        self.params = totals.params
-        self.buffers = totals.buffers
-        self.macs = totals.macs
-        self.activation_bytes = totals.memory
-        self.trainable = sum(r.trainable for r in self.rows)
-        self.receptive_field = describe_field(self.rows[-1].rf) if self.rows else "1"
+        super().__init__(result.graph, result.rows, program.sources, path, result.scope_blocks,
+                         params=totals.params, buffers=totals.buffers, macs=totals.macs,
+                         activation_bytes=totals.memory)
+        self.diagnostics: list[Diagnostic] = sort_diagnostics(result.diagnostics)
         #: `expect` contracts that do not apply at an overridden input (shape, MACs, memory), not checked
         self.skipped_expects = result.skipped
 

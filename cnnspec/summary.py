@@ -6,9 +6,9 @@ import csv
 import io
 import json
 
-from cnnspec.analysis.elaborate import human
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.layers.base import describe_shape
+from cnnspec.wording import human
 
 COLUMNS = ("name", "kind", "output", "params", "macs", "rf", "activation")
 

@@ -1,39 +1,15 @@
-"""The model zoo: the specs shipped in `specs/` (`zoo:NAME`), and the table of their figures
-that `docs/zoo.md` holds (`cnnspec zoo table`)."""
+"""The model zoo's figures: each shipped spec checked (`zoo_entry`), and the table of them that
+`docs/zoo.md` holds (`cnnspec zoo table`). Finding a zoo spec by name (`zoo:NAME`) is
+`cnnspec.resources`'s, below the loader."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
-from cnnspec.resources import zoo_dir
+from cnnspec.resources import UnknownZooNetwork, zoo_names, zoo_path
 
-
-def zoo_names() -> list[str]:
-    return sorted(p.stem for p in zoo_dir().glob("*.cnn"))
-
-
-def zoo_path(name: str) -> Path:
-    """The zoo's spec called `name`: a name from `zoo_names()`, never a path (`../specs/x`,
-    `common/resnet`); else `UnknownZooNetwork`."""
-    if name not in zoo_names():
-        raise UnknownZooNetwork(name)
-    return zoo_dir() / f"{name}.cnn"
-
-
-class UnknownZooNetwork(LookupError):
-    """A name that is not a zoo network's; `help` suggests the closest one."""
-
-    def __init__(self, name: str):
-        from cnnspec.analysis.expressions import closest
-
-        super().__init__(f"no zoo network `{name}`")
-        self.name = name
-        # `zoo:../specs/resnet18` is most likely meant as `resnet18`
-        near = closest(name, zoo_names()) or closest(name.replace("\\", "/").rsplit("/", 1)[-1], zoo_names())
-        hint = f"did you mean `zoo:{near}`?" if near else "run `cnnspec zoo list` for the names"
-        self.help = f"a zoo name is a name, not a path; {hint}" if "/" in name or "\\" in name else hint
+__all__ = ["UnknownZooNetwork", "ZooEntry", "zoo_entry", "zoo_names", "zoo_path", "zoo_table"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +50,7 @@ def zoo_entry(name: str) -> ZooEntry:
 
 def zoo_table() -> str:
     """The zoo as a Markdown table, as `docs/zoo.md` holds it."""
-    from cnnspec.analysis.elaborate import human
+    from cnnspec.wording import human
 
     lines = [
         "# The model zoo",

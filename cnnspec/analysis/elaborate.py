@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from cnnspec import ir
 from cnnspec.analysis.expansion import CAP, LayerBound
-from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, closest, describe_value
+from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, describe_value
 from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
@@ -28,6 +28,7 @@ from cnnspec.layers import REGISTRY, LayerError
 from cnnspec.layers.aliases import pytorch_alias
 from cnnspec.layers.base import describe_shape
 from cnnspec.layers.formulas import product
+from cnnspec.wording import closest, human
 
 
 @dataclass(frozen=True)
@@ -982,18 +983,6 @@ def format_metric(metric: str, value: int) -> str:
     unit = {"params": "parameters", "macs": "MACs", "flops": "FLOPs", "buffers": "buffer elements",
             "layers": "layers", "memory": "activation bytes", "activations": "activation bytes"}[metric]
     return f"{value:,} {unit} ({human(value)})"
-
-
-def human(value: float) -> str:
-    """1234567 -> 1.23M.
-
-    >>> human(25557032), human(4089184256), human(950)
-    ('25.56M', '4.09G', '950')
-    """
-    for suffix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{suffix}"
-    return f"{value:g}"
 
 
 def layers_text(layers: int) -> str:

@@ -6,11 +6,11 @@ not bound to anything, which a layer may take as a flag or an option value (`pad
 
 from __future__ import annotations
 
-import difflib
 import math
 
 from cnnspec import ir
 from cnnspec.codes import Code
+from cnnspec.wording import closest
 
 #: integers beyond this are refused, so no expression can build a huge number
 MAX_MAGNITUDE = 10 ** 15
@@ -47,11 +47,6 @@ def in_attribute(shape, attr: str, span: ir.Span):
         raise EvalError(Code.UNAVAILABLE_INPUT_ATTRIBUTE, f"`in.{attr}` is not defined for an input of shape {'x'.join(map(str, shape))}", span,
                         help=f"this input has {have} and `in.rank`")
     return shape[index]
-
-
-def closest(name: str, candidates) -> str | None:
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 def _number(value, span: ir.Span):

@@ -11,7 +11,7 @@ from cnnspec.backends.metadata import Preprocessing, model_properties, write_pro
 if TYPE_CHECKING:
     import onnx
 
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Deployment:
     labels: tuple[str, ...] | None = None
 
 
-def finish(model: "onnx.ModelProto", network: "Network", deployment: Deployment | None = None) -> "onnx.ModelProto":
+def finish(model: "onnx.ModelProto", network: "CheckedGraph", deployment: Deployment | None = None) -> "onnx.ModelProto":
     """The exported model with its metadata written in."""
     deployment = deployment or Deployment()
     write_properties(model, model_properties(network, "float32", deployment.preprocessing, deployment.labels))

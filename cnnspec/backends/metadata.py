@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 #: every key cnnspec writes into `metadata_props`, and what its value holds
 KEYS: dict[str, str] = {
@@ -98,7 +98,7 @@ class Preprocessing:
                    channel_order=props.get("cnnspec.preprocess.channel_order"))
 
 
-def spec_sha256(network: "Network") -> str:
+def spec_sha256(network: "CheckedGraph") -> str:
     """sha256 of the text of the spec's own file (the first the source map holds)."""
     name, _ = network.sources.files()[0]
     return hashlib.sha256(network.sources.text(name).encode("utf-8")).hexdigest()
@@ -118,7 +118,7 @@ def read_labels(path: str, classes: int | None) -> tuple[str, ...]:
     return labels
 
 
-def model_properties(network: "Network", precision: str = "float32", preprocessing: Preprocessing | None = None,
+def model_properties(network: "CheckedGraph", precision: str = "float32", preprocessing: Preprocessing | None = None,
                      labels: tuple[str, ...] | None = None) -> dict[str, str]:
     """The metadata of an exported model, by key of `KEYS`, in the table's order."""
     from cnnspec import __version__

@@ -27,7 +27,7 @@ from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
 
 if TYPE_CHECKING:
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 #: opsets cnnspec emits: 17 brings LayerNormalization; 26 is the newest onnxruntime 1.31 runs
 MIN_OPSET, MAX_OPSET = 17, 26
@@ -643,7 +643,7 @@ def branch_shape(branch, in_shape):
     return items[-1].out_shape if items else in_shape
 
 
-def to_onnx(network: "Network", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
+def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
             batch: int | None = None, seed: int = 0, memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
             budget_option: str = "memory_budget") -> onnx.ModelProto:
     """The network as an ONNX model.

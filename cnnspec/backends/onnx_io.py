@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 #: protobuf cannot serialise a message of 2 GiB or more; stay clear of it
 EXTERNAL_DATA_BYTES = 2**31 - 2**26
@@ -16,7 +16,7 @@ def initializer_bytes(model) -> int:
     return sum(len(t.raw_data) for t in model.graph.initializer)
 
 
-def export_model(network: "Network", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
+def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
                  batch: int | None = None, seed: int = 0, deployment=None, **budget) -> str:
     """Build, check and write the model; a one-line account of what was written. `weights`: a
     file or a dict; `deployment`: a `deploy.Deployment` (precision, metadata); `budget`:

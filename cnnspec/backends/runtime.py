@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 
 class RunError(Exception):
@@ -43,7 +43,7 @@ INPUT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
 
 
 def run_model(target: str, input_path: str | None, batch: int, seed: int,
-              load_network: Callable[[str], "Network"], weights=None, image_path: str | None = None,
+              load_network: Callable[[str], "CheckedGraph"], weights=None, image_path: str | None = None,
               **budget) -> Run:
     """Run an .onnx file, or a spec with `weights` (a file or a dict) or seeded random ones, on an
     input file, an image (read with the preprocessing the file's metadata states) or a random
@@ -125,7 +125,7 @@ def read_weights(weights):
     return load_weights(weights) if isinstance(weights, (str, Path)) else weights
 
 
-def verify_network(network: "Network", seed: int = 0, opset: int | None = None, batch: int = 2, weights=None,
+def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = None, batch: int = 2, weights=None,
                    **budget) -> Comparison:
     """`weights` (a file or a dict; by default random ones, random batch-norm statistics too) and
     the same random input through PyTorch in eval mode and through onnxruntime. `budget`:
@@ -134,6 +134,7 @@ def verify_network(network: "Network", seed: int = 0, opset: int | None = None, 
     import torch
 
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
+    from cnnspec.backends.torch import to_torch
     from cnnspec.backends.weights import check_budget, prepare_weights, random_weights
 
     if weights is None:
@@ -142,7 +143,7 @@ def verify_network(network: "Network", seed: int = 0, opset: int | None = None, 
     else:
         weights = prepare_weights(network, read_weights(weights), budget.get("memory_budget"),
                                   budget.get("budget_option", "memory_budget"))
-    model = network.to_torch(memory_budget=None)
+    model = to_torch(network, memory_budget=None)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
     model.eval()
     x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(np.float32)

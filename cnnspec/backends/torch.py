@@ -21,7 +21,7 @@ from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget
 from cnnspec.graph import MergeNode, SeqNode
 
 if TYPE_CHECKING:
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 
 class _Recorder:
@@ -121,7 +121,7 @@ class SpecModule(nn.Module):
 class SpecNetwork(SpecModule):
     """The whole network. With `outputs`, `forward` returns a dict of those named activations."""
 
-    def __init__(self, network: "Network", lowerings: dict[str, Lowering], outputs: Sequence[str] = ()):
+    def __init__(self, network: "CheckedGraph", lowerings: dict[str, Lowering], outputs: Sequence[str] = ()):
         super().__init__(network.graph.body, "", lowerings, _Recorder(outputs))
         self.spec_name = network.name
         self.input_shape = network.input_shape
@@ -157,7 +157,7 @@ def instantiate(lowering: Lowering) -> nn.Module:
     return module
 
 
-def to_torch(network: "Network", seed: int | None = None, outputs: Sequence[str] | None = None,
+def to_torch(network: "CheckedGraph", seed: int | None = None, outputs: Sequence[str] | None = None,
              memory_budget: int | None = DEFAULT_MEMORY_BUDGET) -> SpecNetwork:
     """Build the network as an `nn.Module`.
 
@@ -177,8 +177,8 @@ def to_torch(network: "Network", seed: int | None = None, outputs: Sequence[str]
         return SpecNetwork(network, lowerings, outputs or ())
 
 
-def check_outputs(network: "Network", outputs: Sequence[str]) -> None:
-    from cnnspec.analysis.expressions import closest
+def check_outputs(network: "CheckedGraph", outputs: Sequence[str]) -> None:
+    from cnnspec.wording import closest
 
     known = {row.path for row in network.rows} | set(network.scope_blocks) | set(scope_paths(network.graph.body))
     for name in outputs:

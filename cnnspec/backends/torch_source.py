@@ -32,7 +32,7 @@ from cnnspec.backends.torch_lowering import lower
 from cnnspec.graph import LayerNode, MergeNode, SeqNode
 
 if TYPE_CHECKING:
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 INDENT = "    "
 
@@ -43,7 +43,7 @@ FILE_HELPERS = (*torch_lowering.HELPERS, "center_crop", "with_weights")
 RESERVED = frozenset({"torch", "nn", "F", "self", *FILE_HELPERS, *keyword.kwlist, *dir(builtins)})
 
 
-def emit_torch_source(network: "Network") -> str:
+def emit_torch_source(network: "CheckedGraph") -> str:
     """The network as a Python module defining one `nn.Module` class per spec (and per block)."""
     return SourceEmitter(network).emit()
 
@@ -55,7 +55,7 @@ def camel(name: str) -> str:
     ('BasicBlock', 'Resnet18', 'Lenet5D2l')
     """
     words = [w for w in re.split(r"[^0-9A-Za-z]+", name.replace("_", " ")) if w]
-    text = "".join(w[0].upper() + w[1:] for w in words) or "Network"
+    text = "".join(w[0].upper() + w[1:] for w in words) or "CheckedGraph"
     return text if text[0].isalpha() else "Net" + text
 
 
@@ -128,7 +128,7 @@ CHILD = re.compile(r"\{\{scope:([^}]*)\}\}")
 
 @dataclass
 class SourceEmitter:
-    network: "Network"
+    network: "CheckedGraph"
     bodies: dict[str, ScopeBody] = field(default_factory=dict)
     classes: list[ClassDef] = field(default_factory=list)
     class_names: set[str] = field(default_factory=set)

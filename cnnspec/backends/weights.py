@@ -19,7 +19,7 @@ from cnnspec.layers.conv import conv_geometry, deconv_geometry
 if TYPE_CHECKING:
     import numpy as np
 
-    from cnnspec.network import Network
+    from cnnspec.graph import CheckedGraph
 
 Shape = tuple[int, ...]
 
@@ -48,7 +48,7 @@ def layer_weight_shapes(node: LayerNode) -> dict[str, Shape]:
     return {}
 
 
-def weight_shapes(network: "Network") -> dict[str, Shape]:
+def weight_shapes(network: "CheckedGraph") -> dict[str, Shape]:
     """Every state_dict key of the network with its shape, in module order."""
     shapes = {}
     for node in network.graph.layers():
@@ -62,7 +62,7 @@ def fan_in(weight: Shape) -> int:
     return weight[1] * math.prod(weight[2:]) if len(weight) > 1 else weight[0]
 
 
-def random_weights(network: "Network", seed: int = 0, statistics: bool = False) -> dict[str, "np.ndarray"]:
+def random_weights(network: "CheckedGraph", seed: int = 0, statistics: bool = False) -> dict[str, "np.ndarray"]:
     """A seeded initialisation with PyTorch's default distributions.
 
     Conv, transposed conv and linear: weight and bias uniform in +-1/sqrt(fan_in) (what
@@ -211,19 +211,19 @@ class WeightsWarning(UserWarning):
     """Weights that were converted to float32 (a wider float rounded, a narrower one widened)."""
 
 
-def weight_bytes(network: "Network") -> int:
+def weight_bytes(network: "CheckedGraph") -> int:
     """What the weights and buffers take in fp32: 4 * (params + buffers)."""
     return 4 * (network.params + network.buffers)
 
 
-def check_budget(network: "Network", budget: int | None, option: str = "memory_budget") -> None:
+def check_budget(network: "CheckedGraph", budget: int | None, option: str = "memory_budget") -> None:
     """E303 at the largest layer when the weights take more than `budget` bytes in fp32, before
     anything is allocated; `option` is what the help tells to raise."""
     needed = weight_bytes(network)
     if budget is None or needed <= budget:
         return
-    from cnnspec.analysis.elaborate import human
     from cnnspec.diagnostics import Diagnostic, SpecError
+    from cnnspec.wording import human
 
     params = {row.id: row.params for row in network.rows}
     largest = max(network.graph.layers(), key=lambda node: params[node.id])
@@ -238,7 +238,7 @@ def listed(items: list[str], most: int = 5) -> str:
     return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
-def check_keys(network: "Network", weights) -> dict[str, Shape]:
+def check_keys(network: "CheckedGraph", weights) -> dict[str, Shape]:
     """A mapping from string keys holding every key the network needs and no other; the expected
     shapes. Misuse of the API (a list, non-string keys) is a `TypeError`."""
     from collections.abc import Mapping
@@ -279,7 +279,7 @@ def dtype_problem(key: str, dtype: str) -> str | None:
     return None
 
 
-def prepare_weights(network: "Network", weights, budget: int | None = None,
+def prepare_weights(network: "CheckedGraph", weights, budget: int | None = None,
                     option: str = "memory_budget") -> dict[str, "np.ndarray"]:
     """Supplied weights (numpy arrays or torch tensors by state_dict key) as float32 numpy arrays.
 

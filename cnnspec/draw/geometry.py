@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cnnspec.analysis.elaborate import human
 from cnnspec.analysis.stats import Row
 from cnnspec.layers.base import describe_shape
 from cnnspec.summary import collapse
+from cnnspec.wording import human
 
 #: monospace text: the width of a character and the height of a line, in pixels at 11px
 CHAR = 6.7
@@ -452,7 +452,7 @@ def _scopes(node, outer=()):
 
 def find_scope(network, scope: str):
     """The block call or labelled group named `scope`, with the scopes around it."""
-    from cnnspec.analysis.expressions import closest
+    from cnnspec.wording import closest
 
     found = {seq.scope: (seq, outer) for seq, outer in _scopes(network.graph.body) if any(True for _ in _layers(seq))}
     if scope not in found:

@@ -47,7 +47,7 @@ def resolve_name(path: str | os.PathLike) -> Path:
     text = os.fspath(path)
     if not text.startswith(ZOO_PREFIX):
         return Path(text)
-    from cnnspec.zoo import UnknownZooNetwork, zoo_path
+    from cnnspec.resources import UnknownZooNetwork, zoo_path
 
     try:
         return zoo_path(text[len(ZOO_PREFIX):])
