@@ -100,3 +100,27 @@ def test_texts_of_the_wrong_type_are_refused_at_the_call(tmp_path, texts, messag
     with pytest.raises(TypeError) as caught:
         cnnspec.load(tmp_path / "main.cnn", texts=texts)
     assert str(caught.value).startswith(message)
+
+
+def test_an_import_s_parse_is_reused_only_for_the_same_text_under_the_same_name(tmp_path):
+    folder = write(tmp_path / "a", {"main.cnn": MAIN, "parts/unit.cnn": UNIT})
+    reference = write(tmp_path / "b", {"main.cnn": MAIN, "parts/unit.cnn": UNIT_EDITED})
+    before = figures(cnnspec.load(folder / "main.cnn"))
+    (folder / "parts" / "unit.cnn").write_text(UNIT_EDITED)  # changed on disk between two loads
+    assert figures(cnnspec.load(folder / "main.cnn")) == figures(cnnspec.load(reference / "main.cnn")) != before
+    # the same text imported under two names: each diagnostic names its own file
+    broken = "block unit(c) {\n  conv c 3x3 strde=1\n}\n"
+    for name in ("one", "two"):
+        write(tmp_path / name, {"main.cnn": f'input x: 3x8x8\nimport "{name}/unit.cnn"\nunit(4)\n',
+                                f"{name}/unit.cnn": broken})
+    for name in ("one", "two"):
+        _, diagnostics, _ = check(tmp_path / name / "main.cnn")
+        assert [(d.code, Path(d.span.file).as_posix()[-len(f"{name}/{name}/unit.cnn"):]) for d in diagnostics] == [
+            ("E102", f"{name}/{name}/unit.cnn")]
+
+
+def test_a_path_the_system_cannot_resolve_is_still_a_diagnostic_with_texts(tmp_path):
+    with pytest.raises(cnnspec.SpecError) as caught:
+        cnnspec.load("a\x00b.cnn", texts={tmp_path / "main.cnn": MAIN})
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.code == "E132" and diagnostic.message.startswith("cannot read `")

@@ -14,6 +14,7 @@ there is not read from the disk; its text is taken as the file's would be (newli
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 from collections.abc import Mapping
@@ -101,8 +102,13 @@ def overlay(texts: Mapping[str | os.PathLike, str] | None) -> Overlay:
 
 def _text_of(path: Path, shown: str, texts: Overlay, span: ir.Span | None = None) -> str:
     """The file's text from `texts` if it is there (newlines translated as `read_source` does),
-    else from the disk; `path` is resolved."""
-    text = texts.get(path)
+    else from the disk."""
+    text = None
+    if texts:
+        try:
+            text = texts.get(path.resolve())
+        except (OSError, ValueError, RuntimeError):
+            pass  # a path the system cannot resolve: `read_source` says why
     if text is None:
         return read_source(path, shown, span)
     # counted as the file's UTF-8 bytes would be (an editor's text may hold lone surrogates)
@@ -129,8 +135,8 @@ def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_laye
     if shown.startswith(ZOO_PREFIX):
         shown = str(real)
     texts = overlay(texts)
+    text = _text_of(real, shown, texts)
     origin = real.resolve()
-    text = _text_of(origin, shown, texts)
     return program_from_text(text, shown, root=origin.parent, origin=origin, max_tokens=max_tokens,
                              max_layers=max_layers, texts=texts)
 
@@ -191,11 +197,20 @@ def _collect(program: Program, spec: ir.SpecFile, origin: Path, root: Path, stac
             # messages at the import name the path as it is written there
             text = _text_of(target, st.path, texts or {}, span=st.span)
             program.sources.add(shown, text)
-            imported = parse_text(text, shown, max_tokens)
+            imported = _parse_import(text, shown, max_tokens)
         except SpecError as error:
             program.diagnostics.extend(error.diagnostics)
             continue
         _collect(program, imported, target, root, stack + (target,), max_tokens, texts)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_import(text: str, shown: str, max_tokens: int) -> ir.SpecFile:
+    """`parse_text` of an imported file, kept for the next load that reads the same text under
+    the same name: an editor's checks read the same imports at every change (ResNet-50's
+    `common/resnet.cnn` was a fifth of its check), and the IR is frozen, so one parse serves
+    them all. A text that fails to parse raises each time."""
+    return parse_text(text, shown, max_tokens)
 
 
 def _add_block(program: Program, block: ir.BlockDef) -> None:
