@@ -99,7 +99,10 @@ class CheckedGraph:
     Totals: `params` (learnable, as `sum(p.numel() for p in model.parameters())`),
     `trainable` (without frozen literal kernels), `buffers` (BatchNorm running statistics),
     `macs` (conv and linear multiply-accumulates per sample, torchvision's "GFLOPS"),
-    `activation_bytes` (fp32 outputs of every layer, per sample).
+    `activation_bytes` (the fp32 size of the tensor every layer and every merge returns, per
+    sample, summed: views such as `flatten` counted as the tensors they return; not a peak),
+    `receptive_field` (the output's, as the summary shows it: `195`, `7x11`, or `whole` where a
+    global operation makes it span the whole input; see `cnnspec.analysis.stats`).
     """
 
     def __init__(self, graph: Graph, rows: list[Row], sources: SourceMap, path: str,

@@ -12,6 +12,10 @@ from cnnspec.wording import human
 
 COLUMNS = ("name", "kind", "output", "params", "macs", "rf", "activation")
 
+#: what the RF column's `whole` means, said under a table that shows it
+WHOLE_LEGEND = ("one output position's receptive field in input pixels, padding included; whole: it spans the "
+                "whole input (after global pooling, flatten, or a squeeze-and-excitation branch)")
+
 
 def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -> list[Row]:
     """Rows nested `depth` or more scopes deep are folded into their scope at that depth."""
@@ -81,9 +85,12 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
         + (f", {network.trainable:,} trainable" if network.trainable != network.params else ""),
         f"buffers:     {network.buffers:>16,}  (BatchNorm running statistics)",
         f"MACs:        {network.macs:>16,}  ({human(network.macs)}, conv + linear, per sample)",
-        f"activations: {network.activation_bytes:>16,}  bytes fp32 per sample ({_size(network.activation_bytes)})",
+        f"activations: {network.activation_bytes:>16,}  bytes fp32 per sample ({_size(network.activation_bytes)}, "
+        "every layer's and merge's output)",
         f"weights:     {4 * (network.params + network.buffers):>16,}  bytes fp32 ({_size(4 * (network.params + network.buffers))})",
     ]
+    if any("whole" in row[5] for row in table):
+        footer.append(f"RF:          {WHOLE_LEGEND}")
     if format == "markdown":
         lines = [f"**{network.name}**: {input_line}", "", "| " + " | ".join(header) + " |",
                  "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:"]) + "|"]

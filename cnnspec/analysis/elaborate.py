@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from cnnspec import ir
 from cnnspec.analysis.expansion import CAP, LayerBound
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, describe_value
-from cnnspec.analysis.stats import ReceptiveField, Row, apply_window, merge_fields, start_field
+from cnnspec.analysis.stats import ReceptiveField, Row, layer_field, merge_fields, start_field
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.frontend.parser import LAYER_LIMIT_HELP, LAYER_LIMIT_MESSAGE, MAX_TOKENS
@@ -232,7 +232,7 @@ class Elaborator:
         shape = tuple(input_decl.dims)
         network = Frame("the network")
         env = Env(names={}, in_shape=shape, frames=(network,))
-        flow = Flow(shape, start_field(shape[1:]))
+        flow = Flow(shape, start_field(shape[1:], shape[0]))
         self.check_activation(shape, input_decl.dims_span)
         items: list = []
         try:
@@ -603,16 +603,7 @@ class Elaborator:
         for note in notes:
             self.error(note.code, note.message, spans.get(note.arg, span), help=note.help)
         self.check_activation(out, span)
-        if getattr(kind, "mixes_positions", False) and len(flow.shape) == 1:
-            rf = tuple(f.whole() for f in flow.rf)
-        elif getattr(kind, "permutes", False):
-            rf = flow.rf
-        elif kind_name == "reshape" and out[1:] != flow.shape[1:]:
-            # positions are laid out anew: an output position may hold any input position
-            rf = tuple(f.whole() for f in flow.rf)
-        else:
-            rf = apply_window(flow.rf, window, out[1:]) if len(out) > 1 else (
-                apply_window(flow.rf, window, ()) if window else flow.rf)
+        rf = layer_field(kind_name, params, flow.shape, out, window, flow.rf)
         node_id = self.new_id()
         trainable = 0 if getattr(params, "frozen", False) else n_params
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
@@ -791,7 +782,7 @@ class Elaborator:
     def merge(self, op: str, branches: list[tuple[list, Flow]], flow: Flow, out, span: ir.Span, env: Env,
               items: list, crop: bool = False) -> Flow:
         node_id = self.new_id()
-        rf = merge_fields([b[1].rf for b in branches])
+        rf = merge_fields([(b[1].rf, b[1].shape) for b in branches], out, op, crop)
         path = env.scopes[-1] if env.scopes else ""
         items.append(MergeNode.model_construct(id=node_id, op=op, branches=tuple(SeqNode.model_construct(items=tuple(b[0])) for b in branches),
                                crop=crop, path=path, in_shape=flow.shape, out_shape=out, span=span))

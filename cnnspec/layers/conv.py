@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field
@@ -14,7 +13,10 @@ from cnnspec.layers.base import (
     LayerError,
     LayerKind,
     Params,
+    Resampled,
     Shape,
+    Sliding,
+    Transposed,
     Warning_,
     Window,
     describe_shape,
@@ -210,8 +212,8 @@ class Conv(LayerKind):
 
     def window(self, p: ConvParams, shape: Shape, out: Shape) -> Window:
         g = conv_geometry(p, shape)
-        return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
-                      tuple(Fraction(s) for s in g.stride))
+        return Window(tuple(Sliding(k, s, pads[0], d, p.pad_mode) for k, s, pads, d in
+                            zip(g.kernel, g.stride, g.pads, g.dilation)))
 
     def warnings(self, p: ConvParams, shape: Shape) -> list[Warning_]:
         g = conv_geometry(p, shape)
@@ -301,8 +303,7 @@ class Deconv(LayerKind):
 
     def window(self, p: DeconvParams, shape: Shape, out: Shape) -> Window:
         g = deconv_geometry(p, shape)
-        return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
-                      tuple(Fraction(1, s) for s in g.stride))
+        return Window(tuple(Transposed(k, s, pad, d) for k, s, pad, d in zip(g.kernel, g.stride, g.pad, g.dilation)))
 
 
 class UpsampleParams(Params):
@@ -336,5 +337,7 @@ class Upsample(LayerKind):
         return (shape[0], *(n * f for n, f in zip(shape[1:], per_dim(p.scale, rank, "scale"))))
 
     def window(self, p: UpsampleParams, shape: Shape, out: Shape) -> Window:
-        kernel = 2 if p.mode == "bilinear" else 1
-        return Window(tuple(kernel for _ in shape[1:]), tuple(Fraction(n, m) for n, m in zip(shape[1:], out[1:])))
+        rule = "nearest" if p.mode == "nearest" else "corners" if p.align_corners else "linear"
+        # the backend passes a factor, not a size, when the spec gives one: PyTorch then maps by it
+        factors = per_dim(p.scale, len(shape) - 1, "scale") if p.scale is not None else (None,) * (len(shape) - 1)
+        return Window(tuple(Resampled(n, m, rule, float(f) if f else None) for n, m, f in zip(shape[1:], out[1:], factors)))

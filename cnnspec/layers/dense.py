@@ -26,8 +26,6 @@ class Linear(LayerKind):
     positional = ("out",)
     flags = {"last": ("last", True)}
     summary = "fully connected layer on a flat vector (`last`: over the last dimension of any tensor)"
-    #: every output sees every position of the map that was flattened
-    mixes_positions = True
 
     def infer_shape(self, p: LinearParams, shape: Shape) -> Shape:
         if p.last:

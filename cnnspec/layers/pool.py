@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal, Union
 
 from cnnspec.codes import Code
-from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, Window, need_spatial, per_dim, register
+from cnnspec.layers.base import (
+    Everything,
+    LayerError,
+    LayerKind,
+    Params,
+    Resampled,
+    Shape,
+    Sliding,
+    Window,
+    need_spatial,
+    per_dim,
+    register,
+)
 from cnnspec.layers.conv import IntOrDims, NonNegative, check_windows
 
 
@@ -102,12 +113,9 @@ class _Pool(LayerKind):
     def window(self, p: PoolParams, shape: Shape, out: Shape) -> Window:
         g = pool_geometry(self.name, p, shape)
         if g.mode == "window":
-            return Window(tuple(d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)),
-                          tuple(Fraction(s) for s in g.stride))
-        # global and adaptive pooling: the widest bin, stepping by the average bin width
-        kernel = tuple(-(-n // o) + (1 if n % o else 0) for n, o in zip(shape[1:], out[1:]))
-        return Window(tuple(min(k, n) for k, n in zip(kernel, shape[1:])),
-                      tuple(Fraction(n, o) for n, o in zip(shape[1:], out[1:])))
+            return Window(tuple(Sliding(k, s, pad, d) for k, s, pad, d in zip(g.kernel, g.stride, g.pad, g.dilation)))
+        # global pooling, and adaptive pooling to one position, read every position
+        return Window(tuple(Everything() if m == 1 else Resampled(n, m, "bins") for n, m in zip(shape[1:], out[1:])))
 
 
 @register

@@ -125,8 +125,6 @@ class ChannelsLast(LayerKind):
     family = "shape"
     Params = ChannelsLastParams
     summary = "C x H x W -> H x W x C: channels moved last, for `linear last` and `ln last` (ConvNeXt)"
-    #: positions are not mixed: the receptive field passes through
-    permutes = True
 
     def infer_shape(self, p: ChannelsLastParams, shape: Shape) -> Shape:
         if len(shape) < 2:
@@ -144,7 +142,6 @@ class ChannelsFirst(LayerKind):
     family = "shape"
     Params = ChannelsFirstParams
     summary = "H x W x C -> C x H x W: channels moved back in front"
-    permutes = True
 
     def infer_shape(self, p: ChannelsFirstParams, shape: Shape) -> Shape:
         if len(shape) < 2:
