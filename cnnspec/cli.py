@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 
@@ -375,8 +376,16 @@ def _parse_resize(ctx, param, value):
     return sizes
 
 
-def _deployment_options(func):
+def _deployment_options(func, labels: bool = True):
+    """The precision and preprocessing options of `export` (and, but for `--labels`, `verify`)."""
     options = [
+        click.option("--fp16", is_flag=True, help="Weights and computation in float16."),
+        click.option("--keep-io-types", is_flag=True, help="With --fp16: float32 inputs and outputs."),
+        click.option("--int8", is_flag=True,
+                     help="Static int8 quantisation (QDQ, per-channel weights, uint8 activations); needs --calibrate."),
+        click.option("--calibrate", type=click.Path(exists=True), metavar="DATA",
+                     help="int8 calibration data: a folder of .npy arrays or images (read with the preprocessing "
+                          "options), or a .npz."),
         click.option("--mean", callback=_parse_floats, metavar="M,M,M",
                      help="Preprocessing stored in the file: per-channel mean on the [0, 1] scale, subtracted."),
         click.option("--std", callback=_parse_floats, metavar="S,S,S",
@@ -385,21 +394,37 @@ def _deployment_options(func):
                      help="Preprocessing: resize an image to this (S: its shorter side), then centre-crop it."),
         click.option("--channel-order", type=click.Choice(["RGB", "BGR", "L"]),
                      help="Preprocessing: the order of the input's channels."),
-        click.option("--labels", type=click.Path(exists=True, dir_okay=False),
-                     help="A text file of class labels, one per line, stored in the file."),
     ]
+    if labels:
+        options.append(click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+                                    help="A text file of class labels, one per line, stored in the file."))
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _deployment(network, mean, std, resize, channel_order, labels):
+def _deployment(network, fp16=False, keep_io_types=False, int8=False, calibrate=None, mean=None, std=None,
+                resize=None, channel_order=None, labels=None):
+    """The `Deployment` the options ask for; contradictory options are a usage error (exit 2)."""
     from cnnspec.backends.deploy import Deployment
     from cnnspec.backends.metadata import Preprocessing, read_labels
 
+    if fp16 and int8:
+        raise click.UsageError("give either --fp16 or --int8")
+    if keep_io_types and not fp16:
+        raise click.UsageError("--keep-io-types keeps float32 inputs and outputs around a --fp16 model")
+    if calibrate and not int8:
+        raise click.UsageError("--calibrate gives the data of --int8's calibration")
+    if calibrate:
+        from cnnspec.backends.quantise import holds_images
+
+        if holds_images(calibrate):
+            _needs("PIL", _PILLOW)
     classes = network.output_shape[0] if len(network.output_shape) == 1 else None
-    preprocessing = Preprocessing(mean=mean, std=std, resize=resize, channel_order=channel_order)
-    return Deployment(preprocessing=preprocessing, labels=read_labels(labels, classes) if labels else None)
+    return Deployment(precision="float16" if fp16 else "int8" if int8 else "float32", keep_io_types=keep_io_types,
+                      calibration=calibrate,
+                      preprocessing=Preprocessing(mean=mean, std=std, resize=resize, channel_order=channel_order),
+                      labels=read_labels(labels, classes) if labels else None)
 
 
 @main.command()
@@ -413,21 +438,22 @@ def _deployment(network, mean, std, resize, channel_order, labels):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (without --weights).")
 @_deployment_options
 @_budget_option
-def export(spec, output, weights, opset, no_fold_bn, batch, seed, mean, std, resize, channel_order, labels, budget):
+def export(spec, output, weights, opset, no_fold_bn, batch, seed, budget, **deployment):
     """Export a spec to ONNX, checked with onnx's full checker.
 
     Every tensor's shape is declared in the file (value_info, named after the spec's labels), and
-    its metadata_props name the spec, its sha256, the cnnspec version, the input layout and the
-    preprocessing and class labels given below (keys: docs/deployment.md), which `cnnspec run
-    --image` applies.
+    its metadata_props name the spec, its sha256, the cnnspec version, the input layout, the
+    precision and the preprocessing and class labels given below (keys: docs/deployment.md),
+    which `cnnspec run --image` applies. --fp16 stores weights and computes in float16; --int8
+    --calibrate DATA quantises statically with onnxruntime's tools, calibrated on DATA.
     """
-    with _backend("cnnspec export", weights):
+    with _backend("cnnspec export --int8" if deployment["int8"] else "cnnspec export", weights):
         from cnnspec.backends.onnx_io import export_model
 
         network = _load_network(spec)
-        deployment = _deployment(network, mean, std, resize, channel_order, labels)
         summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,
-                               fold_bn=not no_fold_bn, batch=batch, seed=seed, deployment=deployment, **budget)
+                               fold_bn=not no_fold_bn, batch=batch, seed=seed,
+                               deployment=_deployment(network, **deployment), **budget)
     click.echo(summary)
 
 
@@ -465,20 +491,46 @@ def run(model, input_path, image_path, random_input, batch, output, seed, weight
 
 @main.command()
 @_spec_argument
-@click.option("--tolerance", type=float, default=1e-4, show_default=True, help="Largest relative L2 difference.")
+@click.option("--tolerance", type=float,
+              help="Largest relative L2 difference from PyTorch (default 1e-4; 1e-2 with --fp16); with --int8, "
+                   "from the float32 model (no limit by default).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--opset", type=int, help="ONNX opset (default 21).")
 @_weights_option
+@functools.partial(_deployment_options, labels=False)
 @_budget_option
-def verify(spec, tolerance, seed, opset, weights, budget):
-    """Run PyTorch (eval) and onnxruntime on the same weights and input; exit 1 over tolerance."""
+def verify(spec, tolerance, seed, opset, weights, budget, **deployment):
+    """Run PyTorch (eval) and onnxruntime on the same weights and input; exit 1 over tolerance.
+
+    With --fp16 the float16 model is compared with PyTorch's float32. With --int8 --calibrate DATA
+    the int8 model is compared with the float32 one on the calibration data: the share of samples
+    whose top-1 class agrees, and the relative L2 difference.
+    """
     with _backend("cnnspec verify", weights):
-        from cnnspec.backends.runtime import verify_network
+        from cnnspec.backends.deploy import TOLERANCES
+        from cnnspec.backends.runtime import verify_int8, verify_network
 
         network = _load_network(spec)
-        report = verify_network(network, seed=seed, opset=opset, weights=weights, **budget)
+        chosen = _deployment(network, **deployment)
+        if chosen.precision == "int8":
+            if chosen.calibration is None:
+                _fail("--int8 is verified on calibration data: --calibrate DATA (a folder of .npy arrays or "
+                      "images, or a .npz)")
+            int8 = verify_int8(network, chosen.calibration, chosen.preprocessing, seed=seed, opset=opset,
+                               weights=weights, **budget)
+        else:
+            report = verify_network(network, seed=seed, opset=opset, weights=weights, deployment=chosen, **budget)
+    if chosen.precision == "int8":
+        agreement = "" if int8.top1_agreement is None else f"top-1 agreement {int8.top1_agreement:.1%}, "
+        ok = tolerance is None or int8.relative_l2 <= tolerance
+        verdict = "" if tolerance is None else f" ({'ok' if ok else 'over'} tolerance {tolerance:g})"
+        click.echo(f"{network.name}: int8 against float32 on {int8.samples} calibration samples: {agreement}"
+                   f"relative L2 {int8.relative_l2:.3g}{verdict}")
+        sys.exit(0 if ok else 1)
+    tolerance = TOLERANCES[chosen.precision] if tolerance is None else tolerance
     ok = report.relative_l2 <= tolerance
-    click.echo(f"{network.name}: output {'x'.join(map(str, report.shape))}, "
+    precision = " (float16)" if chosen.precision == "float16" else ""
+    click.echo(f"{network.name}{precision}: output {'x'.join(map(str, report.shape))}, "
                f"max abs diff {report.max_abs:.3g}, max rel diff {report.max_rel:.3g}, "
                f"relative L2 {report.relative_l2:.3g} ({'ok' if ok else 'over'} tolerance {tolerance:g})")
     sys.exit(0 if ok else 1)

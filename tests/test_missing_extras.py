@@ -64,6 +64,8 @@ LENET = SPECS / "lenet5.cnn"
 @pytest.mark.parametrize("command, message", [
     (["export", LENET, "-o", "out.onnx"], '`cnnspec export` needs numpy and onnx, which are not installed: '
                                           'pip install "cnnspec[onnx]"'),
+    (["export", LENET, "--int8", "--calibrate", LENET, "-o", "out.onnx"],
+     '`cnnspec export --int8` needs numpy, onnx and onnxruntime, which are not installed: pip install "cnnspec[onnx]"'),
     (["run", LENET], '`cnnspec run` needs numpy, onnx and onnxruntime, which are not installed: '
                      'pip install "cnnspec[onnx]"'),
     (["run", "model.onnx"], '`cnnspec run` needs numpy, onnx and onnxruntime, which are not installed: '

@@ -21,6 +21,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "to_torch()": ("torch",),
     "to_onnx()": ("numpy", "onnx"),
     "cnnspec export": ("numpy", "onnx"),
+    # int8's quantiser is onnxruntime's
+    "cnnspec export --int8": ("numpy", "onnx", "onnxruntime"),
     "cnnspec run": ("numpy", "onnx", "onnxruntime"),
     "cnnspec verify": ("numpy", "torch", "onnx", "onnxruntime"),
 }

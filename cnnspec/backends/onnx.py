@@ -680,7 +680,7 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
                               doc_string=f"{graph.name} from {network.path}")
-    declare_shapes(model, builder.shapes, dim)
+    declare_shapes(model, {name: [dim, *shape] for name, shape in builder.shapes.items()})
     return model
 
 

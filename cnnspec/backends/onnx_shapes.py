@@ -14,11 +14,14 @@ import onnx
 from onnx import TensorProto, helper
 
 
-def declare_shapes(model: onnx.ModelProto, layer_shapes: dict[str, tuple[int, ...]], batch: int | str) -> None:
+def declare_shapes(model: onnx.ModelProto, layer_shapes: dict[str, list] | None = None) -> None:
     """Fill `model.graph.value_info`, in node order, for every node output that is not a graph
-    output: `layer_shapes` (per sample, without the batch) where given, onnx's inference elsewhere."""
+    output: float32 tensors of `layer_shapes` (full shapes, the batch first) where given, the
+    model's own entries next (a quantiser's graph keeps the float one's), onnx's inference elsewhere."""
     graph = model.graph
     outputs = {v.name for v in graph.output}
+    layer_shapes = layer_shapes or {}
+    known = {v.name: v for v in graph.value_info}
     inferred = {v.name: v for v in shapes_without_weights(model).graph.value_info}
     entries = []
     for node in graph.node:
@@ -26,21 +29,21 @@ def declare_shapes(model: onnx.ModelProto, layer_shapes: dict[str, tuple[int, ..
             if not name or name in outputs:
                 continue
             if name in layer_shapes:
-                entries.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, *layer_shapes[name]]))
-            elif name in inferred:
-                entries.append(inferred[name])
+                entries.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, layer_shapes[name]))
+            elif name in known or name in inferred:
+                entries.append(known.get(name) or inferred[name])
     del graph.value_info[:]
     graph.value_info.extend(entries)
 
 
 def shapes_without_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """onnx's shape inference on the graph with its float initializers turned into inputs of the
-    same type and shape: only the int64 ones (shapes, axes, pads) have values that decide shapes,
+    """onnx's shape inference on the graph with its initializers turned into inputs of the same
+    type and shape, but the int64 ones: only shapes, axes and pads have values that decide shapes,
     and serialising the weights for the inference would copy every byte of them."""
     graph = model.graph
-    kept = [t for t in graph.initializer if t.data_type != TensorProto.FLOAT and t.data_type != TensorProto.FLOAT16]
+    kept = [t for t in graph.initializer if t.data_type == TensorProto.INT64]
     weights = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in graph.initializer
-               if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)]
+               if t.data_type != TensorProto.INT64]
     light = helper.make_graph(list(graph.node), graph.name, [*graph.input, *weights], list(graph.output), kept)
     light_model = helper.make_model(light, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     return onnx.shape_inference.infer_shapes(light_model, strict_mode=True)

@@ -125,24 +125,32 @@ def read_weights(weights):
     return load_weights(weights) if isinstance(weights, (str, Path)) else weights
 
 
+def verified_weights(network: "CheckedGraph", weights, seed: int, **budget) -> dict:
+    """`weights` checked (a file or a dict), or random ones with random batch-norm statistics;
+    `budget` checked before any is made."""
+    from cnnspec.backends.weights import check_budget, prepare_weights, random_weights
+
+    memory_budget, option = budget.get("memory_budget"), budget.get("budget_option", "memory_budget")
+    if weights is None:
+        check_budget(network, memory_budget, option)
+        return random_weights(network, seed, statistics=True)
+    return prepare_weights(network, read_weights(weights), memory_budget, option)
+
+
 def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = None, batch: int = 2, weights=None,
-                   **budget) -> Comparison:
+                   deployment=None, **budget) -> Comparison:
     """`weights` (a file or a dict; by default random ones, random batch-norm statistics too) and
-    the same random input through PyTorch in eval mode and through onnxruntime. `budget`:
+    the same random input through PyTorch in eval mode and through onnxruntime, the model in the
+    precision of `deployment` (float32 by default; float16 with `precision="float16"`). `budget`:
     `to_onnx`'s `memory_budget` and `budget_option`, checked before either model is built."""
     import numpy as np
     import torch
 
+    from cnnspec.backends.deploy import convert
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
     from cnnspec.backends.torch import to_torch
-    from cnnspec.backends.weights import check_budget, prepare_weights, random_weights
 
-    if weights is None:
-        check_budget(network, budget.get("memory_budget"), budget.get("budget_option", "memory_budget"))
-        weights = random_weights(network, seed, statistics=True)
-    else:
-        weights = prepare_weights(network, read_weights(weights), budget.get("memory_budget"),
-                                  budget.get("budget_option", "memory_budget"))
+    weights = verified_weights(network, weights, seed, **budget)
     model = to_torch(network, memory_budget=None)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
     model.eval()
@@ -150,6 +158,47 @@ def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = N
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     onnx_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
+    if deployment is not None:
+        onnx_model = convert(onnx_model, network, deployment)
     sess = session(onnx_model)
-    actual = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    declared = sess.get_inputs()[0]
+    actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))})[0]
     return compare(actual, expected)
+
+
+@dataclass(frozen=True)
+class Int8Comparison:
+    """int8 against float32 on the calibration data: the share of samples whose top class is the
+    same (`None` for an output that is not a vector of scores), and the relative L2 difference."""
+
+    samples: int
+    top1_agreement: float | None
+    relative_l2: float
+
+
+def verify_int8(network: "CheckedGraph", calibration, preprocessing=None, seed: int = 0, opset: int | None = None,
+                weights=None, **budget) -> Int8Comparison:
+    """The float32 model and its int8 quantisation, calibrated on `calibration` (a path, see
+    `quantise.calibration_arrays`), both run by onnxruntime on the same calibration samples."""
+    import numpy as np
+
+    from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
+    from cnnspec.backends.quantise import calibration_arrays, to_int8
+
+    weights = verified_weights(network, weights, seed, **budget)
+    samples = calibration_arrays(calibration, network.input_shape, preprocessing)
+    float_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
+    float_output = run_batches(session(float_model), samples)
+    int8_output = run_batches(session(to_int8(float_model, samples)), samples)
+    agreement = None
+    if float_output.ndim == 2 and float_output.shape[1] >= 2:
+        agreement = float(np.mean(float_output.argmax(1) == int8_output.argmax(1)))
+    return Int8Comparison(len(samples), agreement, compare(int8_output, float_output).relative_l2)
+
+
+def run_batches(sess, samples: "np.ndarray", batch: int = 16) -> "np.ndarray":
+    """The outputs of a session on `samples`, run `batch` at a time."""
+    import numpy as np
+
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: samples[i:i + batch]})[0] for i in range(0, len(samples), batch)])
