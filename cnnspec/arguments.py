@@ -79,7 +79,7 @@ def instance_argument(function: str, name: str, value, kind: type):
 
 def check_arguments(function: str, input, limits, config) -> tuple[int, ...] | None:
     """The options every entry point takes (`input`, `limits`, `config`); `input` as a tuple."""
-    from cnnspec.analysis.elaborate import Limits
+    from cnnspec.analysis.limits import Limits
     from cnnspec.config import Config
 
     instance_argument(function, "limits", limits, Limits)

@@ -7,7 +7,7 @@
     [tool.cnnspec.severity]
     W105 = "error"               # a warning that fails the check; "warning" or "off" also work
 
-    [tool.cnnspec.limits]        # refuse specs above these (defaults: cnnspec.analysis.elaborate.Limits)
+    [tool.cnnspec.limits]        # refuse specs above these (defaults: cnnspec.analysis.limits.Limits)
     max-layers = 50_000          # layers after expansion, counted ahead of it (20,000; E124)
     max-tokens = 200_000         # tokens of one file, counted before it is parsed (100,000; E012)
     max-params = "2G"            # also max-activation (elements), max-repeat, max-call-depth
@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cnnspec.analysis.elaborate import Limits
+from cnnspec.analysis.limits import Limits
 from cnnspec.codes import CODES, Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.frontend.loader import read_source

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cnnspec import ir
-from cnnspec.analysis.elaborate import Elaboration, Elaborator, Limits
+from cnnspec.analysis.elaborate import Elaboration, Elaborator
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
+from cnnspec.analysis.limits import Limits
 from cnnspec.arguments import check_arguments, path_argument, text_argument, texts_argument
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError, sort_diagnostics

@@ -5,7 +5,7 @@ import pytest
 from conftest import ROOT, SPECS
 
 import cnnspec
-from cnnspec.analysis.elaborate import Limits
+from cnnspec.analysis.limits import Limits
 
 
 def test_load_returns_totals_and_rows():

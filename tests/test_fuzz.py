@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cnnspec
-from cnnspec.analysis.elaborate import Limits
+from cnnspec.analysis.limits import Limits
 
 ZOO = {p.stem: p.read_text() for p in sorted(SPECS.glob("*.cnn"))}
 TOKENS = ["conv", "deconv", "residual", "shortcut", "concat", "crop", "add", "scale", "when", "else", "block",

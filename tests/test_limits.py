@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import cnnspec
-from cnnspec.analysis.elaborate import Limits
+from cnnspec.analysis.limits import Limits
 from cnnspec.config import LIMIT_KEYS, config_for
 from cnnspec.frontend.parser import MAX_OPERATORS, MAX_TOKENS
 
