@@ -196,12 +196,12 @@ def check(path: str | os.PathLike, input: tuple[int, ...] | None = None, limits:
     texts = texts_argument("check", texts)
     strict = bool(strict) or (config is not None and config.strict)
     limits = resolve_limits(limits, config)
-    try:
-        with collector_paused():
+    with collector_paused():  # one pause over both steps: a collection between them walks the parse
+        try:
             program = load_program(path, limits.max_tokens, limits.max_layers, texts=texts)
-    except SpecError as error:
-        return CheckResult(None, error.diagnostics, error.sources, strict)
-    return check_program(program, str(path), input, limits, config, libraries, strict)
+        except SpecError as error:
+            return CheckResult(None, error.diagnostics, error.sources, strict)
+        return check_program(program, str(path), input, limits, config, libraries, strict)
 
 
 def check_program(program: Program, path: str, input: tuple[int, ...] | None = None, limits: Limits | None = None,
