@@ -92,6 +92,16 @@ class Func(Node):
     span: Span
 
 
+class Conditional(Node):
+    """`then if condition else otherwise`: only the chosen side is evaluated."""
+
+    node: Literal["conditional"] = "conditional"
+    then: "Expr"
+    condition: "Expr"
+    otherwise: "Expr"
+    span: Span
+
+
 class TupleLit(Node):
     node: Literal["tuple"] = "tuple"
     items: tuple["Expr", ...]
@@ -105,7 +115,7 @@ class ListLit(Node):
 
 
 Expr = Annotated[
-    Union[Num, Bool, Str, Dims, Ref, BinOp, UnaryOp, Func, TupleLit, ListLit],
+    Union[Num, Bool, Str, Dims, Ref, BinOp, UnaryOp, Func, Conditional, TupleLit, ListLit],
     Field(discriminator="node"),
 ]
 

@@ -77,7 +77,65 @@ def _check_size(value, span):
     return value
 
 
-_FUNCS = {"min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round}
+class ArgumentError(ValueError):
+    """A function given an argument outside its domain; `index` says which argument."""
+
+    def __init__(self, message: str, index: int):
+        super().__init__(message)
+        self.index = index
+
+
+def _positive(name: str, value, index: int):
+    if value <= 0:
+        raise ArgumentError(f"`{name}` takes a positive number, found `{value}`", index)
+    return value
+
+
+def log2(x) -> float:
+    """The base-2 logarithm, as `math.log2`: exact for powers of two.
+
+    >>> log2(1024), log2(3) > 1.58
+    (10.0, True)
+    """
+    return math.log2(_positive("log2", x, 0))
+
+
+def log(x, base=None) -> float:
+    """The natural logarithm, or the logarithm to `base` (positive, not 1), as `math.log`.
+
+    >>> round(log(math.e), 12), log(1000, 10) > 2.99
+    (1.0, True)
+    """
+    _positive("log", x, 0)
+    if base is None:
+        return math.log(x)
+    if _positive("log", base, 1) == 1:
+        raise ArgumentError("`log` cannot take the base `1`", 1)
+    return math.log(x, base)
+
+
+def make_divisible(v, divisor, min_value=None) -> int:
+    """`v` rounded to the nearest multiple of `divisor`, at least `min_value` (the divisor by
+    default), and moved up a multiple if rounding lost more than 10% of `v`: how the MobileNets
+    and EfficientNets round their widths (TensorFlow's `make_divisible`, torchvision's
+    `_make_divisible`):
+
+        n = max(min_value, floor(v + divisor/2) // divisor * divisor);  n + divisor if n < 0.9 v
+
+    >>> make_divisible(32 * 0.75, 8), make_divisible(72 // 4, 8), make_divisible(3, 8), make_divisible(100, 8, 64)
+    (24, 24, 8, 104)
+    """
+    if isinstance(divisor, float) or divisor <= 0:
+        raise ArgumentError(f"`make_divisible` takes a positive whole divisor, found `{divisor}`", 1)
+    if min_value is None:
+        min_value = divisor
+    rounded = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * v else rounded
+
+
+#: the functions an expression may call; `ArgumentError`s of these point at the argument
+_FUNCS = {"min": min, "max": max, "abs": abs, "ceil": math.ceil, "floor": math.floor, "round": round,
+          "log2": log2, "log": log, "make_divisible": make_divisible}
 
 
 class Evaluator:
@@ -143,8 +201,14 @@ class Evaluator:
         args = [_number(self(a), a.span) for a in e.args]
         try:
             return _check_size(func(*args), e.span)
+        except ArgumentError as error:
+            raise EvalError(Code.INVALID_EXPRESSION, str(error), e.args[error.index].span, label="outside its domain") from None
         except (TypeError, ValueError) as error:
             raise EvalError(Code.INVALID_EXPRESSION, f"`{e.name}` cannot take these arguments: {error}", e.span) from None
+
+    def _conditional(self, e: ir.Conditional):
+        chosen = e.then if self.truth(self(e.condition), e.condition.span) else e.otherwise
+        return self(chosen)
 
     def _binop(self, e: ir.BinOp):
         if e.op in ("and", "or"):

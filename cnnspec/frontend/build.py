@@ -95,7 +95,7 @@ def validate(statements: list, path: str) -> ir.SpecFile:
 
 
 #: node tags of the expressions that nest (`a + b + c` is a binop in a binop)
-_NESTING_EXPRESSIONS = frozenset({"binop", "unary", "func", "tuple", "list"})
+_NESTING_EXPRESSIONS = frozenset({"binop", "unary", "func", "conditional", "tuple", "list"})
 
 
 def _too_deep(statements: list, loc: tuple) -> SpecError:
@@ -368,6 +368,11 @@ class SpecBuilder(Transformer):
 
     def neg(self, children):
         return {"node": "unary", "op": "-", "operand": self._expr(children[1]), "span": self._span(children)}
+
+    def conditional(self, children):
+        then, condition, otherwise = (c for c in children if not (isinstance(c, Token) and c.type in ("IF", "ELSE")))
+        return {"node": "conditional", "then": self._expr(then), "condition": self._expr(condition),
+                "otherwise": self._expr(otherwise), "span": self._span(children)}
 
     def atom(self, children):
         # `( expr )`: the expression, its span widened to the brackets

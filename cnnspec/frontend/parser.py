@@ -108,7 +108,7 @@ def _braces_of(line: str) -> str:
 _SCAN = re.compile(r"""(?P<sep>(?:[ \t]*(?:\#[^\n]*)?(?:\r?\n|;))+)|(?P<space>[ \t]+|\\\r?\n|\#[^\n]*)
     |(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>[0-9][0-9A-Za-z_.]*)|(?P<string>"[^"\n]*")
     |(?P<open>[{(\[])|(?P<close>[})\]])|(?P<end>,)|(?P<op>//|==|!=|<=|>=|[-+*/%<>])|(?P<other>.)""", re.X | re.S)
-_WORD_OPERATORS = frozenset({"not", "and", "or"})
+_WORD_OPERATORS = frozenset({"not", "and", "or", "if"})
 #: words after which a statement's group may not be expanded where it is written
 _GUARDS = frozenset({"block", "when", "else", "shortcut"})
 
@@ -201,7 +201,7 @@ _TERMINAL_WORDS = {
     "_SEP": "a new line", "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`",
     "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`", "COLON": "`:`", "EQUAL": "`=`", "STAR": "`*`",
     "MINUS": "`-`", "PLUS": "`+`", "SLASH": "`/`", "DSLASH": "`//`", "PERCENT": "`%`", "DOT": "`.`",
-    "$END": "the end of the file", "TRUE": "`true`", "FALSE": "`false`",
+    "$END": "the end of the file", "TRUE": "`true`", "FALSE": "`false`", "IF": "`if`", "ELSE": "`else`",
 }
 
 
@@ -210,7 +210,19 @@ def _describe_token(token: Token) -> str:
         return "end of file"
     if token.type == "_SEP":
         return "end of line" if "\n" in token.value else "`;`"
+    if token.type == "ELSE":
+        return "`else`"
     return f"`{token.value}`"
+
+
+def _token_start(token: Token) -> tuple[int, int]:
+    """Where a token's own text begins: an `else` token takes in the line breaks before it."""
+    if token.type != "ELSE":
+        return token.line, token.column
+    before = token.value[:token.value.rindex("else")]
+    if "\n" not in before:
+        return token.line, token.column + len(before)
+    return token.line + before.count("\n"), len(before) - before.rindex("\n")
 
 
 def _expected(names: set[str]) -> str:
@@ -241,8 +253,8 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
                                                      span=_point(path, max(1, len(lines)), 1))
     assert isinstance(error, UnexpectedToken)
     token = error.token
-    line, column = token.line, token.column
-    length = max(1, len(token.value.split("\n")[0])) if token.type != "_SEP" else 1
+    line, column = _token_start(token)
+    length = {"_SEP": 1, "ELSE": 4}.get(token.type) or max(1, len(token.value.split("\n")[0]))
     if token.type == "_SEP":
         # point just after the last real character of the line
         text = lines[line - 1] if 0 < line <= len(lines) else ""

@@ -17,6 +17,8 @@ INDENT = "  "
 PRECEDENCE = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
               "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6}
 UNARY = {"not": 3, "-": 7}
+#: `a if c else b` binds loosest of all
+CONDITIONAL = 0
 ATOM = 8
 
 
@@ -179,7 +181,9 @@ def positional(e) -> str:
     """A layer's positional argument: an expression that does not start with `-` or `(`, its
     arithmetic written without spaces, which separate the arguments (`conv c*4 1x1`)."""
     text = expr(e, tight=True)
-    if text.startswith(("-", "(")):
+    # a positional conditional's sides are positional arithmetic too
+    sides = (text, expr(e.otherwise, PRECEDENCE["+"], True)) if e.node == "conditional" else (text,)
+    if any(side.startswith(("-", "(")) for side in sides):
         raise PrintError(f"`{text}` cannot be a positional argument; write it as an option")
     return text
 
@@ -222,6 +226,12 @@ def expr(e, context: int = 0, tight: bool = False) -> str:
         strength = UNARY[e.op]
         text = ("not " if e.op == "not" else "-") + expr(e.operand, strength, tight)
         return f"({text})" if strength < context else text
+    if node == "conditional":
+        # as a positional argument (`tight`) both sides are arithmetic; the condition is an `or`
+        side = PRECEDENCE["+"] if tight else PRECEDENCE["or"]
+        text = (f"{expr(e.then, side, tight)} if {expr(e.condition, PRECEDENCE['or'], tight)} else "
+                f"{expr(e.otherwise, side if tight else CONDITIONAL, tight)}")
+        return f"({text})" if context > CONDITIONAL else text
     if node == "binop":
         strength = PRECEDENCE[e.op]
         # left-associative: the right operand needs a strictly tighter binding;
