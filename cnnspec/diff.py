@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.diagnostics import SpecError
+from cnnspec.graph import walk
 from cnnspec.layers.base import describe_shape
 from cnnspec.network import Network
 from cnnspec.summary import collapse
@@ -357,16 +358,7 @@ def options_of(nodes: dict, row: Row) -> dict:
 
 def graph_nodes(network: Network) -> dict:
     """Every layer and merge of the resolved graph by id (a row's `id` is its node's)."""
-    nodes, stack = {}, [network.graph.body]
-    while stack:
-        node = stack.pop()
-        if node.node == "seq":
-            stack.extend(node.items)
-            continue
-        nodes[node.id] = node
-        if node.node == "merge":
-            stack.extend(node.branches)
-    return nodes
+    return {node.id: node for node in walk(network.graph.body) if node.node != "seq"}
 
 
 def compare(pair: Pair, old_nodes: dict, new_nodes: dict) -> LayerDiff | None:

@@ -12,7 +12,7 @@ of the union of every layer kind in each process, a third of a small spec's chec
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,19 +74,42 @@ class Graph(GraphNode):
     output_shape: Shape
     body: SeqNode
 
-    def layers(self):
+    def layers(self) -> Iterator[LayerNode]:
         """Every layer in execution order."""
-        stack = [iter(self.body.items)]
-        while stack:
-            node = next(stack[-1], None)
-            if node is None:
-                stack.pop()
-            elif node.node == "layer":
-                yield node
-            elif node.node == "seq":
-                stack.append(iter(node.items))
-            else:
-                stack.append(iter([b for b in node.branches]))
+        return layers_under(self.body)
+
+
+def walk(node: GraphNode) -> Iterator[GraphNode]:
+    """Every node from `node` down, itself first, in execution order: sequences, layers and
+    merges, a merge's branches one after another (without recursion, for deep graphs)."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        if node.node == "seq":
+            stack.extend(reversed(node.items))
+        elif node.node == "merge":
+            stack.extend(reversed(node.branches))
+
+
+def layers_under(node: GraphNode) -> Iterator[LayerNode]:
+    """The layers from `node` down, in execution order."""
+    return (item for item in walk(node) if item.node == "layer")
+
+
+def scopes_under(node: GraphNode, outer: tuple[str, ...] = ()) -> Iterator[tuple[SeqNode, tuple[str, ...]]]:
+    """(scoped sequence, the scopes around it) for every block call and labelled group from
+    `node` down, outer ones first."""
+    stack = [(node, outer)]
+    while stack:
+        node, outer = stack.pop()
+        if node.node == "merge":
+            stack.extend((branch, outer) for branch in reversed(node.branches))
+        elif node.node == "seq":
+            if node.scope is not None:
+                yield node, outer
+                outer = outer + (node.scope,)
+            stack.extend((item, outer) for item in reversed(node.items))
 
 
 

@@ -18,6 +18,7 @@ from cnnspec.ir import Span
 from cnnspec.layers.conv import conv_geometry
 from cnnspec.layers.formulas import product
 from cnnspec.layers.pool import pool_geometry
+from cnnspec.registry import Registry
 
 ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid",
                          "tanh", "softmax"})
@@ -53,16 +54,8 @@ class Context:
 
 Rule = Callable[[Context], Iterator[Finding]]
 #: each lint's code (which holds its title) and its rule
-RULES: dict[Code, Rule] = {}
-
-
-def rule(code: Code):
-    def register(fn: Rule) -> Rule:
-        if code in RULES:
-            raise ValueError(f"lint {code} registered twice")
-        RULES[code] = fn
-        return fn
-    return register
+RULES: Registry[Code, Rule] = Registry("lint {}")
+rule = RULES.registers
 
 
 def successors(graph: Graph) -> dict[int, LayerNode]:

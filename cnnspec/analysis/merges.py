@@ -12,13 +12,13 @@ from cnnspec.analysis.expressions import Word
 from cnnspec.analysis.stats import Row, merge_fields
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Label
-from cnnspec.graph import MergeNode, SeqNode
+from cnnspec.graph import MergeNode, SeqNode, walk
 from cnnspec.layers.base import describe_shape
 
 
 def has_layers(items) -> bool:
     """Whether elaborated items hold a layer or a merge anywhere (an empty group or block holds none)."""
-    return any(item.node != "seq" or has_layers(item.items) for item in items)
+    return any(node.node != "seq" for item in items for node in walk(item))
 
 
 def is_when(statement) -> bool:

@@ -24,7 +24,9 @@ from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
+from cnnspec.layers.formulas import adaptive_bins
 from cnnspec.layers.pool import pool_geometry
+from cnnspec.registry import Registry
 
 if TYPE_CHECKING:
     from cnnspec.graph import CheckedGraph
@@ -127,17 +129,9 @@ class ExportError(Exception):
         self.node = node
 
 
-LOWERINGS: dict[str, Callable[[Context, str], str]] = {}
-
-
-def lowers(*kinds: str):
-    def decorate(fn):
-        for kind in kinds:
-            if kind in LOWERINGS:
-                raise ValueError(f"ONNX lowering for `{kind}` registered twice")
-            LOWERINGS[kind] = fn
-        return fn
-    return decorate
+#: each layer kind's ONNX lowering: (context, input name) -> output name
+LOWERINGS: Registry[str, Callable[[Context, str], str]] = Registry("ONNX lowering for `{}`")
+lowers = LOWERINGS.registers
 
 
 def onnx_pads(pairs) -> list[int]:
@@ -284,15 +278,6 @@ def lower_pool(ctx: Context, x: str) -> str:
             ends_, starts = np.minimum(ends_, n), np.maximum(starts, 0)
         counts = np.multiply.outer(counts, ends_ - starts)
     return b.op("Div", [total, b.constant(f"{ctx.path}:counts", counts[None])], ctx.path)
-
-
-def adaptive_bins(n: int, o: int) -> list[tuple[int, int]]:
-    """PyTorch's adaptive bins: [floor(i*n/o), ceil((i+1)*n/o)).
-
-    >>> adaptive_bins(5, 3)
-    [(0, 2), (1, 4), (3, 5)]
-    """
-    return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
 
 
 def adaptive_pool(ctx: Context, x: str, is_max: bool) -> str:

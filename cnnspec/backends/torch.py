@@ -18,7 +18,7 @@ from torch import nn
 from cnnspec.backends import torch_modules
 from cnnspec.backends.torch_lowering import Lowering, ModuleCall, lower
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget
-from cnnspec.graph import MergeNode, SeqNode
+from cnnspec.graph import MergeNode, SeqNode, scopes_under
 
 if TYPE_CHECKING:
     from cnnspec.graph import CheckedGraph
@@ -180,21 +180,9 @@ def to_torch(network: "CheckedGraph", seed: int | None = None, outputs: Sequence
 def check_outputs(network: "CheckedGraph", outputs: Sequence[str]) -> None:
     from cnnspec.wording import closest
 
-    known = {row.path for row in network.rows} | set(network.scope_blocks) | set(scope_paths(network.graph.body))
+    known = {row.path for row in network.rows} | set(network.scope_blocks) | {seq.scope for seq, _ in scopes_under(network.graph.body)}
     for name in outputs:
         if name not in known:
             near = closest(name, known)
             hint = f"; did you mean `{near}`?" if near else ""
             raise ValueError(f"`{name}` names no layer, merge or scope of `{network.name}`{hint}")
-
-
-
-def scope_paths(seq: SeqNode) -> Iterable[str]:
-    for item in seq.items:
-        if item.node == "seq":
-            if item.scope is not None:
-                yield item.scope
-            yield from scope_paths(item)
-        elif item.node == "merge":
-            for branch in item.branches:
-                yield from scope_paths(branch)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from cnnspec.graph import LayerNode
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
+from cnnspec.registry import Registry
 
 #: helper classes defined in `cnnspec.backends.torch_modules` rather than `torch.nn`
 HELPERS = ("ChannelLayerNorm", "Reshape", "ChannelShuffle", "Chunk", "Mul", "ChannelsLast", "ChannelsFirst")
@@ -79,17 +80,9 @@ def unless(value, default):
     return None if value == default else value
 
 
-LOWERINGS: dict[str, Callable[[Any, tuple, tuple], Lowering]] = {}
-
-
-def lowers(*kinds: str):
-    def decorate(fn):
-        for kind in kinds:
-            if kind in LOWERINGS:
-                raise ValueError(f"PyTorch lowering for `{kind}` registered twice")
-            LOWERINGS[kind] = fn
-        return fn
-    return decorate
+#: each layer kind's PyTorch lowering: (params, input shape, output shape) -> Lowering
+LOWERINGS: Registry[str, Callable[[Any, tuple, tuple], Lowering]] = Registry("PyTorch lowering for `{}`")
+lowers = LOWERINGS.registers
 
 
 def lower(node: LayerNode) -> Lowering:

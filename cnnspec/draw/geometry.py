@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnspec.analysis.stats import Row
+from cnnspec.graph import layers_under, scopes_under
 from cnnspec.layers.base import describe_shape
 from cnnspec.summary import collapse
 from cnnspec.wording import human
@@ -416,45 +417,21 @@ class Layout:
             drawing.labels.append(Label(x, y, w, h, text))
 
 
-def _layers(node):
-    """The layers under a node, in order."""
-    if node.node == "layer":
-        yield node
-    elif node.node == "merge":
-        for branch in node.branches:
-            yield from _layers(branch)
-    else:
-        for item in node.items:
-            yield from _layers(item)
-
-
 def scope_shapes(seq) -> tuple:
     """A scope's input and output shapes: its first layer's input, its last item's output."""
-    first = next(_layers(seq))
+    first = next(layers_under(seq))
     last = seq
     while last.node == "seq":
-        last = next(item for item in reversed(last.items) if any(True for _ in _layers(item)))
+        last = next(item for item in reversed(last.items) if any(True for _ in layers_under(item)))
     return first.in_shape, last.out_shape
-
-
-def _scopes(node, outer=()):
-    """(scoped sequence, the scopes around it) for every block call and labelled group."""
-    if node.node == "merge":
-        for branch in node.branches:
-            yield from _scopes(branch, outer)
-    elif node.node == "seq":
-        if node.scope is not None:
-            yield node, outer
-            outer = outer + (node.scope,)
-        for item in node.items:
-            yield from _scopes(item, outer)
 
 
 def find_scope(network, scope: str):
     """The block call or labelled group named `scope`, with the scopes around it."""
     from cnnspec.wording import closest
 
-    found = {seq.scope: (seq, outer) for seq, outer in _scopes(network.graph.body) if any(True for _ in _layers(seq))}
+    found = {seq.scope: (seq, outer) for seq, outer in scopes_under(network.graph.body)
+             if any(True for _ in layers_under(seq))}
     if scope not in found:
         near = closest(scope, list(found))
         raise ValueError(f"`{scope}` names no block call or group of `{network.name}` with layers"

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from cnnspec.codes import Code
+from cnnspec.registry import Registry
 
 Shape = tuple[int, ...]
 
@@ -306,14 +307,12 @@ class LayerKind:
         return []
 
 
-REGISTRY: dict[str, LayerKind] = {}
+REGISTRY: Registry[str, LayerKind] = Registry("layer kind `{}`")
 
 
 def register(cls: type[LayerKind]) -> type[LayerKind]:
     """Add a kind to the registry, refusing a name already taken."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"layer kind `{cls.name}` registered twice")
-    REGISTRY[cls.name] = cls()
+    REGISTRY.add(cls.name, cls())
     return cls
 
 
