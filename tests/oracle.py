@@ -164,10 +164,10 @@ def run_recorded(network, model: nn.Module, x: torch.Tensor, layerscales) -> dic
 BATCH = 2
 
 
-def positive_input(network, dtype=torch.float64) -> torch.Tensor:
+def positive_input(network, dtype=torch.float64, batch: int = BATCH) -> torch.Tensor:
     """A positive batch; the fields are measured on its first sample."""
     generator = torch.Generator().manual_seed(2)
-    return (torch.rand(BATCH, *network.input_shape, generator=generator, dtype=dtype) + 0.5).requires_grad_(True)
+    return (torch.rand(batch, *network.input_shape, generator=generator, dtype=dtype) + 0.5).requires_grad_(True)
 
 
 # ---------------------------------------------------------------- the measure
