@@ -7,6 +7,7 @@ import io
 import json
 
 from cnnspec.analysis.stats import Row, describe_field
+from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import describe_shape
 from cnnspec.wording import human
 
@@ -61,6 +62,12 @@ def totals(network) -> dict:
             "receptive_field": network.receptive_field}
 
 
+def buffers_note(network) -> str:
+    """`  (BatchNorm running statistics)`: what the kinds holding the network's buffers call them."""
+    notes = dict.fromkeys(REGISTRY[row.kind].buffers_note for row in network.rows if row.buffers)
+    return f"  ({', '.join(notes)})" if notes else ""
+
+
 def render_summary(network, format: str = "table", depth: int | None = None) -> str:
     rows = collapse([Row(**{k: getattr(r, k) for k in r.__dataclass_fields__}) for r in network.rows],
                     depth, network.scope_blocks)
@@ -83,7 +90,7 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
     footer = [
         f"params:      {network.params:>16,}  ({human(network.params)})"
         + (f", {network.trainable:,} trainable" if network.trainable != network.params else ""),
-        f"buffers:     {network.buffers:>16,}  (BatchNorm running statistics)",
+        f"buffers:     {network.buffers:>16,}" + buffers_note(network),
         f"MACs:        {network.macs:>16,}  ({human(network.macs)}, conv + linear, per sample)",
         f"activations: {network.activation_bytes:>16,}  bytes fp32 per sample ({_size(network.activation_bytes)}, "
         "every layer's and merge's output)",

@@ -1,8 +1,8 @@
 """Hypothesis strategies for random valid specs, built as IR (`cnnspec.ir`), not as text.
 
-A spec grows item by item from its input shape. Each layer's arguments are drawn from what
-the layer accepts at the current shape (every option of every kind), checked with the
-registry's own shape rule, and written as IR with positional arguments, options or flag words
+A spec grows item by item from its input shape. Each layer's arguments are drawn from the
+ranges its kind declares for every option (`LayerKind.ranges`), at the current shape, checked
+with the registry's own shape rule, and written as IR with positional arguments, options or flag words
 chosen at random. Structures (residual with and without projection, conditional shortcuts,
 concat with and without cropping, add, scale, labelled groups, blocks with defaults, calls,
 splices, repetition, when/else) wrap the same generator. `cnnspec.frontend.printer` turns
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from cnnspec import ir
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import LayerError
+from cnnspec.layers.domains import Choice, Divisors, Ints, Nested, OneOf, Pairs, PerDim, Where, bound
 from cnnspec.layers.formulas import product
 
 SPAN = ir.Span(file="<generated>", line=1, column=1, end_line=1, end_column=2)
@@ -86,11 +87,17 @@ def write_layer(draw, kind_name: str, fields: dict) -> ir.Layer:
     return ir.Layer(kind=kind_name, args=tuple(args), options=tuple(options), span=SPAN, kind_span=SPAN)
 
 
+def as_tuples(value):
+    """Lists (a literal kernel) as the tuples the checker reads them into."""
+    return tuple(as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 def infer(kind_name: str, fields: dict, shape):
     """The output shape, or None when the layer does not apply (its own rule decides)."""
     kind = REGISTRY[kind_name]
     try:
-        params = kind.Params.model_validate({"kind": kind_name, **fields}, strict=False)
+        params = kind.Params.model_validate({"kind": kind_name, **{k: as_tuples(v) for k, v in fields.items()}},
+                                            strict=False)
         return kind.infer_shape(params, tuple(shape))
     except (LayerError, ValueError):
         return None
@@ -98,207 +105,75 @@ def infer(kind_name: str, fields: dict, shape):
 
 # ---------------------------------------------------------------- layer arguments
 
-def per_dim(draw, rank: int, values):
-    """One value for all dimensions, or one per dimension."""
-    if rank > 1 and draw(st.booleans()):
-        return tuple(draw(values) for _ in range(rank))
-    return draw(values)
-
-
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def conv_fields(draw, shape) -> dict:
-    rank = len(shape) - 1
-    c = shape[0]
-    fields: dict = {}
-    groups = draw(st.sampled_from(divisors(c)))
-    depthwise = groups == c and c > 1 and draw(st.booleans())
-    out = groups * draw(st.integers(1, 3)) if not depthwise else c * draw(st.integers(1, 2))
-    fields["out"] = out
-    fields["kernel"] = per_dim(draw, rank, st.integers(1, 3))
-    if draw(st.booleans()):
-        fields["stride"] = per_dim(draw, rank, st.integers(1, 2))
-    pad = draw(st.sampled_from(["none", "int", "dims", "pairs", "same", "valid"]))
-    if pad == "int":
-        fields["pad"] = draw(st.integers(0, 2))
-    elif pad == "dims" and rank > 1:
-        fields["pad"] = tuple(draw(st.integers(0, 1)) for _ in range(rank))
-    elif pad == "pairs":
-        fields["pad"] = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(rank))
-    elif pad in ("same", "valid"):
-        fields["pad"] = pad
-    if draw(st.booleans()):
-        fields["pad_mode"] = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
-    if draw(st.integers(0, 3)) == 0:
-        fields["dilation"] = per_dim(draw, rank, st.integers(1, 2))
-    if depthwise:
-        fields["depthwise"] = True
-    elif groups > 1 or draw(st.booleans()):
-        fields["groups"] = groups
-    if draw(st.booleans()):
-        fields["bias"] = draw(st.booleans())
-    if draw(st.integers(0, 4)) == 0:
-        kernel = fields["kernel"] if isinstance(fields["kernel"], tuple) else (fields["kernel"],) * rank
-        weight_shape = (out, c // groups, *kernel)
-        fields["weights"] = nested(draw, weight_shape)
-        if draw(st.booleans()):
-            del fields["kernel"]
-    if draw(st.integers(0, 3)) == 0:
-        fields["frozen"] = True
-    return fields
+def draw_value(draw, domain, where: Where):
+    """A value from an option's declared domain (`cnnspec.layers.domains`)."""
+    if isinstance(domain, Choice):
+        return draw(st.sampled_from(domain.options(where)))
+    if isinstance(domain, Ints):
+        times = bound(domain.times, where)
+        return times * draw(st.integers(bound(domain.low, where), bound(domain.high, where)))
+    if isinstance(domain, Divisors):
+        return draw(st.sampled_from(divisors(where.channels)))
+    if isinstance(domain, PerDim):
+        if where.rank > 1 and draw(st.booleans()):
+            return tuple(draw_value(draw, domain.each, where) for _ in range(where.rank))
+        return draw_value(draw, domain.each, where)
+    if isinstance(domain, Pairs):
+        return tuple((draw_value(draw, domain.each, where), draw_value(draw, domain.each, where))
+                     for _ in range(where.rank))
+    if isinstance(domain, OneOf):
+        return draw_value(draw, draw(st.sampled_from(domain.domains)), where)
+    if isinstance(domain, Nested):
+        return nested(draw, domain.each, domain.shape(where), where)
+    raise TypeError(f"no strategy for {domain!r}")
 
 
-def nested(draw, shape):
+def nested(draw, each, shape, where: Where):
     if not shape:
-        return draw(st.sampled_from([-2, -1, 0, 1, 2, 0.5, -0.25]))
-    return [nested(draw, shape[1:]) for _ in range(shape[0])]
+        return draw_value(draw, each, where)
+    return [nested(draw, each, shape[1:], where) for _ in range(shape[0])]
 
 
-def deconv_fields(draw, shape) -> dict:
-    rank = len(shape) - 1
-    groups = draw(st.sampled_from(divisors(shape[0])))
-    fields = {"out": groups * draw(st.integers(1, 3)), "kernel": per_dim(draw, rank, st.integers(1, 3))}
-    stride = draw(st.integers(1, 2))
-    dilation = draw(st.integers(1, 2))
-    if stride > 1 or draw(st.booleans()):
-        fields["stride"] = stride
-    if dilation > 1:
-        fields["dilation"] = dilation
-    if draw(st.booleans()):
-        fields["pad"] = per_dim(draw, rank, st.integers(0, 1))
-    if max(stride, dilation) > 1 and draw(st.booleans()):
-        fields["output_pad"] = draw(st.integers(0, max(stride, dilation) - 1))
-    if groups > 1 or draw(st.booleans()):
-        fields["groups"] = groups
-    if draw(st.booleans()):
-        fields["bias"] = draw(st.booleans())
-    return fields
+#: in `layer_fields(keep=...)`: the option is left out
+LEAVE_OUT = object()
 
 
-def upsample_fields(draw, shape) -> dict:
-    rank = len(shape) - 1
+def layer_fields(draw, kind: str, shape, always: str | None = None, keep: dict | None = None) -> dict:
+    """Random arguments for `kind` at `shape`, from the ranges the kind declares for its options,
+    drawn in their declared order (possibly invalid: the caller checks). An option without a
+    default (and the option named `always`) is always written; another with its domain's chance;
+    each only where its condition holds. `keep` gives some options their values instead."""
+    spec = REGISTRY[kind]
     fields: dict = {}
-    if draw(st.booleans()):
-        fields["scale"] = per_dim(draw, rank, st.integers(1, 2))
-    else:
-        fields["size"] = per_dim(draw, rank, st.integers(1, 14))
-    if rank == 2 and draw(st.booleans()):
-        fields["mode"] = "bilinear"
-        if draw(st.booleans()):
-            fields["align_corners"] = draw(st.booleans())
-    elif draw(st.booleans()):
-        fields["mode"] = "nearest"
+    for name, domain in spec.ranges.items():
+        if keep and name in keep:
+            if keep[name] is not LEAVE_OUT:
+                fields[name] = keep[name]
+            continue
+        where = Where(tuple(shape), fields)
+        if not domain.applies(where):
+            continue
+        required = name == always or spec.Params.model_fields[name].is_required()
+        # Hypothesis leans to small numbers: the smallest draw leaves an option out
+        if required or draw(st.integers(0, 99)) >= 100 - round(domain.chance * 100):
+            fields[name] = draw_value(draw, domain, where)
     return fields
-
-
-def pool_fields(draw, shape, kind: str) -> dict:
-    rank = len(shape) - 1
-    form = draw(st.sampled_from(["window", "window", "global", "adaptive"]))
-    if form == "global":
-        return {"global_": True}
-    if form == "adaptive":
-        return {"kernel": per_dim(draw, rank, st.integers(1, 4)), "adaptive": True}
-    kernel = draw(st.integers(1, 3))
-    fields: dict = {"kernel": kernel if draw(st.booleans()) else (kernel,) * rank if rank > 1 else kernel}
-    if draw(st.booleans()):
-        fields["stride"] = per_dim(draw, rank, st.integers(1, 3))
-    if kernel >= 2 and draw(st.booleans()):
-        fields["pad"] = draw(st.integers(0, kernel // 2))
-    if draw(st.booleans()):
-        fields["ceil"] = draw(st.booleans())
-    if kind == "maxpool" and draw(st.integers(0, 3)) == 0:
-        fields["dilation"] = draw(st.integers(1, 2))
-    if kind == "avgpool" and draw(st.booleans()):
-        fields["count_pad"] = draw(st.booleans())
-    return fields
-
-
-def eps(draw):
-    return draw(st.sampled_from([1e-5, 1e-3, 0.01]))
-
-
-def layer_fields(draw, kind: str, shape) -> dict:
-    """Random arguments for `kind` at `shape` (possibly invalid: the caller checks)."""
-    c = shape[0]
-    if kind == "conv":
-        return conv_fields(draw, shape)
-    if kind == "deconv":
-        return deconv_fields(draw, shape)
-    if kind == "upsample":
-        return upsample_fields(draw, shape)
-    if kind in ("maxpool", "avgpool"):
-        return pool_fields(draw, shape, kind)
-    if kind == "bn":
-        return draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)),
-                                                        "momentum": st.sampled_from([0.1, 0.01, 0.5]),
-                                                        "affine": st.booleans()}))
-    if kind == "ln":
-        return draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)), "affine": st.booleans(),
-                                                        "last": st.booleans()}))
-    if kind == "groupnorm":
-        return {"groups": draw(st.sampled_from(divisors(c))),
-                **draw(st.fixed_dictionaries({}, optional={"eps": st.just(eps(draw)), "affine": st.booleans()}))}
-    if kind == "lrn":
-        return draw(st.fixed_dictionaries({}, optional={
-            "size": st.integers(1, 5), "alpha": st.sampled_from([1e-4, 0.01]), "beta": st.sampled_from([0.75, 0.5]),
-            "k": st.sampled_from([1.0, 2.0])}))
-    if kind == "leaky_relu":
-        return draw(st.fixed_dictionaries({}, optional={"slope": st.sampled_from([0.01, 0.2, -0.1])}))
-    if kind == "mul":
-        return {"factor": draw(st.sampled_from([0.17, 2.0, -1.5, 1.0]))}
-    if kind == "elu":
-        return draw(st.fixed_dictionaries({}, optional={"alpha": st.sampled_from([1.0, 0.5])}))
-    if kind == "gelu":
-        return draw(st.fixed_dictionaries({}, optional={"approximate": st.sampled_from(["none", "tanh"])}))
-    if kind in ("dropout", "dropout2d"):
-        return draw(st.fixed_dictionaries({}, optional={"p": st.sampled_from([0.0, 0.1, 0.5])}))
-    if kind == "reshape":
-        total = product(shape)
-        target = draw(st.sampled_from([(total,), (c, total // c), (-1,), (c, -1), (1, total)]))
-        return {"shape": target if len(target) > 1 else target[0]}
-    if kind == "channel_shuffle":
-        return {"groups": draw(st.sampled_from(divisors(c)))}
-    if kind == "chunk":
-        chunks = draw(st.sampled_from(divisors(c)))
-        return {"chunks": chunks, "index": draw(st.integers(0, chunks - 1))}
-    if kind == "linear":
-        fields = {"out": draw(st.integers(1, 8))}
-        if draw(st.booleans()):
-            fields["bias"] = draw(st.booleans())
-        if len(shape) > 1:
-            fields["last"] = True
-        return fields
-    if kind == "layerscale":
-        return draw(st.fixed_dictionaries({}, optional={"init": st.sampled_from([1e-6, 0.5])}))
-    return {}
-
-
-def needs_flat(kind: str) -> bool:
-    return False
-
-
-def needs_map(kind: str) -> bool:
-    return kind in ("conv", "deconv", "upsample", "maxpool", "avgpool", "lrn", "channel_shuffle", "channels_last",
-                    "channels_first")
 
 
 @st.composite
 def layer_of(draw, kind: str, shape):
-    """A list of (IR item, shape after it): the layer, preceded by `flatten` when it needs a flat input."""
-    items = []
-    if needs_flat(kind) and len(shape) > 1:
-        items.append((write_layer(draw, "flatten", {}), (product(shape),)))
-        shape = (product(shape),)
-    if needs_map(kind) and len(shape) == 1:
-        return [(write_layer(draw, "identity", {}), shape)]
+    """A list of (IR item, shape after it): the layer, or `identity` when no draw applies at `shape`
+    (a conv on a flat vector)."""
     for _ in range(6):
         fields = layer_fields(draw, kind, shape)
         out = infer(kind, fields, shape)
         if out is not None and product(out) <= 4096:
-            return items + [(write_layer(draw, kind, fields), out)]
-    return items + [(write_layer(draw, "identity", {}), shape)]
+            return [(write_layer(draw, kind, fields), out)]
+    return [(write_layer(draw, "identity", {}), shape)]
 
 
 # ---------------------------------------------------------------- structures

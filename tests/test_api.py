@@ -130,18 +130,6 @@ def test_a_numbered_label_names_one_item():
     assert caught.value.diagnostics[0].code == "E106"
 
 
-def test_every_layer_kind_has_a_lowering_in_every_backend():
-    from cnnspec.backends.torch_lowering import LOWERINGS as TORCH
-    from cnnspec.layers import REGISTRY
-
-    assert set(TORCH) == set(REGISTRY)
-    onnx = pytest.importorskip("onnx")
-    del onnx
-    from cnnspec.backends.onnx import LOWERINGS as ONNX
-
-    assert set(ONNX) == set(REGISTRY)
-
-
 def test_numbered_labels_may_start_elsewhere():
     network = cnnspec.loads("input x: 4x8x8\nblock{4}: relu * 2\n")
     assert [row.path for row in network.rows] == ["block4", "block5"]

@@ -35,7 +35,7 @@ from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.graph import Graph, LayerNode, SeqNode
 from cnnspec.layers import REGISTRY, LayerError
 from cnnspec.layers.aliases import pytorch_alias
-from cnnspec.layers.base import describe_shape
+from cnnspec.layers.base import count_state, describe_shape
 from cnnspec.wording import closest
 
 #: names a label cannot take, because every `nn.Module` already has them (labels become submodule names);
@@ -332,8 +332,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
             self.too_many_layers(span, f"layer {self.layer_count:,}", self.layer_count - 1)
         try:
             out = kind.infer_shape(params, flow.shape)
-            n_params = kind.count_params(params, flow.shape)
-            buffers = kind.count_buffers(params, flow.shape)
+            counts = count_state(kind.state(params, flow.shape))
             macs = kind.count_macs(params, flow.shape, out)
             window = kind.window(params, flow.shape, out)
             notes = kind.warnings(params, flow.shape)
@@ -347,11 +346,10 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         self.check_activation(out, span)
         rf = layer_field(kind_name, params, flow.shape, out, window, flow.rf)
         node_id = self.new_id()
-        trainable = 0 if getattr(params, "frozen", False) else n_params
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
                                out_shape=out, span=span))
-        self.add_row(Row(node_id, path, kind_name, out, n_params, buffers, macs, rf, len(env.scopes), env.scopes,
-                         trainable=trainable, line=span.line), env, span)
+        self.add_row(Row(node_id, path, kind_name, out, counts.params, counts.buffers, macs, rf, len(env.scopes),
+                         env.scopes, trainable=counts.trainable, line=span.line), env, span)
         return Flow(out, rf)
 
     def new_id(self) -> int:

@@ -15,15 +15,18 @@ from cnnspec.analysis.stats import Row, field_sizes
 from cnnspec.codes import Code
 from cnnspec.graph import Graph, LayerNode
 from cnnspec.ir import Span
-from cnnspec.layers.conv import conv_geometry
+from cnnspec.layers import REGISTRY
+from cnnspec.layers.base import Traits
+from cnnspec.layers.conv import ConvParams, conv_geometry
+from cnnspec.layers.dense import LinearParams
 from cnnspec.layers.formulas import product
-from cnnspec.layers.pool import pool_geometry
+from cnnspec.layers.pool import PoolParams, pool_geometry
 from cnnspec.registry import Registry
 
-ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid",
-                         "tanh", "softmax"})
-#: layers that keep a map's geometry and are looked through when finding a layer's neighbour
-POINTWISE = ACTIVATIONS | {"bn", "ln", "groupnorm", "lrn", "dropout", "dropout2d", "identity", "mul"}
+
+def traits(node: LayerNode | None) -> Traits:
+    """What the layer's kind declares of itself; no traits for no layer."""
+    return REGISTRY[node.kind].traits if node is not None else Traits()
 
 
 @dataclass(frozen=True)
@@ -104,10 +107,10 @@ def dropped(n: int, k_eff: int, s: int, begin: int, end: int) -> int:
 def windows(node: LayerNode):
     """(sizes, effective kernel, stride, pads, ceil) of a conv or a sliding pool; None otherwise."""
     p, shape = node.params, node.in_shape
-    if node.kind == "conv":
+    if isinstance(p, ConvParams):
         g = conv_geometry(p, shape)
         return shape[1:], [d * (k - 1) + 1 for k, d in zip(g.kernel, g.dilation)], g.stride, g.pads, False
-    if node.kind in ("maxpool", "avgpool"):
+    if isinstance(p, PoolParams):
         g = pool_geometry(node.kind, p, shape)
         if g.mode != "window":
             return None
@@ -159,7 +162,7 @@ def small_stack(kernel, dilation) -> tuple[int, tuple[int, ...], int] | None:
 
 
 def is_two_by_two_pool(node: LayerNode) -> bool:
-    if node.kind not in ("maxpool", "avgpool"):
+    if not isinstance(node.params, PoolParams):
         return False
     g = pool_geometry(node.kind, node.params, node.in_shape)
     return g.mode == "window" and set(g.kernel) == {2} and set(g.stride) == {2}
@@ -189,7 +192,7 @@ def dropping_stride(ctx: Context) -> Iterator[Finding]:
 @rule(Code.LARGE_POOLING_WINDOW)
 def large_pool(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
-        if node.kind in ("maxpool", "avgpool"):
+        if isinstance(node.params, PoolParams):
             g = pool_geometry(node.kind, node.params, node.in_shape)
             if g.mode == "window" and max(g.kernel) > 3:
                 rank = len(g.kernel)
@@ -201,7 +204,7 @@ def large_pool(ctx: Context) -> Iterator[Finding]:
 @rule(Code.LARGE_KERNEL)
 def large_kernel(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
-        if node.kind != "conv":
+        if not isinstance(node.params, ConvParams):
             continue
         g = conv_geometry(node.params, node.in_shape)
         # a depthwise kernel costs k*k per channel, not per channel pair: large ones are cheap
@@ -218,16 +221,17 @@ def large_kernel(ctx: Context) -> Iterator[Finding]:
 def bias_before_bn(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
-        if node.kind in ("conv", "deconv") and node.params.bias and after is not None and after.kind == "bn":
-            yield Finding(node, "this bias is cancelled by the batch norm right after it, which subtracts the mean",
-                          help="write `bias=false`: the batch norm's shift does the bias's work")
+        if traits(node).bias and node.params.bias and traits(after).centres:
+            norm = REGISTRY[after.kind].noun or f"`{after.kind}`"
+            yield Finding(node, f"this bias is cancelled by the {norm} right after it, which subtracts the mean",
+                          help=f"write `bias=false`: the {norm}'s shift does the bias's work")
 
 
 @rule(Code.DENSE_PARAMETER_EXPLOSION)
 def dense_explosion(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         params = ctx.rows[node.id].params
-        if node.kind == "linear" and params > 10_000_000 and params * 2 > ctx.total_params:
+        if isinstance(node.params, LinearParams) and params > 10_000_000 and params * 2 > ctx.total_params:
             share = params / ctx.total_params
             yield Finding(node, f"this dense layer holds {params:,} parameters, {share:.0%} of the network "
                                 f"({params * 4 / 2**20:,.0f} MiB in fp32)",
@@ -239,9 +243,9 @@ def dense_explosion(ctx: Context) -> Iterator[Finding]:
 def shrinking_stack(ctx: Context) -> Iterator[Finding]:
     runs: list[list[LayerNode]] = [[]]
     for node in ctx.layers:
-        if node.kind == "conv" and node.in_shape[1:] and _unpadded_shrinking(node):
+        if isinstance(node.params, ConvParams) and node.in_shape[1:] and _unpadded_shrinking(node):
             runs[-1].append(node)
-        elif node.kind not in POINTWISE and runs[-1]:
+        elif not traits(node).pointwise and runs[-1]:
             runs.append([])
     for run in runs:
         if len(run) >= 3:
@@ -290,7 +294,8 @@ def odd_before_pool(ctx: Context) -> Iterator[Finding]:
 def double_activation(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
-        if node.kind in ACTIVATIONS and node.kind != "softmax" and after is not None and after.kind in ACTIVATIONS:
+        first = traits(node)
+        if first.activation and not first.probabilities and traits(after).activation:
             yield Finding(after, f"`{after.kind}` right after `{node.kind}`: the second one has little left to do",
                           help="keep one of them")
 
@@ -299,7 +304,7 @@ def double_activation(ctx: Context) -> Iterator[Finding]:
 def dropout_before_bn(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
         after = ctx.following.get(node.id)
-        if node.kind in ("dropout", "dropout2d") and after is not None and after.kind == "bn":
+        if traits(node).dropout and traits(after).running_statistics:
             yield Finding(node, "dropout right before batch norm shifts its statistics between training and "
                                 "inference (the variance shift)",
                           help="put the dropout after the batch norm, or drop it")
@@ -307,7 +312,7 @@ def dropout_before_bn(ctx: Context) -> Iterator[Finding]:
 
 @rule(Code.SOFTMAX_LAST)
 def softmax_last(ctx: Context) -> Iterator[Finding]:
-    if ctx.layers and ctx.layers[-1].kind == "softmax":
+    if ctx.layers and traits(ctx.layers[-1]).probabilities:
         yield Finding(ctx.layers[-1], "the network ends in softmax, but most losses (cross entropy) expect logits "
                                       "and apply it themselves",
                       help="end with the last linear layer; apply softmax at inference if probabilities are needed")
@@ -316,7 +321,7 @@ def softmax_last(ctx: Context) -> Iterator[Finding]:
 @rule(Code.CHANNELS_NOT_MULTIPLE_OF_8)
 def odd_channels(ctx: Context) -> Iterator[Finding]:
     for node in ctx.layers:
-        if node.kind == "conv" and node.params.out >= 16 and node.params.out % 8:
+        if isinstance(node.params, ConvParams) and node.params.out >= 16 and node.params.out % 8:
             yield Finding(node, f"{node.params.out} output channels: vectorised kernels run fastest on multiples of 8",
                           help=f"use {node.params.out + 8 - node.params.out % 8} or {node.params.out - node.params.out % 8}")
 

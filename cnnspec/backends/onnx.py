@@ -23,7 +23,8 @@ from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepar
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode
-from cnnspec.layers.conv import conv_geometry, deconv_geometry
+from cnnspec.layers import REGISTRY
+from cnnspec.layers.conv import ConvParams, conv_geometry, deconv_geometry
 from cnnspec.layers.formulas import adaptive_bins
 from cnnspec.layers.pool import pool_geometry
 from cnnspec.registry import Registry
@@ -579,8 +580,8 @@ class Lowerer:
                 x = self.merge(item, x)
             else:
                 following = items[index + 1] if index + 1 < len(items) else None
-                if (self.fold_bn and item.kind == "conv" and following is not None and following.node == "layer"
-                        and following.kind == "bn"):
+                if (self.fold_bn and isinstance(item.params, ConvParams) and following is not None
+                        and following.node == "layer" and REGISTRY[following.kind].traits.running_statistics):
                     ctx = Context(self.builder, self.weights, item)
                     x = lower_conv(ctx, x, folded=fold_batch_norm(ctx, following, self.weights))
                     index += 1
@@ -636,7 +637,7 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     `weights` maps state_dict keys to arrays (numpy or torch), checked and converted by
     `prepare_weights`; without it, a seeded random initialisation with PyTorch's default
     distributions. The batch dimension is symbolic (`N`) unless `batch` fixes it. `fold_bn` folds
-    each batch norm that follows a conv into it. `memory_budget` (bytes of fp32 weights and
+    each normalisation by running statistics (batch norm) that follows a conv into it. `memory_budget` (bytes of fp32 weights and
     buffers; the model holds about two copies of them, a written file three) refuses a larger
     network with E303 before anything is allocated; `None` turns it off.
     """

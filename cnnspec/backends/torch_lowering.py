@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from cnnspec.graph import LayerNode
+from cnnspec.layers import REGISTRY
 from cnnspec.layers.conv import conv_geometry, deconv_geometry
 from cnnspec.layers.pool import pool_geometry
 from cnnspec.registry import Registry
@@ -262,6 +263,6 @@ def lower_channels_first(p, shape, out) -> Lowering:
 
 @lowers("layerscale")
 def lower_layerscale(p, shape, out) -> Lowering:
-    # broadcast over the positions of a channels-first map
-    return Lowering(ModuleCall("Parameter"), parameter=((shape[0], *[1] * (len(shape) - 1)), p.init))
+    (factor,) = REGISTRY["layerscale"].state(p, shape)
+    return Lowering(ModuleCall("Parameter"), parameter=(factor.shape, p.init))
 

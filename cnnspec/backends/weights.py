@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Callable
 
 from cnnspec.codes import Code
 from cnnspec.graph import LayerNode
-from cnnspec.layers.conv import conv_geometry, deconv_geometry
+from cnnspec.layers import REGISTRY
+from cnnspec.layers.base import Constant, FanIn, Given, Tensor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,37 +25,29 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
+def layer_state(node: LayerNode) -> tuple[Tensor, ...]:
+    """The state a layer's kind declares for it: its parameters and buffers, in state_dict order."""
+    return REGISTRY[node.kind].state(node.params, node.in_shape)
+
+
+def state_key(node: LayerNode, tensor: Tensor) -> str:
+    """`layer1.0.conv1.weight`; a bare parameter is saved under the layer's own path."""
+    return f"{node.path}.{tensor.key}" if tensor.key else node.path
+
+
+def network_state(network: "CheckedGraph") -> dict[str, Tensor]:
+    """Every state_dict entry of the network by key, in module order."""
+    return {state_key(node, tensor): tensor for node in network.graph.layers() for tensor in layer_state(node)}
+
+
 def layer_weight_shapes(node: LayerNode) -> dict[str, Shape]:
     """`{"weight": (64, 3, 7, 7), "bias": (64,)}` for one layer; empty for stateless ones."""
-    p, shape = node.params, node.in_shape
-    if node.kind == "conv":
-        g = conv_geometry(p, shape)
-        return {"weight": g.weight_shape, **({"bias": (g.out_channels,)} if p.bias else {})}
-    if node.kind == "deconv":
-        g = deconv_geometry(p, shape)
-        return {"weight": g.weight_shape, **({"bias": (g.out_channels,)} if p.bias else {})}
-    if node.kind == "linear":
-        return {"weight": (p.out, shape[-1]), **({"bias": (p.out,)} if p.bias else {})}
-    if node.kind == "layerscale":
-        # a bare parameter, saved under the layer's own path
-        return {"": (shape[0], *[1] * (len(shape) - 1))}
-    if node.kind == "bn":
-        c = shape[0]
-        affine = {"weight": (c,), "bias": (c,)} if p.affine else {}
-        return {**affine, "running_mean": (c,), "running_var": (c,), "num_batches_tracked": ()}
-    if node.kind in ("ln", "groupnorm"):
-        c = shape[-1] if getattr(p, "last", False) else shape[0]
-        return {"weight": (c,), "bias": (c,)} if p.affine else {}
-    return {}
+    return {tensor.key: tensor.shape for tensor in layer_state(node)}
 
 
 def weight_shapes(network: "CheckedGraph") -> dict[str, Shape]:
     """Every state_dict key of the network with its shape, in module order."""
-    shapes = {}
-    for node in network.graph.layers():
-        for name, shape in layer_weight_shapes(node).items():
-            shapes[f"{node.path}.{name}" if name else node.path] = shape
-    return shapes
+    return {key: tensor.shape for key, tensor in network_state(network).items()}
 
 
 def fan_in(weight: Shape) -> int:
@@ -63,43 +56,34 @@ def fan_in(weight: Shape) -> int:
 
 
 def random_weights(network: "CheckedGraph", seed: int = 0, statistics: bool = False) -> dict[str, "np.ndarray"]:
-    """A seeded initialisation with PyTorch's default distributions.
+    """A seeded initialisation with PyTorch's default distributions, as each kind's state declares it.
 
     Conv, transposed conv and linear: weight and bias uniform in +-1/sqrt(fan_in) (what
     kaiming_uniform_(a=sqrt(5)) gives). Norms: weight 1, bias 0, running mean 0, variance 1;
-    with `statistics`, random affine parameters and running statistics instead, so that a
-    comparison of backends exercises batch norm (and its folding) for real.
+    with `statistics`, random affine parameters and running statistics instead (each entry's
+    `spread`), so that a comparison of backends exercises batch norm (and its folding) for real.
     """
     import numpy as np
 
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for node in network.graph.layers():
-        shapes = layer_weight_shapes(node)
-        if not shapes:
-            continue
-        literal = getattr(node.params, "weights", None)
-        for name, shape in shapes.items():
-            key = f"{node.path}.{name}" if name else node.path
-            if node.kind == "layerscale":
-                out[key] = (uniform(rng, 0.5, 1.5, shape) if statistics
-                            else np.full(shape, node.params.init, dtype=np.float32))
-            elif name == "num_batches_tracked":
-                out[key] = np.zeros((), dtype=np.int64)
-            elif node.kind in ("conv", "deconv", "linear"):
-                if literal is not None:
-                    out[key] = (np.array(literal, dtype=np.float32).reshape(shape) if name == "weight"
-                                else np.zeros(shape, dtype=np.float32))
-                    continue
-                bound = 1 / math.sqrt(fan_in(shapes["weight"]))
-                out[key] = uniform(rng, -bound, bound, shape)
-            elif statistics:
-                low, high = {"weight": (0.5, 1.5), "bias": (-0.5, 0.5), "running_mean": (-0.5, 0.5),
-                             "running_var": (0.5, 2.0)}[name]
-                out[key] = uniform(rng, low, high, shape)
+        state = layer_state(node)
+        shapes = {tensor.key: tensor.shape for tensor in state}
+        for tensor in state:
+            key, init = state_key(node, tensor), tensor.init
+            if tensor.role == "counter":
+                out[key] = np.zeros(tensor.shape, dtype=np.int64)
+            elif isinstance(init, Given):
+                out[key] = np.array(init.values, dtype=np.float32).reshape(tensor.shape)
+            elif isinstance(init, FanIn):
+                bound = 1 / math.sqrt(fan_in(shapes[init.of]))
+                out[key] = uniform(rng, -bound, bound, tensor.shape)
+            elif statistics and init.spread is not None:
+                out[key] = uniform(rng, *init.spread, tensor.shape)
             else:
-                value = 1.0 if name in ("weight", "running_var") else 0.0
-                out[key] = np.full(shape, value, dtype=np.float32)
+                assert isinstance(init, Constant)
+                out[key] = np.full(tensor.shape, init.value, dtype=np.float32)
     return out
 
 
@@ -203,10 +187,6 @@ def npz_arrays(path: Path) -> dict[str, StoredArray]:
 #: weights and buffers larger than this (fp32 bytes) are refused before anything is allocated
 DEFAULT_MEMORY_BUDGET = 4 * 2**30
 
-#: the state_dict keys whose values are counts, not weights
-COUNTERS = ("num_batches_tracked",)
-
-
 class WeightsWarning(UserWarning):
     """Weights that were converted to float32 (a wider float rounded, a narrower one widened)."""
 
@@ -238,9 +218,9 @@ def listed(items: list[str], most: int = 5) -> str:
     return ", ".join(items[:most]) + (f" and {len(items) - most} more" if len(items) > most else "")
 
 
-def check_keys(network: "CheckedGraph", weights) -> dict[str, Shape]:
-    """A mapping from string keys holding every key the network needs and no other; the expected
-    shapes. Misuse of the API (a list, non-string keys) is a `TypeError`."""
+def check_keys(network: "CheckedGraph", weights) -> dict[str, Tensor]:
+    """A mapping from string keys holding every key the network needs and no other; the state
+    entries expected. Misuse of the API (a list, non-string keys) is a `TypeError`."""
     from collections.abc import Mapping
 
     if not isinstance(weights, Mapping):
@@ -249,7 +229,7 @@ def check_keys(network: "CheckedGraph", weights) -> dict[str, Shape]:
     odd = [repr(k) for k in weights if not isinstance(k, str)]
     if odd:
         raise TypeError(f"the keys of `weights` must be state_dict keys (strings), not {listed(odd)}")
-    expected = weight_shapes(network)
+    expected = network_state(network)
     missing = [f"`{k}`" for k in expected if k not in weights]
     unknown = [f"`{k}`" for k in weights if k not in expected]
     problems = ([f"missing {listed(missing)}"] if missing else []) + ([f"unknown {listed(unknown)}"] if unknown else [])
@@ -264,9 +244,9 @@ def dtype_name(value) -> str:
     return str(dtype).removeprefix("torch.") if dtype is not None else type(value).__name__
 
 
-def dtype_problem(key: str, dtype: str) -> str | None:
-    """Why an array of `dtype` cannot be the weights under `key`; None when it can (perhaps converted)."""
-    counter = key.rsplit(".", 1)[-1] in COUNTERS
+def dtype_problem(key: str, dtype: str, counter: bool = False) -> str | None:
+    """Why an array of `dtype` cannot be the weights under `key` (a `counter` holds an integer);
+    None when it can (perhaps converted)."""
     integer = dtype.startswith(("int", "uint"))
     if counter:
         return None if integer else f"`{key}` is {dtype}: a batch count is an integer"
@@ -292,24 +272,24 @@ def prepare_weights(network: "CheckedGraph", weights, budget: int | None = None,
 
     expected = check_keys(network, weights)
     problems = []
-    for key, want in expected.items():
-        value = weights[key]
+    for key, tensor in expected.items():
+        value, want = weights[key], tensor.shape
         if not hasattr(value, "shape") or not hasattr(value, "dtype"):
             problems.append(f"`{key}` is a {type(value).__name__}, not an array")
             continue
         if tuple(value.shape) != want:
             problems.append(f"`{key}` has shape {tuple(value.shape)}, expected {want}")
             continue
-        problem = dtype_problem(key, dtype_name(value))
+        problem = dtype_problem(key, dtype_name(value), tensor.role == "counter")
         if problem:
             problems.append(problem)
     if problems:
         raise WeightsError(f"the weights do not fit `{network.name}`: " + "; ".join(problems))
     check_budget(network, budget, option)
     arrays, converted = {}, []
-    for key in expected:
+    for key, tensor in expected.items():
         value, dtype = weights[key], dtype_name(weights[key])
-        if key.rsplit(".", 1)[-1] in COUNTERS:
+        if tensor.role == "counter":
             arrays[key] = np.asarray(as_numpy(value), dtype=np.int64)
             continue
         if dtype != "float32":

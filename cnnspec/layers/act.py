@@ -6,15 +6,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from cnnspec.layers.base import LayerKind, Params, register
+from cnnspec.layers.base import Constant, LayerKind, Params, Shape, Tensor, Traits, register
+from cnnspec.layers.domains import values
+
+#: an elementwise nonlinearity
+ACTIVATION = Traits(pointwise=True, activation=True)
 
 
 def _simple(kind_name: str, text: str, family: str = "activation"):
-    """Register a parameterless elementwise kind."""
+    """Register a parameterless elementwise activation."""
     params = type(f"{kind_name.title().replace('_', '')}Params", (Params,),
                   {"__annotations__": {"kind": Literal[kind_name]}, "kind": kind_name})
     kind = type(kind_name.title().replace("_", ""), (LayerKind,),
-                {"name": kind_name, "family": family, "Params": params, "summary": text})
+                {"name": kind_name, "family": family, "Params": params, "summary": text, "traits": ACTIVATION})
     register(kind)
     return params
 
@@ -40,6 +44,8 @@ class LeakyRelu(LayerKind):
     Params = LeakyReluParams
     positional = ("slope",)
     summary = "x if x > 0 else slope * x"
+    traits = ACTIVATION
+    ranges = {"slope": values(0.01, 0.2, -0.1)}
 
 
 class EluParams(Params):
@@ -54,6 +60,8 @@ class Elu(LayerKind):
     Params = EluParams
     positional = ("alpha",)
     summary = "x if x > 0 else alpha * (exp(x) - 1)"
+    traits = ACTIVATION
+    ranges = {"alpha": values(1.0, 0.5)}
 
 
 class GeluParams(Params):
@@ -67,6 +75,8 @@ class Gelu(LayerKind):
     family = "activation"
     Params = GeluParams
     summary = "x * Phi(x), exact or with the tanh approximation"
+    traits = ACTIVATION
+    ranges = {"approximate": values("none", "tanh")}
 
 
 class SoftmaxParams(Params):
@@ -79,6 +89,7 @@ class Softmax(LayerKind):
     family = "activation"
     Params = SoftmaxParams
     summary = "softmax over the channels (the features of a flat vector)"
+    traits = Traits(pointwise=True, activation=True, probabilities=True)
 
 
 Probability = Annotated[float, Field(ge=0, lt=1)]
@@ -96,6 +107,9 @@ class Dropout(LayerKind):
     Params = DropoutParams
     positional = ("p",)
     summary = "zeroes elements with probability p in training; identity at inference"
+    traits = Traits(pointwise=True, dropout=True)
+    ranges = {"p": values(0.0, 0.1, 0.5)}
+    training_only = ("p",)
 
 
 class Dropout2dParams(Params):
@@ -110,6 +124,9 @@ class Dropout2d(LayerKind):
     Params = Dropout2dParams
     positional = ("p",)
     summary = "zeroes whole channels with probability p in training; identity at inference"
+    traits = Traits(pointwise=True, dropout=True)
+    ranges = {"p": values(0.0, 0.1, 0.5)}
+    training_only = ("p",)
 
 
 class MulParams(Params):
@@ -124,6 +141,8 @@ class Mul(LayerKind):
     Params = MulParams
     positional = ("factor",)
     summary = "multiply by a constant (Inception-ResNet's residual scaling)"
+    traits = Traits(pointwise=True)
+    ranges = {"factor": values(0.17, 2.0, -1.5, 1.0)}
 
 
 class LayerScaleParams(Params):
@@ -137,8 +156,10 @@ class LayerScale(LayerKind):
     family = "activation"
     Params = LayerScaleParams
     summary = "a learnable per-channel factor (ConvNeXt's layer scale), saved under the layer's own name"
-    #: its one parameter is saved as `path`, not `path.weight`, as torchvision's `layer_scale`
-    bare_parameter = True
+    traits = Traits(pointwise=True)
+    ranges = {"init": values(1e-6, 0.5)}
 
-    def count_params(self, p: LayerScaleParams, shape) -> int:
-        return shape[0]
+    def state(self, p: LayerScaleParams, shape: Shape) -> tuple[Tensor, ...]:
+        """C factors, broadcast over the positions of a channels-first map; one parameter saved as
+        `path`, not `path.weight`, as torchvision's `layer_scale`."""
+        return (Tensor("", (shape[0], *[1] * (len(shape) - 1)), Constant(p.init, (0.5, 1.5))),)

@@ -1,8 +1,12 @@
-"""The layer registry: every layer kind, its parameter model, shape rule and costs in one place.
+"""The layer registry: everything about a layer kind in one place.
 
-A kind is a `LayerKind` subclass registered with `@register`. The parser, the checker, the
-summary and the backends all look kinds up in `REGISTRY`; a test fails if any kind lacks a
-shape rule, a cost or a lowering.
+A kind is a `LayerKind` subclass registered with `@register`: its parameter model, shape rule
+and costs, its state (the parameters and buffers it saves, from which the counts, the
+state_dict shapes and the random initialisation derive), its traits (what the lints and the
+backends ask of a kind, declared as data) and the values its options take in the random specs
+of the tests (`ranges`). The parser, the checker, the summary and the backends all look kinds
+up in `REGISTRY`; a test fails, naming the kind, if any kind or option lacks a lowering, a
+state declaration or a range.
 
 Shapes are per sample, the batch dimension left out: `(C, *spatial)` for feature maps,
 `(F,)` for flat vectors.
@@ -11,11 +15,13 @@ Shapes are per sample, the batch dimension left out: `(C, *spatial)` for feature
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
 from cnnspec.codes import Code
+from cnnspec.layers.domains import Domain
+from cnnspec.layers.formulas import product
 from cnnspec.registry import Registry
 
 Shape = tuple[int, ...]
@@ -271,6 +277,120 @@ class Warning_:
     help: str | None = None
 
 
+@dataclass(frozen=True)
+class Traits:
+    """What the lints and the backends ask of a kind, declared once on the kind."""
+
+    #: keeps the map's geometry: what it gives at a position comes from that position (and, for
+    #: a normalisation, statistics over the map); W106 looks through it in a run of convs
+    pointwise: bool = False
+    #: a nonlinearity applied to what a layer computed (W109)
+    activation: bool = False
+    #: its output is a distribution over the channels: most losses want the logits (W111), and
+    #: another activation after it is not doubled up (W109)
+    probabilities: bool = False
+    #: zeroes values at random in training, the identity at inference (W110)
+    dropout: bool = False
+    #: adds a learnt bias per output channel when its `bias` option is on (W104)
+    bias: bool = False
+    #: subtracts each channel's mean, cancelling a bias added just before it (W104)
+    centres: bool = False
+    #: normalises at inference with statistics learnt in training: dropout before it shifts them
+    #: (W110), and a conv before it can absorb it (the ONNX export folds it)
+    running_statistics: bool = False
+
+
+#: what a random initialisation puts in a state entry: `FanIn` draws uniformly in
+#: +-1/sqrt(fan_in) of the entry named `of` (PyTorch's default for conv and linear),
+#: `Constant` fills a value, `Given` holds the spec's literal numbers
+@dataclass(frozen=True)
+class FanIn:
+    of: str = "weight"
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float
+    #: the interval a comparison of backends draws it from instead (`random_weights(statistics=True)`),
+    #: so that a normalisation's statistics are exercised for real; `None` keeps the value
+    spread: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Given:
+    values: tuple
+
+
+Init = Union[FanIn, Constant, Given]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One entry of a layer's state_dict.
+
+    `key` is its name below the layer's path (`""` for a bare parameter saved under the path
+    itself); `role` says whether it is a learnable parameter, a buffer (running statistics) or
+    a counter (an integer, `num_batches_tracked`); `frozen` parameters are not trained.
+    """
+
+    key: str
+    shape: Shape
+    init: Init
+    role: Literal["parameter", "buffer", "counter"] = "parameter"
+    frozen: bool = False
+
+    @property
+    def size(self) -> int:
+        return product(self.shape)
+
+
+@dataclass(frozen=True)
+class StateCounts:
+    #: learnable parameters, those of them not frozen, and buffers (counters left out)
+    params: int
+    trainable: int
+    buffers: int
+
+
+def count_state(state: tuple[Tensor, ...]) -> StateCounts:
+    params = trainable = buffers = 0
+    for tensor in state:
+        if tensor.role == "parameter":
+            params += tensor.size
+            trainable += 0 if tensor.frozen else tensor.size
+        elif tensor.role == "buffer":
+            buffers += tensor.size
+    return StateCounts(params, trainable, buffers)
+
+
+def affine_state(channels: int, affine: bool) -> tuple[Tensor, ...]:
+    """A normalisation's learnt scale (1) and shift (0) per channel, when it is affine."""
+    if not affine:
+        return ()
+    return (Tensor("weight", (channels,), Constant(1.0, (0.5, 1.5))),
+            Tensor("bias", (channels,), Constant(0.0, (-0.5, 0.5))))
+
+
+def tracked_statistics(channels: int) -> tuple[Tensor, ...]:
+    """The running mean (0) and variance (1) per channel and the count of batches seen, as
+    PyTorch's BatchNorm and tracking InstanceNorm save them."""
+    return (Tensor("running_mean", (channels,), Constant(0.0, (-0.5, 0.5)), "buffer"),
+            Tensor("running_var", (channels,), Constant(1.0, (0.5, 2.0)), "buffer"),
+            Tensor("num_batches_tracked", (), Constant(0), "counter"))
+
+
+def kernel_state(weight: Shape, out_channels: int, bias: bool, literal: tuple | None = None,
+                 frozen: bool = False) -> tuple[Tensor, ...]:
+    """A learnt kernel and its bias (uniform by the kernel's fan-in), or the spec's literal
+    kernel with a zero bias."""
+    if literal is not None:
+        weight_init, bias_init = Given(literal), Constant(0.0)
+    else:
+        weight_init = bias_init = FanIn()
+    return ((Tensor("weight", weight, weight_init, frozen=frozen),)
+            + ((Tensor("bias", (out_channels,), bias_init, frozen=frozen),) if bias else ()))
+
+
 class LayerKind:
     """One layer kind. Subclasses set the class attributes and override what applies."""
 
@@ -283,18 +403,37 @@ class LayerKind:
     flags: ClassVar[dict[str, tuple[str, Any]]] = {}
     #: a one-line description for `cnnspec layers` and the docs
     summary: ClassVar[str] = ""
+    #: what messages call a layer of the kind ("batch norm"), where not by its written name
+    noun: ClassVar[str] = ""
+    #: what the lints and the backends ask of the kind
+    traits: ClassVar[Traits] = Traits()
+    #: the values each option (each field of `Params`) takes in the tests' random specs, in the
+    #: order they are drawn; a test fails if a field has none
+    ranges: ClassVar[dict[str, Domain]] = {}
+    #: how the summary names the buffers the kind saves
+    buffers_note: ClassVar[str] = ""
+    #: options that change training alone (a momentum, a dropout rate): an export for
+    #: inference does not show them
+    training_only: ClassVar[tuple[str, ...]] = ()
+    #: options the shape rule alone decides (which inputs the layer takes, its output shape):
+    #: the lowerings see them in the shapes
+    shape_only: ClassVar[tuple[str, ...]] = ()
 
     def infer_shape(self, p: Params, shape: Shape) -> Shape:
         """The output shape for one sample, or `LayerError`."""
         return shape
 
+    def state(self, p: Params, shape: Shape) -> tuple[Tensor, ...]:
+        """The parameters and buffers the layer saves, in PyTorch's state_dict order."""
+        return ()
+
     def count_params(self, p: Params, shape: Shape) -> int:
-        """Learnable parameters."""
-        return 0
+        """Learnable parameters: the sizes of the parameters in `state`."""
+        return count_state(self.state(p, shape)).params
 
     def count_buffers(self, p: Params, shape: Shape) -> int:
-        """Non-learnable state saved with the model (BatchNorm running statistics)."""
-        return 0
+        """Non-learnable state saved with the model (running statistics; counters left out)."""
+        return count_state(self.state(p, shape)).buffers
 
     def count_macs(self, p: Params, shape: Shape, out: Shape) -> int:
         """Multiply-accumulates per sample, in torchvision's convention (conv and linear only)."""

@@ -16,15 +16,19 @@ from cnnspec.layers.base import (
     Resampled,
     Shape,
     Sliding,
+    Tensor,
+    Traits,
     Transposed,
     Warning_,
     Window,
     describe_shape,
+    kernel_state,
     need_spatial,
     per_dim,
     register,
     resolve_padding,
 )
+from cnnspec.layers.domains import BOOL, Choice, Divisors, Ints, Nested, OneOf, Pairs, PerDim, Where, values
 from cnnspec.layers.formulas import product, transposed_output_size, window_output_size
 
 Positive = Annotated[int, Field(ge=1)]
@@ -147,6 +151,14 @@ def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
 _cached_conv_geometry = functools.lru_cache(maxsize=4096)(_conv_geometry)
 
 
+def literal_shape(where: Where) -> tuple[int, ...]:
+    """The shape of a literal kernel for the options drawn so far: out x in/groups x kernel."""
+    groups = where.channels if where.get("depthwise") else where.get("groups", 1)
+    kernel = where.get("kernel", 3)
+    kernel = kernel if isinstance(kernel, tuple) else (kernel,) * where.rank
+    return (where.get("out"), where.channels // groups, *kernel)
+
+
 def check_windows(kind: str, sizes, kernel, stride, pads, dilation, ceil: bool = False) -> tuple[int, ...]:
     """Output sizes of a sliding window, with E210/E211 when a window does not fit."""
     out = []
@@ -175,6 +187,21 @@ class Conv(LayerKind):
     flags = {"depthwise": ("depthwise", True), "frozen": ("frozen", True), "same": ("pad", "same"),
              "valid": ("pad", "valid")}
     summary = "convolution over 1, 2 or 3 spatial dimensions (Conv1d/2d/3d)"
+    traits = Traits(bias=True)
+    ranges = {
+        "groups": Divisors(),
+        "depthwise": values(True, chance=0.25, when=lambda w: w.get("groups", w.channels) == w.channels),
+        "out": Ints(1, 3, times=lambda w: w.channels if w.get("depthwise") else w.get("groups", 1)),
+        "kernel": PerDim(Ints(1, 3), chance=0.9),
+        "stride": PerDim(Ints(1, 2)),
+        "pad": OneOf((Ints(0, 2), PerDim(Ints(0, 1)), Pairs(Ints(0, 2)), values("same", "valid"))),
+        "pad_mode": values("zeros", "reflect", "replicate", "circular"),
+        "dilation": PerDim(Ints(1, 2), chance=0.25),
+        "bias": BOOL,
+        "weights": Nested(values(-2, -1, 0, 1, 2, 0.5, -0.25), lambda w: literal_shape(w), chance=0.2),
+        "frozen": values(True, chance=0.25),
+    }
+    training_only = ("frozen",)
 
     def infer_shape(self, p: ConvParams, shape: Shape) -> Shape:
         g = conv_geometry(p, shape)
@@ -200,10 +227,10 @@ class Conv(LayerKind):
                              arg="weights", help="give one number per weight: out x in/groups x kernel")
         flatten_numbers(p.weights)
 
-    def count_params(self, p: ConvParams, shape: Shape) -> int:
-        """Cout * (Cin/groups) * prod(k) + (Cout if bias)."""
+    def state(self, p: ConvParams, shape: Shape) -> tuple[Tensor, ...]:
+        """Cout * (Cin/groups) * prod(k) weights + (Cout if bias); literal weights as given."""
         g = conv_geometry(p, shape)
-        return product(g.weight_shape) + (g.out_channels if p.bias else 0)
+        return kernel_state(g.weight_shape, g.out_channels, p.bias, p.weights, p.frozen)
 
     def count_macs(self, p: ConvParams, shape: Shape, out: Shape) -> int:
         """Cout * (Cin/groups) * prod(k) * prod(out spatial)."""
@@ -279,6 +306,18 @@ class Deconv(LayerKind):
     Params = DeconvParams
     positional = ("out", "kernel")
     summary = "transposed convolution (ConvTranspose1d/2d/3d)"
+    traits = Traits(bias=True)
+    ranges = {
+        "groups": Divisors(),
+        "out": Ints(1, 3, times=lambda w: w.get("groups", 1)),
+        "kernel": PerDim(Ints(1, 3)),
+        "stride": Ints(1, 2),
+        "dilation": Ints(1, 2),
+        "pad": PerDim(Ints(0, 1)),
+        "output_pad": Ints(0, lambda w: max(w.get("stride", 1), w.get("dilation", 1)) - 1,
+                           when=lambda w: max(w.get("stride", 1), w.get("dilation", 1)) > 1),
+        "bias": BOOL,
+    }
 
     def infer_shape(self, p: DeconvParams, shape: Shape) -> Shape:
         g = deconv_geometry(p, shape)
@@ -292,9 +331,10 @@ class Deconv(LayerKind):
             sizes.append(size)
         return (p.out, *sizes)
 
-    def count_params(self, p: DeconvParams, shape: Shape) -> int:
+    def state(self, p: DeconvParams, shape: Shape) -> tuple[Tensor, ...]:
+        """Cin * (Cout/groups) * prod(k) weights + (Cout if bias)."""
         g = deconv_geometry(p, shape)
-        return product(g.weight_shape) + (g.out_channels if p.bias else 0)
+        return kernel_state(g.weight_shape, g.out_channels, p.bias)
 
     def count_macs(self, p: DeconvParams, shape: Shape, out: Shape) -> int:
         """Cin * (Cout/groups) * prod(k) * prod(in spatial): each input element scatters a kernel."""
@@ -322,6 +362,12 @@ class Upsample(LayerKind):
     positional = ("scale",)
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear")}
     summary = "upsampling by an integer factor or to a size (nearest or bilinear)"
+    ranges = {
+        "scale": PerDim(Ints(1, 2)),
+        "size": PerDim(Ints(1, 14), when=lambda w: "scale" not in w.fields, chance=1.0),
+        "mode": Choice(lambda w: ("nearest", "bilinear") if w.rank == 2 else ("nearest",)),
+        "align_corners": values(False, True, when=lambda w: w.get("mode") == "bilinear"),
+    }
 
     def infer_shape(self, p: UpsampleParams, shape: Shape) -> Shape:
         rank = need_spatial("upsample", shape)

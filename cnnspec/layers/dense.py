@@ -7,7 +7,18 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from cnnspec.codes import Code
-from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
+from cnnspec.layers.base import (
+    LayerError,
+    LayerKind,
+    Params,
+    Shape,
+    Tensor,
+    Traits,
+    describe_shape,
+    kernel_state,
+    register,
+)
+from cnnspec.layers.domains import BOOL, Ints, values
 
 
 class LinearParams(Params):
@@ -26,6 +37,11 @@ class Linear(LayerKind):
     positional = ("out",)
     flags = {"last": ("last", True)}
     summary = "fully connected layer on a flat vector (`last`: over the last dimension of any tensor)"
+    traits = Traits(bias=True)
+    # a map needs `last`; a flat vector is left to the plain form
+    ranges = {"out": Ints(1, 8), "bias": BOOL, "last": values(True, chance=1.0, when=lambda w: w.rank > 0)}
+    # on a map, `last` is what makes it apply; a Linear acts on the last dimension either way
+    shape_only = ("last",)
 
     def infer_shape(self, p: LinearParams, shape: Shape) -> Shape:
         if p.last:
@@ -36,9 +52,9 @@ class Linear(LayerKind):
                                   "`linear n last` acts on the last dimension (after `channels_last`)")
         return (p.out,)
 
-    def count_params(self, p: LinearParams, shape: Shape) -> int:
-        """in * out + (out if bias), `in` being the last dimension."""
-        return shape[-1] * p.out + (p.out if p.bias else 0)
+    def state(self, p: LinearParams, shape: Shape) -> tuple[Tensor, ...]:
+        """in * out weights + (out if bias), `in` being the last dimension."""
+        return kernel_state((p.out, shape[-1]), p.out, p.bias)
 
     def count_macs(self, p: LinearParams, shape: Shape, out: Shape) -> int:
         """in * out at every position of the other dimensions."""

@@ -7,7 +7,19 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from cnnspec.codes import Code
-from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
+from cnnspec.layers.base import (
+    LayerError,
+    LayerKind,
+    Params,
+    Shape,
+    Tensor,
+    Traits,
+    affine_state,
+    describe_shape,
+    register,
+    tracked_statistics,
+)
+from cnnspec.layers.domains import BOOL, EPS, Divisors, Ints, values
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -25,14 +37,15 @@ class BatchNorm(LayerKind):
     family = "normalisation"
     Params = BatchNormParams
     summary = "batch normalisation over channels (BatchNorm1d/2d/3d)"
+    noun = "batch norm"
+    traits = Traits(pointwise=True, centres=True, running_statistics=True)
+    ranges = {"eps": EPS, "momentum": values(0.1, 0.01, 0.5), "affine": BOOL}
+    buffers_note = "BatchNorm running statistics"
+    training_only = ("momentum",)
 
-    def count_params(self, p: BatchNormParams, shape: Shape) -> int:
-        """2C learnable (scale and shift) when affine."""
-        return 2 * shape[0] if p.affine else 0
-
-    def count_buffers(self, p: BatchNormParams, shape: Shape) -> int:
-        """2C running statistics (mean and variance)."""
-        return 2 * shape[0]
+    def state(self, p: BatchNormParams, shape: Shape) -> tuple[Tensor, ...]:
+        """2C learnable (scale and shift) when affine; 2C running statistics (mean and variance)."""
+        return affine_state(shape[0], p.affine) + tracked_statistics(shape[0])
 
 
 class LayerNormParams(Params):
@@ -50,9 +63,11 @@ class LayerNorm(LayerKind):
     Params = LayerNormParams
     flags = {"last": ("last", True)}
     summary = "layer normalisation over the channels at each position (`last`: over the last dimension)"
+    traits = Traits(pointwise=True)
+    ranges = {"eps": EPS, "affine": BOOL, "last": BOOL}
 
-    def count_params(self, p: LayerNormParams, shape: Shape) -> int:
-        return 2 * (shape[-1] if p.last else shape[0]) if p.affine else 0
+    def state(self, p: LayerNormParams, shape: Shape) -> tuple[Tensor, ...]:
+        return affine_state(shape[-1] if p.last else shape[0], p.affine)
 
 
 class GroupNormParams(Params):
@@ -69,14 +84,16 @@ class GroupNorm(LayerKind):
     Params = GroupNormParams
     positional = ("groups",)
     summary = "group normalisation"
+    traits = Traits(pointwise=True)
+    ranges = {"groups": Divisors(), "eps": EPS, "affine": BOOL}
 
     def infer_shape(self, p: GroupNormParams, shape: Shape) -> Shape:
         if shape[0] % p.groups:
             raise LayerError(Code.GROUPS_MISMATCH, f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
         return shape
 
-    def count_params(self, p: GroupNormParams, shape: Shape) -> int:
-        return 2 * shape[0] if p.affine else 0
+    def state(self, p: GroupNormParams, shape: Shape) -> tuple[Tensor, ...]:
+        return affine_state(shape[0], p.affine)
 
 
 class LrnParams(Params):
@@ -94,6 +111,8 @@ class LocalResponseNorm(LayerKind):
     Params = LrnParams
     positional = ("size",)
     summary = "local response normalisation across channels (AlexNet era)"
+    traits = Traits(pointwise=True)
+    ranges = {"size": Ints(1, 5), "alpha": values(1e-4, 0.01), "beta": values(0.75, 0.5), "k": values(1.0, 2.0)}
 
     def infer_shape(self, p: LrnParams, shape: Shape) -> Shape:
         if len(shape) < 2:

@@ -20,6 +20,7 @@ from cnnspec.layers.base import (
     register,
 )
 from cnnspec.layers.conv import IntOrDims, NonNegative, check_windows
+from cnnspec.layers.domains import Ints, PerDim, Where, values
 
 
 class PoolParams(Params):
@@ -92,10 +93,29 @@ def blind_window(n: int, out: int, k: int, s: int, pad: int, d: int) -> int | No
     return None
 
 
+def sliding(where: Where) -> bool:
+    return not (where.get("global_") or where.get("adaptive"))
+
+
+def smallest_kernel(where: Where) -> int:
+    kernel = where.get("kernel", 1)
+    return min(kernel) if isinstance(kernel, tuple) else kernel
+
+
 class _Pool(LayerKind):
     family = "pooling"
     positional = ("kernel",)
     flags = {"global": ("global_", True), "adaptive": ("adaptive", True), "ceil": ("ceil", True)}
+    ranges = {
+        "global_": values(True, chance=0.25),
+        "adaptive": values(True, chance=0.33, when=lambda w: not w.get("global_")),
+        "kernel": PerDim(Ints(1, lambda w: 3 if sliding(w) else 4), chance=1.0, when=lambda w: not w.get("global_")),
+        "stride": PerDim(Ints(1, 3), when=sliding),
+        "pad": Ints(0, lambda w: smallest_kernel(w) // 2, when=lambda w: sliding(w) and smallest_kernel(w) >= 2),
+        "ceil": values(False, True, when=sliding),
+        "dilation": PerDim(Ints(1, 2), chance=0.25, when=sliding),
+        "count_pad": values(False, True, when=sliding),
+    }
 
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         g = pool_geometry(self.name, p, shape)
@@ -123,6 +143,8 @@ class MaxPool(_Pool):
     name = "maxpool"
     Params = MaxPoolParams
     summary = "max pooling over a window, globally or adaptively"
+    # averaging alone counts the padding
+    ranges = {**_Pool.ranges, "count_pad": values(True)}
 
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         if not p.count_pad:
@@ -135,6 +157,8 @@ class AvgPool(_Pool):
     name = "avgpool"
     Params = AvgPoolParams
     summary = "average pooling over a window, globally or adaptively"
+    # a maximum alone is dilated
+    ranges = {**_Pool.ranges, "dilation": values(1)}
 
     def infer_shape(self, p: PoolParams, shape: Shape) -> Shape:
         if p.dilation != 1:

@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from cnnspec.codes import Code
-from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, describe_shape, register
+from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, Traits, describe_shape, register
+from cnnspec.layers.domains import Choice, Divisors, Ints
 from cnnspec.layers.formulas import product
 
 
@@ -38,6 +39,8 @@ class Reshape(LayerKind):
     Params = ReshapeParams
     positional = ("shape",)
     summary = "reshape each sample; one dimension may be -1"
+    ranges = {"shape": Choice(lambda w: (product(w.shape), (w.channels, product(w.shape) // w.channels), -1,
+                                         (w.channels, -1), (1, product(w.shape))))}
 
     def infer_shape(self, p: ReshapeParams, shape: Shape) -> Shape:
         target = p.shape if isinstance(p.shape, tuple) else (p.shape,)
@@ -71,6 +74,7 @@ class ChannelShuffle(LayerKind):
     Params = ChannelShuffleParams
     positional = ("groups",)
     summary = "interleave the channels of `groups` groups (ShuffleNet)"
+    ranges = {"groups": Divisors()}
 
     def infer_shape(self, p: ChannelShuffleParams, shape: Shape) -> Shape:
         if len(shape) < 2:
@@ -90,6 +94,7 @@ class Identity(LayerKind):
     family = "shape"
     Params = IdentityParams
     summary = "passes its input through unchanged"
+    traits = Traits(pointwise=True)
 
 
 class ChunkParams(Params):
@@ -105,6 +110,7 @@ class Chunk(LayerKind):
     Params = ChunkParams
     positional = ("chunks", "index")
     summary = "one of `chunks` equal slices of the channels, as torch.chunk (ShuffleNet's channel split)"
+    ranges = {"chunks": Divisors(), "index": Ints(0, lambda w: w.get("chunks") - 1, when=lambda w: "chunks" in w.fields)}
 
     def infer_shape(self, p: ChunkParams, shape: Shape) -> Shape:
         if p.index >= p.chunks:
