@@ -141,6 +141,31 @@ async def test_a_typed_mistake_is_located_with_its_code_and_page(client):
     close(client, path)
 
 
+async def test_after_a_burst_of_changes_the_newest_text_s_diagnostics_stay(client):
+    """Changes that come while a check runs wait for it, and a check's result is published only
+    while its text is the newest: after a burst the newest text's diagnostics arrive, and no
+    older text's replace them."""
+    path = SPECS / "_lsp_burst.cnn"
+    head = (SPECS / "resnet50.cnn").read_text()
+    await open_text(client, path, head)
+    for n in range(1, 7):  # a misspelt option on the n-th added line
+        await change(client, path, head + "relu\n" * n + "conv 8 3x3 strde=1\n", wait=False)
+    newest = head.count("\n") + 6
+
+    def lines_published() -> list[tuple[str, int]]:
+        return [(d.code, d.range.start.line) for d in client.diagnostics.get(path.as_uri(), [])]
+
+    async def newest_published():
+        while lines_published() != [("E102", newest)]:
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(newest_published(), ANSWER)
+    # a request answered from the newest check: whatever the server sent before it has arrived
+    await client.text_document_hover_async(types.HoverParams(text_document=ident(path.as_uri()),
+                                                             position=types.Position(line=newest, character=1)))
+    assert lines_published() == [("E102", newest)]
+    close(client, path)
+
+
 async def test_secondary_labels_become_related_information(client):
     path = SPECS / "_lsp_twice.cnn"
     text = "input x: 3x8x8\nblock b { relu }\nblock b { relu }\nb()\n"
