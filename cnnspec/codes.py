@@ -51,6 +51,7 @@ class Code(StrEnum):
     DUPLICATE_LABEL = "E125", "label used twice in one scope"
     MISPLACED_DECLARATION = "E126", "declaration in the wrong place"
     RESERVED_LABEL = "E127", "label reserved by PyTorch's nn.Module"
+    INVALID_LABEL = "E128", "label that cannot name a module"
     IMPORT_OUTSIDE_TREE = "E130", "import outside the spec's folder tree"
     IMPORT_CYCLE = "E131", "import cycle"
     UNREADABLE_IMPORT = "E132", "imported file cannot be read"

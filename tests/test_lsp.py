@@ -400,6 +400,36 @@ async def test_rename_changes_every_use_and_nothing_else(client, tmp_path):
     close(client, path)
 
 
+KEYED_SPEC = """input x: 3x16x16
+features: { conv 8 3x3 pad=1; relu }
+"block1-0": conv 16 3x3 pad=1
+classifier.cbr: { conv 16 1x1 bias=false; bn }
+features.2: conv 8 1x1
+"""
+
+
+async def test_quoted_and_dotted_labels_in_the_outline_and_renamed(client, tmp_path):
+    path = tmp_path / "keyed.cnn"
+    assert await open_text(client, path, KEYED_SPEC) == []
+    symbols = await client.text_document_document_symbol_async(types.DocumentSymbolParams(
+        text_document=ident(path.as_uri())))
+    assert [s.name for s in symbols] == ["features", "block1-0", "classifier.cbr", "features.2"]
+    # a key that is no name is written back quoted; the summary's paths follow
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=position_of(KEYED_SPEC, "block1-0", shift=2),
+        new_name="block1-1"))
+    renamed = apply_edits(KEYED_SPEC, edit.changes[path.as_uri()])
+    assert renamed == KEYED_SPEC.replace('"block1-0"', '"block1-1"')
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=position_of(KEYED_SPEC, "classifier.cbr", shift=12),
+        new_name="head.cbr"))
+    moved = apply_edits(KEYED_SPEC, edit.changes[path.as_uri()])
+    assert moved == KEYED_SPEC.replace("classifier.cbr:", "head.cbr:")
+    assert [r.path for r in cnnspec.loads(moved).rows] == [
+        r.path.replace("classifier.", "head.") for r in cnnspec.loads(KEYED_SPEC).rows]
+    close(client, path)
+
+
 # ---------------------------------------------------------------- completion, formatting, code actions
 
 async def completions(client, path: Path, text: str) -> set[str]:

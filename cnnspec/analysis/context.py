@@ -43,20 +43,19 @@ class Frame:
 
 
 class Scope:
-    """A naming scope: a labelled group or a block call, numbering its items like nn.Sequential."""
+    """A naming scope: a labelled group or a block call, numbering its items like nn.Sequential.
+
+    `labels` holds every key taken directly in the scope, with where: its labels, and the
+    positions its unlabelled items took (`positions`), since a numeric label (`3:`) may meet one."""
 
     def __init__(self, prefix: str):
         self.prefix = prefix
         self.counter = 0
         self.labels: dict[str, ir.Span] = {}
+        self.positions: set[str] = set()
 
     def join(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
-
-    def next_position(self) -> str:
-        path = self.join(str(self.counter))
-        self.counter += 1
-        return path
 
 
 @dataclass

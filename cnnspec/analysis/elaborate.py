@@ -87,6 +87,8 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         self.params_refused = False
         self.activation_refused = False
         self.scope_blocks: dict[str, str] = {}
+        #: every scope by its path, for dotted labels to reopen
+        self.scopes: dict[str, Scope] = {}
         #: the block calls and repeat copies being elaborated, outermost first
         self.sites: list[Site] = []
 
@@ -146,7 +148,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         """A labelled chain: a single layer or call takes the name, anything else becomes a scope."""
         if len(chain) == 1 and chain[0].node in ("layer", "call"):
             return self.item(chain[0], flow, scope, env, items, path=path)
-        inner, sub = Scope(path), []
+        inner, sub = self.open_scope(path), []
         inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,))
         for item in chain:
             flow = self.item(item, flow, inner, inner_env, sub)
@@ -154,19 +156,75 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         return flow
 
     def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
-        if label in scope.labels:
-            first = scope.labels[label]
-            self.error(Code.DUPLICATE_LABEL, f"label `{label}` is used twice in this scope", span, label="second use",
-                       labels=(Label(span=first, message="first used here"),),
-                       help="each label becomes a state_dict key and must be unique in its group")
+        """The state_dict path of `label` written in `scope`. A dotted label (`classifier.cbr`) names
+        a scope below this one, reopened if it exists (a labelled group, a block call) or made a
+        plain container if not; only a label of this scope's own takes a position in it."""
+        *parents, name = label.split(".")
+        target = scope
+        for part in parents:
+            self.check_reserved(part, span)
+            target = self.reopen(target, part, label, span)
+        if name in target.labels:
+            first = target.labels[name]
+            if name in target.positions:
+                self.error(Code.DUPLICATE_LABEL, f"label `{name}` is the position of an unlabelled item of this scope",
+                           span, label="second use", labels=(Label(span=first, message=f"takes position {name}"),),
+                           help="an unlabelled item takes its position in its group, as nn.Sequential numbers "
+                                "them: label that item, or choose another label")
+            else:
+                self.error(Code.DUPLICATE_LABEL, f"label `{name}` is used twice in this scope", span, label="second use",
+                           labels=(Label(span=first, message="first used here"),),
+                           help="each label becomes a state_dict key and must be unique in its group")
         else:
-            scope.labels[label] = span
+            target.labels[name] = span
+        self.check_reserved(name, span)
+        if target is scope:
+            scope.counter += 1
+        return target.join(name)
+
+    def check_reserved(self, label: str, span: ir.Span) -> None:
         if label in RESERVED_LABELS or label.startswith("_"):
             self.error(Code.RESERVED_LABEL, f"label `{label}` is reserved: PyTorch's `nn.Module` already has an attribute `{label}`",
                        span, label="cannot name a submodule",
                        help=f"choose another name, such as `{label.strip('_')}_` or `{label.strip('_')}1`")
+
+    def reopen(self, scope: Scope, name: str, label: str, span: ir.Span) -> Scope:
+        """The scope `name` below `scope`, for a dotted label: the one already there, or a new
+        container (which takes no position) where the name is free. A layer cannot hold others."""
+        path = scope.join(name)
+        found = self.scopes.get(path)
+        if found is not None:
+            return found
+        if name in scope.labels:
+            self.error(Code.INVALID_LABEL, f"`{name}` names a layer here, which cannot hold `{label}`", span,
+                       label="placed inside a layer", labels=(Label(span=scope.labels[name], message=f"`{name}` is this layer"),),
+                       help="a dotted label places its item in a scope: a labelled group, a block call, or a "
+                            "name not used yet")
+        else:
+            scope.labels[name] = span
+        return self.open_scope(path)
+
+    def open_scope(self, path: str) -> Scope:
+        """The naming scope of a labelled group, block call or container at `path`, kept so that a
+        dotted label can reopen it (the first one, if a duplicate label made two)."""
+        scope = Scope(path)
+        self.scopes.setdefault(path, scope)
+        return scope
+
+    def position(self, scope: Scope, span: ir.Span) -> str:
+        """The next position of `scope` for an unlabelled item at `span`, as nn.Sequential numbers it."""
+        name = str(scope.counter)
         scope.counter += 1
-        return scope.join(label)
+        if name in scope.labels:
+            self.error(Code.DUPLICATE_LABEL, f"this unlabelled item takes position {name}, which a label of this scope "
+                                             "already names", span, label=f"position {name}",
+                       labels=(Label(span=scope.labels[name], message="the label"),),
+                       help="an unlabelled item takes its position in its group, as nn.Sequential numbers them: "
+                            "label this item, or choose another label")
+        else:
+            scope.labels[name] = span
+            scope.positions.add(name)
+        return scope.join(name)
 
     # ---------------------------------------------------------------- items
     def item(self, item, flow: Flow, scope: Scope, env: Env, items: list, path: str | None = None) -> Flow:
@@ -181,7 +239,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
                            label="not a block", help="remove the `*`" if name in REGISTRY else None)
                 return Flow(None, ())
             if name in REGISTRY:
-                return self.layer(item, name, flow, env, items, path or scope.next_position())
+                return self.layer(item, name, flow, env, items, path or self.position(scope, item.span))
             if self.blocks_complete:
                 self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span,
                            label="not a layer kind or a block", help=self.unknown_layer_help(name))
@@ -287,7 +345,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
             return Flow(None, ())
         names = self.bind_block(item, block, env)
         splice = item.node == "call" and item.splice and path is None
-        path = path or (None if splice else scope.next_position())
+        path = path or (None if splice else self.position(scope, item.span))
         if names is None:
             return Flow(None, ())
         layers = self.bound.body(block, names)
@@ -305,7 +363,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
             inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,))
             self.scope_blocks[path] = name
             sub: list = []
-            flow = self.statements(block.body.body, flow, Scope(path), inner_env, sub)
+            flow = self.statements(block.body.body, flow, self.open_scope(path), inner_env, sub)
             items.append(SeqNode.model_construct(items=tuple(sub), scope=path, block=name, args=tuple(names.items()), span=item.span))
             self.check_expects(frame, f"this call of `{name}`")
         return flow

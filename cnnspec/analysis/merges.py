@@ -96,7 +96,7 @@ class Merges(Reporting):
         if active:
             if short.label:
                 path = self.claim(scope, short.label, short.label_span)
-                inner, sub = Scope(path), []
+                inner, sub = self.open_scope(path), []
                 shortcut = self.statements(short.body.body, flow, inner,
                                            Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,)), sub)
                 short_items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=short.span))

@@ -47,6 +47,7 @@ class SpecModule(nn.Module):
         self._prefix = prefix
         self._recorder = recorder
         self._pads = {}
+        self._parameter_paths: set[str] = set()
         self._build(seq.items, lowerings)
 
     def _relative(self, path: str) -> str:
@@ -59,7 +60,8 @@ class SpecModule(nn.Module):
                 if lowering.parameter is not None:
                     shape, value = lowering.parameter
                     # saved under the layer's own name, as torchvision's `layer_scale`
-                    self.register_parameter(self._relative(item.path), nn.Parameter(torch.full(shape, value)))
+                    self._place(self._relative(item.path), nn.Parameter(torch.full(shape, value)))
+                    self._parameter_paths.add(item.path)
                     continue
                 self._place(self._relative(item.path), instantiate(lowering))
                 if lowering.pad is not None:
@@ -73,15 +75,19 @@ class SpecModule(nn.Module):
             else:
                 self._build(item.items, lowerings)
 
-    def _place(self, relative: str, module: nn.Module) -> None:
-        """Register `module` at a dotted path below this scope, creating containers on the way."""
+    def _place(self, relative: str, member: nn.Module | nn.Parameter) -> None:
+        """Register a module or parameter at a dotted path below this scope (a dotted label's),
+        creating plain containers on the way."""
         *parents, name = relative.split(".")
         owner: nn.Module = self
         for part in parents:
             if part not in owner._modules:
                 owner.add_module(part, nn.Module())
             owner = owner._modules[part]
-        owner.add_module(name, module)
+        if isinstance(member, nn.Parameter):
+            owner.register_parameter(name, member)
+        else:
+            owner.add_module(name, member)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(self._seq.items, x)
@@ -93,8 +99,8 @@ class SpecModule(nn.Module):
                     pads, mode = self._pads[item.path]
                     x = F.pad(x, pads, mode=mode)
                 relative = self._relative(item.path)
-                if relative in self._parameters:
-                    x = self._parameters[relative] * x
+                if item.path in self._parameter_paths:
+                    x = self.get_parameter(relative) * x
                 else:
                     x = self.get_submodule(relative)(x)
                 self._recorder.record(item.path, x)

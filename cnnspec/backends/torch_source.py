@@ -92,6 +92,21 @@ def flatten(items) -> list:
     return out
 
 
+def containers(items, prefix: str):
+    """The scope paths that dotted labels place items into, below the scopes they are written in:
+    `classifier` for `classifier.cbr: ...` written at the top."""
+    for item in flatten(items):
+        if item.node == "merge":
+            for branch in item.branches:
+                yield from containers(branch.items, prefix)
+            continue
+        parts = (item.path if item.node == "layer" else item.scope)[len(prefix):].split(".")
+        for depth in range(1, len(parts)):
+            yield prefix + ".".join(parts[:depth])
+        if item.node == "seq":
+            yield from containers(item.items, item.scope + ".")
+
+
 def first_input_channels(seq: SeqNode) -> int | None:
     for item in seq.items:
         if item.node in ("layer", "merge"):
@@ -145,6 +160,7 @@ class SourceEmitter:
         self.stateful = {row.path for row in self.network.rows if row.params or row.buffers}
         network_class = network_class_name(graph.name)
         self.class_names |= {network_class, *RESERVED}
+        self.reopened = set(containers(graph.body.items, ""))
         top = self.scope_body(graph.body, "", key="")
         self.resolve_scopes()
         init = [CHILD.sub(lambda m: self.bodies[m.group(1)].expression, line) for line in top.init]
@@ -161,7 +177,9 @@ class SourceEmitter:
         prefix = seq.scope + "."
         plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
                     and self.lowerings[item.path].parameter is None or item.node == "seq" for item in items)
-        numbered = plain and [self.relative(item, prefix) for item in items] == [str(i) for i in range(len(items))]
+        # a scope that a dotted label adds to stays a class: an nn.Sequential would run the addition too
+        numbered = plain and seq.scope not in self.reopened and [
+            self.relative(item, prefix) for item in items] == [str(i) for i in range(len(items))]
         if items and numbered:
             parts = [self.layer_constructor(item) if item.node == "layer" else self.child_expression(item)
                      for item in items]
@@ -200,7 +218,7 @@ class SourceEmitter:
                 self.declare_layer(item, prefix, body, shared)
             else:
                 name = self.relative(item, prefix)
-                body.init.append(self.assignment(name, self.child_expression(item)))
+                body.init.append(self.place(name, self.child_expression(item), body))
                 body.members.add(name)
 
     def declare_layer(self, node: LayerNode, prefix: str, body: ScopeBody, shared: dict[str, str]) -> None:
@@ -210,8 +228,7 @@ class SourceEmitter:
             shape, value = lowering.parameter
             self.uses_torch = True
             parameter = f"nn.Parameter(torch.full({shape!r}, {value!r}))"
-            body.init.append(f"self.{name} = {parameter}" if is_attribute(name)
-                             else f"self.register_parameter({name!r}, {parameter})")
+            body.init.append(self.place(name, parameter, body, register="register_parameter"))
             body.members.add(name)
             self.attribute_of[node.path] = name
             return
@@ -225,7 +242,7 @@ class SourceEmitter:
                 body.members.add(attribute)
             self.attribute_of[node.path] = shared[constructor]
             return
-        body.init.append(self.assignment(name, constructor))
+        body.init.append(self.place(name, constructor, body))
         body.members.add(name)
         self.attribute_of[node.path] = name
 
@@ -246,21 +263,44 @@ class SourceEmitter:
         return f"with_weights({text}, {weights}, frozen={lowering.frozen})"
 
     @staticmethod
-    def assignment(name: str, expression: str) -> str:
+    def assignment(name: str, expression: str, register: str = "add_module") -> str:
         if is_attribute(name):
             return f"self.{name} = {expression}"
-        return f"self.add_module({name!r}, {expression})"
+        return f"self.{register}({name!r}, {expression})"
+
+    def place(self, name: str, expression: str, body: ScopeBody, register: str = "add_module") -> str:
+        """The line(s) registering `expression` as `name` below this class: a dotted name (a dotted
+        label's) goes into the scope it names, made a plain `nn.Module` first if this class has no
+        member there yet, as `to_torch()` makes it."""
+        *parents, last = name.split(".")
+        if not parents:
+            return self.assignment(name, expression, register)
+        lines = []
+        for depth in range(1, len(parents) + 1):
+            container = ".".join(parents[:depth])
+            if container not in body.members:
+                lines.append(self.place(container, "nn.Module()", body))
+                body.members.add(container)
+        if all(map(is_attribute, name.split("."))):
+            lines.append(f"self.{name} = {expression}")
+        else:
+            lines.append(f"self.get_submodule({'.'.join(parents)!r}).{register}({last!r}, {expression})")
+        return "\n".join(lines)
 
     # ---------------------------------------------------------------- forward
-    def member(self, name: str) -> str:
-        return f"self.{name}" if is_attribute(name) else f"getattr(self, {name!r})"
+    def member(self, name: str, parameter: bool = False) -> str:
+        if all(map(is_attribute, name.split("."))):
+            return f"self.{name}"
+        if "." in name:
+            return f"self.{'get_parameter' if parameter else 'get_submodule'}({name!r})"
+        return f"getattr(self, {name!r})"
 
     def call(self, item, prefix: str, source: str) -> str | None:
         """`self.conv1(x)` for a layer or child scope; `None` for what needs several lines."""
         if item.node == "layer":
             lowering = self.lowerings[item.path]
             if lowering.parameter is not None:
-                return f"{self.member(self.attribute_of[item.path])} * {source}"
+                return f"{self.member(self.attribute_of[item.path], parameter=True)} * {source}"
             if lowering.pad is not None:
                 self.uses_functional = True
                 mode = "" if lowering.pad_mode == "constant" else f", mode={lowering.pad_mode!r}"

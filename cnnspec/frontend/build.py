@@ -119,6 +119,20 @@ def _too_deep(statements: list, loc: tuple) -> SpecError:
                                  help="split the expression, or the structure, into named blocks or shorter steps")])
 
 
+def label_problem(text: str) -> str | None:
+    """Why a quoted label cannot be a state_dict key, if it cannot: PyTorch refuses an empty
+    module name (and `.` separates them), and braces number copies (`denselayer{}`).
+
+    >>> label_problem("block1-0"), label_problem("a..b")
+    (None, 'the label "a..b" has an empty part')
+    """
+    if any(part == "" for part in text.split(".")):
+        return "a quoted label cannot be empty" if not text else f'the label "{text}" has an empty part'
+    if "{" in text or "}" in text:
+        return f'the label "{text}" holds a brace'
+    return None
+
+
 def _edge(child, end: bool):
     """(line, column) where a child begins, or with `end` where it ends; None for a placeholder."""
     if isinstance(child, Token):
@@ -264,7 +278,23 @@ class SpecBuilder(Transformer):
 
     # -- items
     def label_name(self, children):
-        return children[0]
+        """The label as one token spanning what was written: its text is the key, the parts of a
+        dotted label joined by `.`, a quoted label without its quotes."""
+        first, last = children[0], children[-1]
+        if first.type == "STRING":
+            text = first[1:-1]
+            problem = label_problem(text)
+            if problem:
+                self.problems.append(Diagnostic(code=Code.INVALID_LABEL, message=problem, span=ir.Span(**self._tspan(first)),
+                                                label="not a module name",
+                                                help="a key is names joined by `.`; each holds any characters but `.`, "
+                                                     "braces and quotes"))
+        elif len(children) == 1:
+            return first
+        else:
+            text = ".".join(children)
+        return Token("LABEL", text, first.start_pos, first.line, first.column, last.end_line, last.end_column,
+                     last.end_pos)
 
     def item_stmt(self, children):
         label, chain = children

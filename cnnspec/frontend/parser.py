@@ -266,6 +266,12 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
         return Diagnostic(code=Code.REPEATED_LAYER_WITH_ARGUMENTS, message="a layer with arguments cannot be repeated with `*`",
                           span=span, label="repetition needs a block call or a group",
                           help="wrap the layer in braces: `{ conv 64 3x3 pad=1 } * 2`")
+    rest = lines[line - 1][column - 1:] if 0 < line <= len(lines) else ""
+    unquoted = token.type == "MINUS" and _UNQUOTED_LABEL.match(_statement_text(lines, token) + rest)
+    if unquoted:
+        key = unquoted.group(1)
+        return Diagnostic(code=Code.UNEXPECTED_TOKEN, message="a label holding `-` is written in quotes", span=span,
+                          label="read as a minus sign", help=f'write `"{key}":`')
     if token.type in ("MINUS", "LPAR") and "NAME" in expected and "_SEP" in expected:
         return Diagnostic(code=Code.SIGNED_POSITIONAL, message=f"a positional argument cannot start with {found}",
                           span=span, label="ambiguous here",
@@ -306,6 +312,15 @@ def describe_syntax_error(error: UnexpectedInput, source: str, path: str) -> Dia
     else:
         label = _expected(expected) or "not expected here"
     return Diagnostic(code=Code.UNEXPECTED_TOKEN, message=f"unexpected {found}", span=span, label=label)
+
+
+#: a statement that starts with a label holding `-`, such as `block1-0:`
+_UNQUOTED_LABEL = re.compile(r"\s*([A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]*)+)\s*:(?!=)")
+
+
+def _statement_text(lines: list[str], token: Token) -> str:
+    """The text of the statement before `token`, on its line."""
+    return _text_before(lines, token).split("#")[0].split(";")[-1]
 
 
 def _text_before(lines: list[str], token: Token) -> str:

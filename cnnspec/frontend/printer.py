@@ -7,6 +7,7 @@ where precedence needs it.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from cnnspec import ir
@@ -90,7 +91,7 @@ class Printer:
             params = ", ".join(p.name + (f"={expr(p.default)}" if p.default is not None else "") for p in st.params)
             head = f"{pad}block {st.name}({params}) " if params else f"{pad}block {st.name} "
             return attach(first._replace(text=head), self.group(st.body, depth))
-        label = f"{st.label}: " if st.label else ""
+        label = f"{label_text(st.label)}: " if st.label else ""
         lines = [first._replace(text=pad + label)]
         for index, item_ in enumerate(st.chain):
             if index:
@@ -137,7 +138,7 @@ class Printer:
                 short = it.shortcut
                 head = " shortcut "
                 if short.label:
-                    head += f"{short.label}: "
+                    head += f"{label_text(short.label)}: "
                 if short.condition is not None:
                     head += f"when({expr(short.condition)}) "
                 lines = join(lines, attach(Line(head), self.group(short.body, depth)))
@@ -153,6 +154,21 @@ class Printer:
                 lines = join(lines, attach(Line(" else "), self.group(it.otherwise, depth)))
             return lines
         raise AssertionError(node)
+
+
+#: a label written without quotes: names and numbers joined by `.`, or a numbered label
+BARE_LABEL = re.compile(r"(?!when(?:\.|$))([A-Za-z_][A-Za-z0-9_]*|[0-9]+(_[0-9]+)*)(\.([A-Za-z_][A-Za-z0-9_]*|[0-9]+(_[0-9]+)*))*"
+                         r"|[A-Za-z_][A-Za-z0-9_]*\{[0-9]*\}")
+
+
+def label_text(label: str) -> str:
+    """A label as written: bare where the grammar reads it so (`conv1`, `classifier.cbr`, `0`,
+    `denselayer{}`), otherwise quoted (`"block1-0"`; `when` starts a construct).
+
+    >>> label_text("layer1.0"), label_text("block1-0"), label_text("when"), label_text("a.when")
+    ('layer1.0', '"block1-0"', '"when"', 'a.when')
+    """
+    return label if BARE_LABEL.fullmatch(label) else f'"{label}"'
 
 
 def join(lines: list[Line], more: list[Line]) -> list[Line]:

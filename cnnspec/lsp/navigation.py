@@ -16,6 +16,8 @@ from lsprotocol import types
 from pydantic import BaseModel
 
 from cnnspec import ir
+from cnnspec.frontend.build import label_problem
+from cnnspec.frontend.printer import BARE_LABEL, label_text
 from cnnspec.lsp.convert import path_to_uri
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -166,7 +168,13 @@ def rename(result, positions, position: types.Position, new_name: str):
     if prepare_rename(result, positions, position) is None:
         return None
     name = name_at(result, positions, position)
-    if not IDENTIFIER.match(new_name):
+    text = new_name
+    if name.what == "label":
+        # any state_dict key: quoted where the grammar needs it (`"block1-0"`)
+        if not BARE_LABEL.fullmatch(new_name) and (label_problem(new_name) or '"' in new_name or "\n" in new_name):
+            raise ValueError(f"`{new_name}` cannot be a label")
+        text = label_text(new_name)
+    elif not IDENTIFIER.match(new_name):
         raise ValueError(f"`{new_name}` is not a name")
     if name.what in ("call", "block"):
         from cnnspec.layers import REGISTRY
@@ -176,7 +184,7 @@ def rename(result, positions, position: types.Position, new_name: str):
     changes: dict[str, list[types.TextEdit]] = {}
     for n in _uses(result, name):
         changes.setdefault(path_to_uri(n.span.file), []).append(
-            types.TextEdit(range=positions(_lines(result, n.span.file)).range(n.span), new_text=new_name))
+            types.TextEdit(range=positions(_lines(result, n.span.file)).range(n.span), new_text=text))
     return types.WorkspaceEdit(changes=changes)
 
 
