@@ -75,7 +75,8 @@ class Binding(Reporting):
             if param.name in values:
                 expr, where = values[param.name]
                 value = self.evaluate(expr, where)
-                if isinstance(value, Word):
+                # a block or a layer kind may be passed, for the body to use as an item
+                if isinstance(value, Word) and value not in self.blocks and value not in REGISTRY:
                     self.error(Code.UNKNOWN_NAME, f"unknown name `{value}`", expr.span, label="not defined here",
                                help=self.suggest(value, where))
                     ok = False

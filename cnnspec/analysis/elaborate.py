@@ -26,7 +26,7 @@ from cnnspec.analysis.binding import Binding
 from cnnspec.analysis.context import Env, Flow, Frame, Scope, Site
 from cnnspec.analysis.contracts import Contracts
 from cnnspec.analysis.expansion import LayerBound
-from cnnspec.analysis.expressions import Word, describe_value
+from cnnspec.analysis.expressions import Word, describe_value, item_name
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
 from cnnspec.analysis.stats import Row, layer_field, start_field
@@ -230,7 +230,7 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
     def item(self, item, flow: Flow, scope: Scope, env: Env, items: list, path: str | None = None) -> Flow:
         node = item.node
         if node == "layer" or node == "call":
-            name = item.kind if node == "layer" else item.name
+            name = item_name(item.kind if node == "layer" else item.name, env.names)
             name_span = item.kind_span if node == "layer" else item.name_span
             if name in self.blocks:
                 return self.call(item, name, name_span, flow, scope, env, items, path)
@@ -240,7 +240,11 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
                 return Flow(None, ())
             if name in REGISTRY:
                 return self.layer(item, name, flow, env, items, path or self.position(scope, item.span))
-            if self.blocks_complete:
+            if name in env.names:
+                self.error(Code.UNKNOWN_LAYER, f"`{name}` is a parameter holding {describe_value(env.names[name])}, "
+                                               "not a block or layer kind", name_span, label="used as an item",
+                           help="pass a block or a layer kind by its name, such as `stage(basic, 64)`")
+            elif self.blocks_complete:
                 self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span,
                            label="not a layer kind or a block", help=self.unknown_layer_help(name))
             self.consume_args(item, env)

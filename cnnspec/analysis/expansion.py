@@ -17,7 +17,7 @@ therefore a lower bound, and a spec refused on it surely crosses the limit:
 from __future__ import annotations
 
 from cnnspec import ir
-from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word
+from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown, Word, item_name
 from cnnspec.layers import REGISTRY
 
 #: counts saturate here: nested repeats could otherwise build integers of hundreds of digits
@@ -47,6 +47,14 @@ class LayerBound:
             return UNKNOWN
         return UNKNOWN if isinstance(value, Word) else value
 
+    def passed_item(self, expr, names: dict):
+        """A block or layer kind passed by name (`stage(basic, 64)`), as a Word; else UNKNOWN."""
+        if expr.node == "ref" and expr.attr is None:
+            name = item_name(expr.name, names)
+            if name in self.blocks or name in REGISTRY:
+                return Word(name)
+        return UNKNOWN
+
     def count(self, expr, names: dict, in_shape) -> int:
         """A repeat count as elaboration takes it; 0 where it would refuse it or cannot know it."""
         n = self.value(expr, names, in_shape)
@@ -74,9 +82,9 @@ class LayerBound:
     def item(self, item, names: dict, in_shape=None) -> int:
         node = item.node
         if node in ("layer", "call"):
-            name = item.kind if node == "layer" else item.name
+            name = item_name(item.kind if node == "layer" else item.name, names)
             if name in self.blocks:
-                return self.call(item, names, in_shape)
+                return self.call(self.blocks[name], item, names, in_shape)
             return int(name in REGISTRY and not (node == "call" and item.splice))
         if node == "repeat":
             return min(CAP, self.count(item.count, names, in_shape) * self.item(item.item, names, in_shape))
@@ -109,10 +117,9 @@ class LayerBound:
         return [item.body.body]
 
     # ---------------------------------------------------------------- block calls
-    def call(self, item, names: dict, in_shape=None) -> int:
+    def call(self, block: ir.BlockDef, item, names: dict, in_shape=None) -> int:
         """A block call: its arguments bound as elaboration binds them (a call it refuses, E120,
         expands nothing), the body counted once per distinct binding."""
-        block = self.blocks[item.name if item.node == "call" else item.kind]
         if item.node == "layer" and (item.args or item.options):
             return 0
         args = item.args if item.node == "call" else ()
@@ -128,6 +135,8 @@ class LayerBound:
         for param in block.params:
             if param.name in given:
                 value = self.value(given[param.name], names, in_shape)
+                if value is UNKNOWN:
+                    value = self.passed_item(given[param.name], names)
             elif param.default is not None:
                 value = self.value(param.default, bound, None)
             else:

@@ -22,6 +22,18 @@ class Word(str):
     span: ir.Span
 
 
+def item_name(name: str, names: dict) -> str:
+    """The block or layer kind an item's name stands for: a block parameter given one
+    (`unit(c)` in `block stage(unit, c) { unit(c) }`, called `stage(basic, 64)`) stands for it,
+    any other name for itself.
+
+    >>> item_name("unit", {"unit": Word("basic")}), item_name("relu", {"c": 8})
+    ('basic', 'relu')
+    """
+    value = names.get(name)
+    return str(value) if isinstance(value, Word) else name
+
+
 class EvalError(Exception):
     def __init__(self, code: Code, message: str, span: ir.Span, help: str | None = None, label: str = ""):
         super().__init__(message)

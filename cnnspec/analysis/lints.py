@@ -344,6 +344,10 @@ def referenced_names(node) -> Iterator[str]:
             yield node.kind
         elif node.node == "call":
             yield node.name
+            # a block passed to another by name (`stage(basic, 64)`) is used
+            yield from (e.name for e in (*node.args, *(o.value for o in node.options)) if e.node == "ref" and e.attr is None)
+        elif node.node == "block":
+            yield from (p.default.name for p in node.params if p.default is not None and p.default.node == "ref")
         for name in NESTED_ITEMS.get(node.node, ()):
             yield from referenced_names(getattr(node, name))
 
