@@ -435,24 +435,29 @@ def _deployment(network, fp16=False, keep_io_types=False, int8=False, calibrate=
 @click.option("--opset", type=int, help="ONNX opset (default 21; 17 to 26).")
 @click.option("--no-fold-bn", is_flag=True, help="Keep BatchNormalization nodes instead of folding them into convs.")
 @click.option("--batch", type=click.IntRange(min=1), help="A fixed batch size instead of a symbolic `N`.")
+@click.option("--dynamic", type=click.Choice(["batch", "hw"]), default="batch", show_default=True,
+              help="Symbolic sizes: the batch, or the batch and the spatial sizes (H and W; D, L in 3D, 1D), "
+                   "once the checker has found the sizes the network is valid for (E220 if it fixes them).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights (without --weights).")
 @_deployment_options
 @_budget_option
-def export(spec, output, weights, opset, no_fold_bn, batch, seed, budget, **deployment):
+def export(spec, output, weights, opset, no_fold_bn, batch, dynamic, seed, budget, **deployment):
     """Export a spec to ONNX, checked with onnx's full checker.
 
     Every tensor's shape is declared in the file (value_info, named after the spec's labels), and
     its metadata_props name the spec, its sha256, the cnnspec version, the input layout, the
     precision and the preprocessing and class labels given below (keys: docs/deployment.md),
     which `cnnspec run --image` applies. --fp16 stores weights and computes in float16; --int8
-    --calibrate DATA quantises statically with onnxruntime's tools, calibrated on DATA.
+    --calibrate DATA quantises statically with onnxruntime's tools, calibrated on DATA. With
+    --dynamic hw the sizes the input may take are printed (`input: H and W must be at least 188`)
+    and stored in the metadata too.
     """
     with _backend("cnnspec export --int8" if deployment["int8"] else "cnnspec export", weights):
         from cnnspec.backends.onnx_io import export_model
 
         network = _load_network(spec)
         summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,
-                               fold_bn=not no_fold_bn, batch=batch, seed=seed,
+                               fold_bn=not no_fold_bn, batch=batch, seed=seed, dynamic=dynamic,
                                deployment=_deployment(network, **deployment), **budget)
     click.echo(summary)
 

@@ -70,6 +70,7 @@ class Code(StrEnum):
     WRONG_INPUT_RANK = "E214", "layer cannot take an input of this rank"
     RESHAPE_MISMATCH = "E215", "reshape changes the number of elements"
     WEIGHTS_MISMATCH = "E216", "literal weights do not match the kernel"
+    SIZE_CANNOT_VARY = "E220", "input size cannot vary"
     # resource limits
     TOO_MANY_PARAMS = "E301", "too many parameters"
     ACTIVATION_TOO_LARGE = "E302", "activations too large"

@@ -57,7 +57,7 @@ class Network(CheckedGraph):
         return to_torch(self, seed=seed, outputs=outputs, memory_budget=memory_budget)
 
     def to_onnx(self, weights=None, opset: int | None = None, fold_bn: bool = True, batch: int | None = None,
-                seed: int = 0, memory_budget: int | None = 4 * 2**30):
+                seed: int = 0, memory_budget: int | None = 4 * 2**30, dynamic: str = "batch"):
         """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy); see
         `cnnspec.backends.onnx.to_onnx`."""
         from cnnspec.backends.extras import require
@@ -66,7 +66,14 @@ class Network(CheckedGraph):
         from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
 
         return to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed,
-                       memory_budget=memory_budget)
+                       memory_budget=memory_budget, dynamic=dynamic)
+
+    def input_sizes(self):
+        """The sizes of each spatial axis of the input the network is valid for, with the same
+        weights (imports nothing heavy); see `cnnspec.analysis.sizes`."""
+        from cnnspec.analysis.sizes import input_sizes
+
+        return input_sizes(self)
 
     def to_torch_source(self) -> str:
         """Readable PyTorch source for this network (imports nothing heavy to generate)."""

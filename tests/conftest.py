@@ -38,7 +38,8 @@ KEYED_SOURCES = ("torchvision", "plain torch.nn.Sequential", "PyTorch DCGAN", "t
 
 
 #: codes a backend raises when it builds a checked spec, with the step that raises them
-BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda network: network.to_onnx(opset=17)}
+BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda network: network.to_onnx(opset=17),
+                 "E220": lambda network: network.to_onnx(dynamic="hw")}
 
 
 #: a zoo network is full-size for the test suite past these figures: building, exporting and

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from cnnspec.backends.metadata import Preprocessing, model_properties, write_properties
+from cnnspec.backends.metadata import KEYS, Preprocessing, model_properties, read_properties, write_properties
 
 if TYPE_CHECKING:
     import onnx
@@ -62,6 +62,8 @@ def finish(model: "onnx.ModelProto", network: "CheckedGraph", deployment: Deploy
     deployment = deployment or Deployment()
     # the options are checked against the network before the conversion's work
     properties = model_properties(network, deployment.precision, deployment.preprocessing, deployment.labels)
+    # what `to_onnx` wrote itself (the input's sizes, when they are symbolic) is kept
+    properties = {**read_properties(model), **properties}
     model = convert(model, network, deployment)
-    write_properties(model, properties)
+    write_properties(model, {key: properties[key] for key in KEYS if key in properties})
     return model

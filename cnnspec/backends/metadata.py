@@ -34,6 +34,11 @@ KEYS: dict[str, str] = {
                                "pixels: subtracted after the pixels are divided by 255",
     "cnnspec.preprocess.std": "per channel, as `mean`: the difference is divided by it",
     "cnnspec.labels": "the output classes' names, one per line, in the order of the outputs",
+    "cnnspec.input_constraint": "with `--dynamic hw`: the sizes the input's spatial axes take with the same "
+                                "weights, in words (`H and W must be at least 188`)",
+    "cnnspec.input_sizes": "with `--dynamic hw`: the same as JSON, per axis (`H`, `W`; `D`, `L`) "
+                           "`{\"multiple_of\": m, \"plus\": [r, ...], \"at_least\": lo}` (and `also`: smaller "
+                           "sizes that work too), or `{\"only\": [n, ...]}`",
 }
 
 LAYOUTS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}

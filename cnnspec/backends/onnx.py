@@ -9,6 +9,7 @@ states `count_include_pad`, and shapes cnnspec inferred are the ones declared.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -17,6 +18,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from cnnspec.analysis.sizes import dynamic_sizes
+from cnnspec.backends import onnx_dynamic
+from cnnspec.backends.metadata import write_properties
 from cnnspec.backends.naming import unique_name
 from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
@@ -49,6 +53,8 @@ class GraphBuilder:
     """Nodes, initializers and unique tensor names for one graph."""
 
     opset: int
+    #: spatial sizes symbolic: lowerings read sizes at run time instead of writing them down
+    dynamic: bool = False
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
     names: set[str] = field(default_factory=set)
@@ -123,11 +129,12 @@ class Context:
 
 
 class ExportError(Exception):
-    """A layer the chosen opset cannot express: becomes a located diagnostic."""
+    """A layer the chosen opset (E304), or an export with symbolic sizes (E220), cannot express:
+    becomes a located diagnostic."""
 
-    def __init__(self, message: str, node: LayerNode):
+    def __init__(self, message: str, node: LayerNode, code: Code = Code.NOT_AT_OPSET):
         super().__init__(message)
-        self.node = node
+        self.node, self.code = node, code
 
 
 #: each layer kind's ONNX lowering: (context, input name) -> output name
@@ -148,6 +155,13 @@ def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | Non
     g = conv_geometry(p, ctx.node.in_shape)
     b = ctx.builder
     pairs = g.pads
+    if b.dynamic and p.pad == "same" and any(s > 1 for s in g.stride):
+        # `same` padding with a stride depends on the size: ONNX's SAME_UPPER is the same rule
+        if p.pad_mode != "zeros":
+            raise ExportError(f"`same` padding with a stride and `pad_mode={p.pad_mode}` depends on the size, "
+                              "which ONNX cannot pad by at run time", ctx.node, Code.SIZE_CANNOT_VARY)
+        return b.op("Conv", conv_inputs(ctx, x, folded), ctx.path, kernel_shape=list(g.kernel),
+                    strides=list(g.stride), auto_pad="SAME_UPPER", dilations=list(g.dilation), group=g.groups)
     if p.pad_mode != "zeros" and any(v for pair in pairs for v in pair):
         mode = PAD_MODES[p.pad_mode]
         if mode == "wrap" and b.opset < 19:
@@ -156,13 +170,16 @@ def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | Non
         full = [0, 0] + [v for v, _ in pairs] + [0, 0] + [v for _, v in pairs]
         x = b.op("Pad", [x, b.ints(f"{ctx.path}:pads", full)], f"{ctx.path}:pad", mode=mode)
         pairs = ((0, 0),) * g.rank
-    if folded is not None:
-        weight = b.constant(f"{ctx.path}.weight", folded[0])
-        inputs = [x, weight, b.constant(f"{ctx.path}.bias", folded[1])]
-    else:
-        inputs = [x, ctx.weight("weight")] + ([ctx.weight("bias")] if p.bias else [])
-    return b.op("Conv", inputs, ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
+    return b.op("Conv", conv_inputs(ctx, x, folded), ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
                 pads=onnx_pads(pairs), dilations=list(g.dilation), group=g.groups)
+
+
+def conv_inputs(ctx: Context, x: str, folded) -> list[str]:
+    """The input, the weight and the bias (with a following batch norm folded in, if given)."""
+    b = ctx.builder
+    if folded is not None:
+        return [x, b.constant(f"{ctx.path}.weight", folded[0]), b.constant(f"{ctx.path}.bias", folded[1])]
+    return [x, ctx.weight("weight")] + ([ctx.weight("bias")] if ctx.node.params.bias else [])
 
 
 @lowers("deconv")
@@ -203,6 +220,8 @@ def lower_deconv(ctx: Context, x: str) -> str:
 def lower_upsample(ctx: Context, x: str) -> str:
     p, b = ctx.node.params, ctx.builder
     spatial = ctx.node.out_shape[1:]
+    if b.dynamic and p.mode == "nearest" and p.size is not None:
+        return onnx_dynamic.nearest_to_size(ctx, x)
     if p.mode == "nearest" and p.size is not None:
         # PyTorch's nearest to a size takes source index floor(dst * (in / out)) in float32;
         # Resize divides by out / in instead and can land one pixel off: gather the indices
@@ -220,6 +239,18 @@ def lower_upsample(ctx: Context, x: str) -> str:
         # half_pixel, not pytorch_half_pixel: PyTorch maps an output of length 1 from the centre too
         transform = "align_corners" if p.align_corners else "half_pixel"
         attributes = dict(mode="linear", coordinate_transformation_mode=transform)
+    if b.dynamic and p.size is None:
+        # by the factor, as PyTorch's scale_factor: out = n * factor for any n
+        factors = [float(f) for f in ctx.node.params.scale] if isinstance(p.scale, tuple) else [float(p.scale)] * len(spatial)
+        if b.opset >= 18:
+            return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", factors)], ctx.path,
+                        axes=list(range(2, 2 + len(spatial))), **attributes)
+        return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", [1.0, 1.0, *factors])], ctx.path, **attributes)
+    if b.dynamic and b.opset < 18:
+        # to a fixed size: every dimension's size, the batch and channels read at run time
+        sizes = b.op("Concat", [b.op("Shape", [x], f"{ctx.path}:leading", start=0, end=2),
+                                b.ints(f"{ctx.path}:sizes", spatial)], f"{ctx.path}:all_sizes", axis=0)
+        return b.op("Resize", [x, "", "", sizes], ctx.path, **attributes)
     if b.opset >= 18:
         # sizes for the spatial axes only, so the batch dimension stays symbolic
         sizes = b.ints(f"{ctx.path}:sizes", spatial)
@@ -237,13 +268,23 @@ def lower_pool(ctx: Context, x: str) -> str:
     g = pool_geometry(p.kind, p, ctx.node.in_shape)
     if g.mode == "global":
         n = math.prod(ctx.node.in_shape[1:])
-        if is_max or n <= NAIVE_SUM_LENGTH:
+        # with symbolic sizes the count is not known when the graph is built: onnxruntime's own sum
+        if is_max or n <= NAIVE_SUM_LENGTH or b.dynamic:
             return b.op("GlobalMaxPool" if is_max else "GlobalAveragePool", [x], ctx.path)
         flat = b.op("Reshape", [x, b.ints(f"{ctx.path}:flat_shape", [0, 0, -1])], f"{ctx.path}:flat")
         mean = b.mean_last(flat, n, f"{ctx.path}:mean")
         return b.op("Reshape", [mean, b.ints(f"{ctx.path}:shape", [0, *ctx.node.out_shape])], ctx.path)
     if g.mode == "adaptive":
+        if b.dynamic:
+            return onnx_dynamic.adaptive_pool(ctx, x, is_max)
         return adaptive_pool(ctx, x, is_max)
+    if b.dynamic:
+        # onnxruntime's ceil mode drops a last window starting in the end padding, as PyTorch does
+        attributes = dict(kernel_shape=list(g.kernel), strides=list(g.stride), pads=list(g.pad) * 2,
+                          ceil_mode=int(p.ceil))
+        if is_max:
+            return b.op("MaxPool", [x], ctx.path, dilations=list(g.dilation), **attributes)
+        return b.op("AveragePool", [x], ctx.path, count_include_pad=int(p.count_pad), **attributes)
     sizes, outs = ctx.node.in_shape[1:], ctx.node.out_shape[1:]
     # ceil mode as end padding: ONNX's ceil rule keeps a last window starting in the padding that
     # PyTorch drops, so the floor formula is given just enough padding to make PyTorch's count
@@ -351,6 +392,8 @@ def lower_ln(ctx: Context, x: str) -> str:
     scale = ctx.weight("weight") if p.affine else b.constant(f"{ctx.path}:scale", np.ones(c))
     inputs = [scale] + ([ctx.weight("bias")] if p.affine else [])
     if rank == 0 or p.last:
+        if b.dynamic and not p.affine:
+            inputs = [onnx_dynamic.ones_like_last(b, x, f"{ctx.path}:scale")]
         return b.op("LayerNormalization", [x, *inputs], ctx.path, axis=-1, epsilon=p.eps)
     forward, back = channels_last(rank)
     y = b.op("Transpose", [x], f"{ctx.path}:channels_last", perm=forward)
@@ -367,7 +410,7 @@ def lower_groupnorm(ctx: Context, x: str) -> str:
     c, rank = shape[0], len(shape) - 1
     grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped")
     n = math.prod(shape) // p.groups
-    if n <= NAIVE_SUM_LENGTH:
+    if n <= NAIVE_SUM_LENGTH or b.dynamic:
         ones, zeros = b.constant(f"{ctx.path}:ones", np.ones(p.groups)), b.constant(f"{ctx.path}:zeros", np.zeros(p.groups))
         y = b.op("InstanceNormalization", [grouped, ones, zeros], f"{ctx.path}:normalised", epsilon=p.eps)
     else:
@@ -378,7 +421,10 @@ def lower_groupnorm(ctx: Context, x: str) -> str:
         variance = b.mean_last(square, n, f"{ctx.path}:variance")
         shifted = b.op("Add", [variance, b.constant(f"{ctx.path}:eps", p.eps)], f"{ctx.path}:shifted")
         y = b.op("Div", [centred, b.op("Sqrt", [shifted], f"{ctx.path}:std")], f"{ctx.path}:normalised")
-    y = b.op("Reshape", [y, b.ints(f"{ctx.path}:shape", [0, *shape])], f"{ctx.path}:ungrouped")
+    if b.dynamic:
+        y = onnx_dynamic.reshape_like(b, y, x, f"{ctx.path}:ungrouped")
+    else:
+        y = b.op("Reshape", [y, b.ints(f"{ctx.path}:shape", [0, *shape])], f"{ctx.path}:ungrouped")
     if not p.affine:
         return b.op("Identity", [y], ctx.path)
     per_channel = b.ints(f"{ctx.path}:per_channel", [c] + [1] * rank)
@@ -407,7 +453,10 @@ def lower_lrn(ctx: Context, x: str) -> str:
     before, after = p.size // 2, (p.size - 1) // 2
     mean = b.op("AveragePool", [lifted], f"{path}:window_mean", kernel_shape=[p.size, 1], strides=[1, 1],
                 pads=[before, 0, after, 0], count_include_pad=1)
-    mean = b.op("Reshape", [mean, b.ints(f"{path}:shape", [0, c, *spatial])], f"{path}:mean")
+    if b.dynamic:
+        mean = onnx_dynamic.reshape_like(b, mean, x, f"{path}:mean")
+    else:
+        mean = b.op("Reshape", [mean, b.ints(f"{path}:shape", [0, c, *spatial])], f"{path}:mean")
     scaled = b.op("Mul", [mean, b.constant(f"{path}:alpha", p.alpha)], f"{path}:scaled")
     shifted = b.op("Add", [scaled, b.constant(f"{path}:k", p.k)], f"{path}:shifted")
     denominator = b.op("Pow", [shifted, b.constant(f"{path}:beta", p.beta)], f"{path}:denominator")
@@ -500,17 +549,23 @@ def lower_flatten(ctx: Context, x: str) -> str:
 @lowers("reshape")
 def lower_reshape(ctx: Context, x: str) -> str:
     b = ctx.builder
-    # 0 copies the (symbolic) batch dimension
-    return b.op("Reshape", [x, b.ints(f"{ctx.path}:shape", [0, *ctx.node.out_shape])], ctx.path)
+    # 0 copies the (symbolic) batch dimension; with symbolic sizes, the -1 the spec wrote is kept
+    target = ctx.node.params.shape if b.dynamic else ctx.node.out_shape
+    target = target if isinstance(target, tuple) else (target,)
+    return b.op("Reshape", [x, b.ints(f"{ctx.path}:shape", [0, *target])], ctx.path)
 
 
 @lowers("channel_shuffle")
 def lower_channel_shuffle(ctx: Context, x: str) -> str:
     b, g = ctx.builder, ctx.node.params.groups
     c, *spatial = ctx.node.in_shape
+    if b.dynamic:
+        spatial = [-1]  # the positions in one axis, however many there are
     split = b.op("Reshape", [x, b.ints(f"{ctx.path}:split", [0, g, c // g, *spatial])], f"{ctx.path}:split")
     perm = [0, 2, 1, *range(3, 3 + len(spatial))]
     swapped = b.op("Transpose", [split], f"{ctx.path}:swapped", perm=perm)
+    if b.dynamic:
+        return onnx_dynamic.reshape_like(b, swapped, x, ctx.path)
     return b.op("Reshape", [swapped, b.ints(f"{ctx.path}:merged", [0, c, *spatial])], ctx.path)
 
 
@@ -596,7 +651,9 @@ class Lowerer:
         outputs = [self.sequence(branch.items, x) for branch in merge.branches]
         name = merge.path or "merge"
         if merge.op == "concat":
-            if merge.crop:
+            if merge.crop and b.dynamic:
+                outputs = onnx_dynamic.crop(b, outputs, len(merge.out_shape) - 1, f"{name}")
+            elif merge.crop:
                 outputs = self.crop(outputs, merge)
             return b.op("Concat", outputs, f"{name}:concat", axis=1)
         op = "Add" if merge.op == "add" else "Mul"
@@ -631,42 +688,61 @@ def branch_shape(branch, in_shape):
 
 def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
             batch: int | None = None, seed: int = 0, memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
-            budget_option: str = "memory_budget") -> onnx.ModelProto:
+            budget_option: str = "memory_budget", dynamic: str = "batch") -> onnx.ModelProto:
     """The network as an ONNX model.
 
     `weights` maps state_dict keys to arrays (numpy or torch), checked and converted by
     `prepare_weights`; without it, a seeded random initialisation with PyTorch's default
-    distributions. The batch dimension is symbolic (`N`) unless `batch` fixes it. `fold_bn` folds
+    distributions. The batch dimension is symbolic (`N`) unless `batch` fixes it; with
+    `dynamic="hw"` the spatial sizes are too (`H`, `W`; `D` and `L` in 3D and 1D), once the
+    input-size analysis (`cnnspec.analysis.sizes`) has found the network valid for other sizes
+    (E220 at the layer that fixes them otherwise), and the sizes it found valid are stored in
+    the metadata under `cnnspec.input_sizes` (JSON) and `cnnspec.input_constraint`. `fold_bn` folds
     each normalisation by running statistics (batch norm) that follows a conv into it. `memory_budget` (bytes of fp32 weights and
     buffers; the model holds about two copies of them, a written file three) refuses a larger
     network with E303 before anything is allocated; `None` turns it off.
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is outside what cnnspec emits ({MIN_OPSET} to {MAX_OPSET})")
+    if dynamic not in ("batch", "hw"):
+        raise ValueError(f"`dynamic` is `batch` or `hw`, not {dynamic!r}")
+    sizes = dynamic_sizes(network) if dynamic == "hw" else None
     if weights is None:
         check_budget(network, memory_budget, budget_option)
         weights = random_weights(network, seed)
     else:
         weights = prepare_weights(network, weights, memory_budget, budget_option)
-    builder = GraphBuilder(opset)
+    builder = GraphBuilder(opset, dynamic=sizes is not None)
     graph = network.graph
     input_name = builder.fresh(graph.input_name)
     try:
         output = Lowerer(builder, weights, fold_bn).sequence(graph.body.items, input_name)
     except ExportError as error:
-        raise SpecError([Diagnostic(code=Code.NOT_AT_OPSET, message=str(error), span=error.node.span,
-                                    label="cannot be exported at this opset",
-                                    help=f"export with a newer opset (up to {MAX_OPSET})")],
+        dynamic_problem = error.code == Code.SIZE_CANNOT_VARY
+        raise SpecError([Diagnostic(code=error.code, message=str(error), span=error.node.span,
+                                    label="needs a fixed size" if dynamic_problem else "cannot be exported at this opset",
+                                    help="export with `--dynamic batch`" if dynamic_problem
+                                    else f"export with a newer opset (up to {MAX_OPSET})")],
                         network.sources) from None
     output = name_output(builder, output, input_name)
     dim = batch if batch is not None else "N"
-    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *network.input_shape])]
-    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [dim, *network.output_shape])]
+    input_dims, output_dims = list(network.input_shape), list(network.output_shape)
+    if sizes is not None:
+        input_dims[1:] = [axis.name for axis in sizes.axes]
+        output_dims = sizes.output_dims(network.output_shape)
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *input_dims])]
+    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [dim, *output_dims])]
     onnx_graph = helper.make_graph(builder.nodes, graph.name, inputs, outputs, builder.initializers)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
                               doc_string=f"{graph.name} from {network.path}")
-    declare_shapes(model, {name: [dim, *shape] for name, shape in builder.shapes.items()})
+    if sizes is None:
+        declare_shapes(model, {name: [dim, *shape] for name, shape in builder.shapes.items()})
+    else:
+        # shapes that follow the input's sizes: onnx's inference gives them with symbolic dimensions
+        declare_shapes(model)
+        write_properties(model, {"cnnspec.input_constraint": sizes.describe(),
+                                 "cnnspec.input_sizes": json.dumps(sizes.as_dict(), sort_keys=True)})
     return model
 
 

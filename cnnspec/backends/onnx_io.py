@@ -17,9 +17,10 @@ def initializer_bytes(model) -> int:
 
 
 def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
-                 batch: int | None = None, seed: int = 0, deployment=None, **budget) -> str:
-    """Build, check and write the model; a one-line account of what was written. `weights`: a
-    file or a dict; `deployment`: a `deploy.Deployment` (precision, metadata); `budget`:
+                 batch: int | None = None, seed: int = 0, deployment=None, dynamic: str = "batch", **budget) -> str:
+    """Build, check and write the model; a one-line account of what was written (and with
+    `dynamic="hw"`, a second: the sizes the input takes). `weights`: a file or a dict;
+    `deployment`: a `deploy.Deployment` (precision, metadata); `budget`:
     `to_onnx`'s `memory_budget` and `budget_option`."""
     import onnx
 
@@ -28,7 +29,7 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
     from cnnspec.backends.runtime import read_weights
 
     model = to_onnx(network, weights=read_weights(weights), opset=opset or DEFAULT_OPSET, fold_bn=fold_bn,
-                    batch=batch, seed=seed, **budget)
+                    batch=batch, seed=seed, dynamic=dynamic, **budget)
     model = finish(model, network, deployment)
     path = Path(path)
     size = initializer_bytes(model)
@@ -45,5 +46,7 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
         path.write_bytes(serialized)
         where = str(path)
     opset_used = model.opset_import[0].version
-    return (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
-            f"({size / 2**20:.1f} MiB), opset {opset_used}, IR version {model.ir_version}")
+    account = (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
+               f"({size / 2**20:.1f} MiB), opset {opset_used}, IR version {model.ir_version}")
+    constraint = {p.key: p.value for p in model.metadata_props}.get("cnnspec.input_constraint")
+    return account + (f"\ninput: {constraint}" if constraint else "")

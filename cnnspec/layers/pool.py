@@ -78,15 +78,17 @@ def pool_geometry(kind: str, p: PoolParams, shape: Shape) -> PoolGeometry:
 def blind_window(n: int, out: int, k: int, s: int, pad: int, d: int) -> int | None:
     """The first window whose taps all fall in the padding (possible only with dilation), or None.
 
-    Only the windows near the borders can be blind, so only those are looked at.
+    Only the windows near the borders can be blind, so only those are looked at: the first
+    `border` ones, then the last (counted from the end, so that a size the input-size analysis
+    leaves symbolic needs no number here).
 
     >>> blind_window(1, 1, 2, 2, 1, 2), blind_window(8, 4, 2, 2, 0, 1)
     (0, None)
     """
     if d == 1:
         return None
-    border = (k * d) // max(s, 1) + 2
-    for i in sorted(set(range(min(out, border))) | set(range(max(0, out - border), out))):
+    border = min(out, (k * d) // max(s, 1) + 2)
+    for i in [*range(border), *(out - border + t for t in range(border))]:
         start = i * s - pad
         if not any(0 <= start + j * d < n for j in range(k)):
             return i

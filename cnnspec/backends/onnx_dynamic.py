@@ -1,0 +1,92 @@
+"""The ONNX forms of layers whose static form writes a size down, for exports whose spatial sizes
+are symbolic (`to_onnx(dynamic="hw")`): sizes are read from the tensors at run time (`Shape`)
+and the arithmetic on them is done in the graph, in int64 (its `Div` truncates, which is the
+floor for the non-negative values here).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def spatial_sizes(b, x: str, rank: int, name: str) -> str:
+    """The spatial sizes of an (N, C, *spatial) tensor, as an int64 vector."""
+    return b.op("Shape", [x], f"{name}:sizes", start=2, end=2 + rank)
+
+
+def axis_size(b, x: str, axis: int, name: str) -> str:
+    """The size of one axis, as an int64 vector of one element."""
+    return b.op("Shape", [x], f"{name}:size{axis}", start=axis, end=axis + 1)
+
+
+def reshape_like(b, y: str, like: str, name: str) -> str:
+    """`y` reshaped to the shape `like` has at run time."""
+    return b.op("Reshape", [y, b.op("Shape", [like], f"{name}:like")], name)
+
+
+def ones_like_last(b, x: str, name: str) -> str:
+    """Ones as long as the last axis of `x` at run time (the scale of a layer norm without
+    weights, over features whose number follows the input's size)."""
+    from onnx import TensorProto, helper
+
+    return b.op("ConstantOfShape", [b.op("Shape", [x], f"{name}:length", start=-1)], name,
+                value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
+
+
+def crop(b, outputs: list[str], rank: int, name: str) -> list[str]:
+    """Centre-crop every branch to the smallest size per axis: start (size - smallest) // 2."""
+    sizes = [spatial_sizes(b, x, rank, f"{name}:branch{i}") for i, x in enumerate(outputs)]
+    target = sizes[0] if len(sizes) == 1 else b.op("Min", sizes, f"{name}:target")
+    axes = b.ints(f"{name}:axes", list(range(2, 2 + rank)))
+    two = b.ints(f"{name}:two", [2])
+    cropped = []
+    for i, (x, size) in enumerate(zip(outputs, sizes)):
+        where = f"{name}:crop{i}"
+        start = b.op("Div", [b.op("Sub", [size, target], f"{where}:excess"), two], f"{where}:starts")
+        end = b.op("Add", [start, target], f"{where}:ends")
+        cropped.append(b.op("Slice", [x, start, end, axes], where))
+    return cropped
+
+
+def adaptive_pool(ctx, x: str, is_max: bool) -> str:
+    """PyTorch's adaptive bins [floor(i*n/o), ceil((i+1)*n/o)) with n read at run time: per axis,
+    one slice per bin, reduced, then joined."""
+    b = ctx.builder
+    outs = ctx.node.out_shape[1:]
+    reduce = "ReduceMax" if is_max else "ReduceMean"
+    for axis, o in enumerate(outs, start=2):
+        where = f"{ctx.path}:axis{axis}"
+        n = axis_size(b, x, axis, where)
+        # every bin's start and end at once: n*i // o and (n*(i+1) + o - 1) // o
+        index = b.ints(f"{where}:index", np.arange(o))
+        count = b.ints(f"{where}:count", [o])
+        starts = b.op("Div", [b.op("Mul", [n, index], f"{where}:scaled"), count], f"{where}:starts")
+        upper = b.op("Mul", [n, b.ints(f"{where}:next", np.arange(1, o + 1))], f"{where}:scaled_next")
+        ends = b.op("Div", [b.op("Add", [upper, b.ints(f"{where}:round_up", [o - 1])], f"{where}:raised"), count],
+                    f"{where}:ends")
+        parts = []
+        for i in range(o):
+            pick = b.ints(f"{where}_bin{i}:pick", [i])
+            start = b.op("Gather", [starts, pick], f"{where}_bin{i}:start")
+            end = b.op("Gather", [ends, pick], f"{where}_bin{i}:end")
+            piece = b.op("Slice", [x, start, end, b.ints(f"{where}_bin{i}:axes", [axis])], f"{where}_bin{i}")
+            parts.append(b.reduce(reduce, piece, [axis], f"{where}_bin{i}:reduced"))
+        x = parts[0] if o == 1 else b.op("Concat", parts, where, axis=axis)
+    return b.op("Identity", [x], ctx.path)
+
+
+def nearest_to_size(ctx, x: str) -> str:
+    """Nearest upsampling to a fixed size from a size read at run time: PyTorch's source index
+    floor(dst * (in / out)) in float32, gathered per axis."""
+    b = ctx.builder
+    for axis, o in enumerate(ctx.node.out_shape[1:], start=2):
+        where = f"{ctx.path}:axis{axis}"
+        n = axis_size(b, x, axis, where)
+        scale = b.op("Div", [b.op("Cast", [n], f"{where}:n", to=1), b.constant(f"{where}:out", [float(o)])],
+                     f"{where}:scale")
+        source = b.op("Floor", [b.op("Mul", [b.constant(f"{where}:dst", np.arange(o)), scale], f"{where}:at")],
+                      f"{where}:floor")
+        last = b.op("Sub", [n, b.ints(f"{where}:one", [1])], f"{where}:last")
+        index = b.op("Min", [b.op("Cast", [source], f"{where}:index_any", to=7), last], f"{where}:index")
+        x = b.op("Gather", [x, index], where, axis=axis)
+    return b.op("Identity", [x], ctx.path)
