@@ -20,7 +20,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from cnnspec.analysis.sizes import dynamic_sizes
 from cnnspec.backends import onnx_dynamic
-from cnnspec.backends.metadata import write_properties
 from cnnspec.backends.naming import unique_name
 from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
@@ -741,8 +740,9 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     else:
         # shapes that follow the input's sizes: onnx's inference gives them with symbolic dimensions
         declare_shapes(model)
-        write_properties(model, {"cnnspec.input_constraint": sizes.describe(),
-                                 "cnnspec.input_sizes": json.dumps(sizes.as_dict(), sort_keys=True)})
+        # two keys of cnnspec.backends.metadata.KEYS, which `deploy.finish` keeps
+        helper.set_model_props(model, {"cnnspec.input_constraint": sizes.describe(),
+                                       "cnnspec.input_sizes": json.dumps(sizes.as_dict(), sort_keys=True)})
     return model
 
 
