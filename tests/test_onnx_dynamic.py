@@ -167,3 +167,12 @@ def test_a_flat_input_has_no_sizes_to_vary():
     with pytest.raises(cnnspec.SpecError) as caught:
         network.to_onnx(dynamic="hw")
     assert caught.value.diagnostics[0].code == "E220"
+
+
+@pytest.mark.parametrize("text, sizes", [
+    # found by the random specs: after `channels_first` the channels are the input's length
+    ("input x: 1x4\nconv 2 1\nchannels_first\nchannel_shuffle 2\nchunk 2 1\nchannels_last\n", [(4,), (6,), (14,)]),
+    ("input x: 2x6\nchannels_first\nln affine=false\nlrn 2\nchannels_last\n", [(6,), (7,), (13,)]),
+])
+def test_channels_that_follow_the_input_size_are_read_at_run_time(text, sizes):
+    assert agree_at_sizes(text, sizes) == len(sizes)

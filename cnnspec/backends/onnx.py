@@ -119,7 +119,10 @@ class Context:
         key = f"{self.node.path}.{name}" if name else self.node.path
         if key not in self.builder.names:
             self.builder.names.add(key)
-            self.builder.initializers.append(numpy_helper.from_array(np.asarray(self.weights[key], np.float32), key))
+            # taken out of the weights (`to_onnx`'s own dict): the array is freed once it is copied
+            # into its initializer, so the weights are not held twice while the graph is built
+            self.builder.initializers.append(numpy_helper.from_array(np.asarray(self.weights.pop(key), np.float32),
+                                                                     key))
         return key
 
     @property
@@ -368,7 +371,7 @@ def fold_batch_norm(conv: Context, bn: LayerNode, weights) -> tuple[np.ndarray, 
     beta = weights[f"{key}.bias"] if bn.params.affine else np.zeros(c, np.float32)
     mean, var = weights[f"{key}.running_mean"], weights[f"{key}.running_var"]
     scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + bn.params.eps)
-    weight = weights[f"{conv.path}.weight"].astype(np.float64)
+    weight = weights.pop(f"{conv.path}.weight").astype(np.float64)
     bias = weights.get(f"{conv.path}.bias", np.zeros(c)).astype(np.float64) if conv.node.params.bias else np.zeros(c)
     folded_weight = weight * scale.reshape(-1, *([1] * (weight.ndim - 1)))
     folded_bias = (bias - mean) * scale + beta
@@ -396,6 +399,8 @@ def lower_ln(ctx: Context, x: str) -> str:
         return b.op("LayerNormalization", [x, *inputs], ctx.path, axis=-1, epsilon=p.eps)
     forward, back = channels_last(rank)
     y = b.op("Transpose", [x], f"{ctx.path}:channels_last", perm=forward)
+    if b.dynamic and not p.affine:
+        inputs = [onnx_dynamic.ones_like_last(b, y, f"{ctx.path}:scale")]
     y = b.op("LayerNormalization", [y, *inputs], f"{ctx.path}:normalised", axis=-1, epsilon=p.eps)
     return b.op("Transpose", [y], ctx.path, perm=back)
 
@@ -448,7 +453,9 @@ def lower_lrn(ctx: Context, x: str) -> str:
     path = ctx.path
     square = b.op("Mul", [x, x], f"{path}:square")
     # (N, 1, C, positions): a 2D pool slides the window along the channels
-    lifted = b.op("Reshape", [square, b.ints(f"{path}:lifted_shape", [0, 1, c, -1])], f"{path}:lifted")
+    lifted_shape = (onnx_dynamic.shape_with_channels(b, x, [0, 1], [-1], f"{path}:lifted_shape") if b.dynamic
+                    else b.ints(f"{path}:lifted_shape", [0, 1, c, -1]))
+    lifted = b.op("Reshape", [square, lifted_shape], f"{path}:lifted")
     before, after = p.size // 2, (p.size - 1) // 2
     mean = b.op("AveragePool", [lifted], f"{path}:window_mean", kernel_shape=[p.size, 1], strides=[1, 1],
                 pads=[before, 0, after, 0], count_include_pad=1)
@@ -559,8 +566,12 @@ def lower_channel_shuffle(ctx: Context, x: str) -> str:
     b, g = ctx.builder, ctx.node.params.groups
     c, *spatial = ctx.node.in_shape
     if b.dynamic:
-        spatial = [-1]  # the positions in one axis, however many there are
-    split = b.op("Reshape", [x, b.ints(f"{ctx.path}:split", [0, g, c // g, *spatial])], f"{ctx.path}:split")
+        # the channels (which may follow the input's size) read at run time, the positions in one axis
+        spatial = [-1]
+        groups = onnx_dynamic.shape_with_channels(b, x, [0, g], [-1], f"{ctx.path}:split_shape", divide=g)
+    else:
+        groups = b.ints(f"{ctx.path}:split", [0, g, c // g, *spatial])
+    split = b.op("Reshape", [x, groups], f"{ctx.path}:split")
     perm = [0, 2, 1, *range(3, 3 + len(spatial))]
     swapped = b.op("Transpose", [split], f"{ctx.path}:swapped", perm=perm)
     if b.dynamic:
@@ -571,6 +582,8 @@ def lower_channel_shuffle(ctx: Context, x: str) -> str:
 @lowers("chunk")
 def lower_chunk(ctx: Context, x: str) -> str:
     b, p = ctx.builder, ctx.node.params
+    if b.dynamic:
+        return onnx_dynamic.chunk(ctx, x)
     size = ctx.node.out_shape[0]
     return b.op("Slice", [x, b.ints(f"{ctx.path}:starts", [p.index * size]),
                           b.ints(f"{ctx.path}:ends", [(p.index + 1) * size]), b.ints(f"{ctx.path}:axes", [1])],

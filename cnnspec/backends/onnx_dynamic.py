@@ -19,6 +19,23 @@ def axis_size(b, x: str, axis: int, name: str) -> str:
     return b.op("Shape", [x], f"{name}:size{axis}", start=axis, end=axis + 1)
 
 
+def shape_with_channels(b, x: str, before: list[int], after: list[int], name: str, divide: int = 1) -> str:
+    """A target shape `before + [channels of x // divide] + after`, the channels read at run time."""
+    channels = axis_size(b, x, 1, name)
+    if divide != 1:
+        channels = b.op("Div", [channels, b.ints(f"{name}:groups", [divide])], f"{name}:per_group")
+    return b.op("Concat", [b.ints(f"{name}:before", before), channels, b.ints(f"{name}:after", after)], name, axis=0)
+
+
+def chunk(ctx, x: str) -> str:
+    """Slice `index` of `chunks` equal slices of the channels, their number read at run time."""
+    b, p = ctx.builder, ctx.node.params
+    size = b.op("Div", [axis_size(b, x, 1, ctx.path), b.ints(f"{ctx.path}:chunks", [p.chunks])], f"{ctx.path}:width")
+    start = b.op("Mul", [size, b.ints(f"{ctx.path}:index", [p.index])], f"{ctx.path}:starts")
+    end = b.op("Add", [start, size], f"{ctx.path}:ends")
+    return b.op("Slice", [x, start, end, b.ints(f"{ctx.path}:axes", [1])], ctx.path)
+
+
 def reshape_like(b, y: str, like: str, name: str) -> str:
     """`y` reshaped to the shape `like` has at run time."""
     return b.op("Reshape", [y, b.op("Shape", [like], f"{name}:like")], name)

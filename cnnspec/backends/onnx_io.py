@@ -26,6 +26,7 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
 
     from cnnspec.backends.deploy import finish
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
+    from cnnspec.backends.onnx_write import write_model
     from cnnspec.backends.runtime import read_weights
 
     model = to_onnx(network, weights=read_weights(weights), opset=opset or DEFAULT_OPSET, fold_bn=fold_bn,
@@ -39,14 +40,24 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
                         location=location, size_threshold=1024)
         onnx.checker.check_model(str(path), full_check=True)
         where = f"{path} (weights in {location})"
-    else:
-        # serialise once: the checker takes the bytes that are written
-        serialized = model.SerializeToString()
-        onnx.checker.check_model(serialized, full_check=True)
-        path.write_bytes(serialized)
-        where = str(path)
-    opset_used = model.opset_import[0].version
-    account = (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
-               f"({size / 2**20:.1f} MiB), opset {opset_used}, IR version {model.ir_version}")
+        return account(model, where, size)
+    # written tensor by tensor (the serialised model is never whole in memory), the model let go,
+    # and then the file checked; a file that fails the check is removed
+    text = account(model, str(path), size)
+    with open(path, "wb") as handle:
+        write_model(model, handle)
+    del model
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return text
+
+
+def account(model, where: str, size: int) -> str:
+    """The lines `cnnspec export` prints about a written model."""
+    text = (f"wrote {where}: {len(model.graph.node)} nodes, {len(model.graph.initializer)} initializers "
+            f"({size / 2**20:.1f} MiB), opset {model.opset_import[0].version}, IR version {model.ir_version}")
     constraint = {p.key: p.value for p in model.metadata_props}.get("cnnspec.input_constraint")
-    return account + (f"\ninput: {constraint}" if constraint else "")
+    return text + (f"\ninput: {constraint}" if constraint else "")
