@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from cnnspec.analysis.merges import broadcast
+from cnnspec.codes import Code
 from cnnspec.layers import REGISTRY, LayerError
 from cnnspec.layers.base import describe_shape
 
@@ -268,7 +269,7 @@ class Refusal:
     (for symbolic sizes, a placeholder: `AxisSizes.refusal_at` reruns the rules at a number)."""
 
     where: object
-    code: str
+    code: Code
     message: str
     #: what reaches a layer whose weights would change shape
     shape: tuple = ()
@@ -308,7 +309,7 @@ def run_layer(node, shape):
         raise Refused(Refusal(node, error.code, error.message)) from None
     declared = (kind.count_params(node.params, node.in_shape), kind.count_buffers(node.params, node.in_shape))
     if state[0] != declared[0] or state[1] != declared[1]:
-        raise Refused(Refusal(node, "E220", f"`{node.kind}` has weights for its declared input "
+        raise Refused(Refusal(node, Code.SIZE_CANNOT_VARY, f"`{node.kind}` has weights for its declared input "
                                             f"{describe_shape(node.in_shape)}", shape=tuple(shape)))
     return tuple(out)
 
@@ -323,20 +324,20 @@ def run_merge(node, shape, outputs, residual: bool):
         for other in outputs[1:]:
             out = broadcast(out, other) if out is not None else None
         if out is None or residual and out != outputs[0] and out != outputs[1]:
-            code = "E201" if residual else "E203"
+            code = Code.RESIDUAL_MISMATCH if residual else Code.ADD_MISMATCH
             raise Refused(Refusal(node, code, f"{where} branches disagree: {shown}"))
         return out
     if node.op == "mul":
         out = broadcast(shape, outputs[1])
         if out is None or out != shape:
-            raise Refused(Refusal(node, "E204", f"scale branch gives {describe_shape(outputs[1])}, which does not "
+            raise Refused(Refusal(node, Code.SCALE_MISMATCH, f"scale branch gives {describe_shape(outputs[1])}, which does not "
                                                 f"broadcast over the input {describe_shape(shape)}"))
         return out
     if node.crop:
         spatial = tuple(min(s[i] for s in outputs) for i in range(1, len(outputs[0])))
     else:
         if any(s[1:] != outputs[0][1:] for s in outputs[1:]):
-            raise Refused(Refusal(node, "E202", f"concat branches disagree: {shown}"))
+            raise Refused(Refusal(node, Code.CONCAT_MISMATCH, f"concat branches disagree: {shown}"))
         spatial = tuple(outputs[0][1:])
     return (sum(s[0] for s in outputs), *spatial)
 
@@ -622,7 +623,7 @@ def dynamic_sizes(network) -> InputSizes:
         names = listed([axis.name for axis, _, _ in found]).replace(" or ", " and ")
         axis, n, refusal = found[0]
         where = refusal.where
-        weights = refusal.code == "E220"
+        weights = refusal.code == Code.SIZE_CANNOT_VARY
         help = ("pool to a fixed size before `flatten` (`avgpool global`, or `avgpool adaptive` to the map it "
                 "has now), or export with `--dynamic batch`") if weights else "export with `--dynamic batch`"
         got = f" it gets {describe_shape(refusal.shape)}" if weights else f": {refusal.message} ({refusal.code})"
