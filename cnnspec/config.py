@@ -132,27 +132,25 @@ def _validated(path: Path, table) -> Config:
                        "since the spec cannot be built")
         return found
 
-    ignore = table.get("ignore", [])
-    if not isinstance(ignore, list):
-        raise fail("`ignore` is a list of codes, such as [\"W112\"]")
+    def entry(key: str, kind: type, what: str):
+        """The table's `key` (its default when absent), refused unless it is a `kind`."""
+        value = table.get(key, kind())
+        if not isinstance(value, kind):
+            raise fail(f"`{key}` is {what}")
+        return value
+
+    ignore = entry("ignore", list, "a list of codes, such as [\"W112\"]")
     ignored = frozenset(code(value, "ignore") for value in ignore)
 
-    severity = table.get("severity", {})
-    if not isinstance(severity, dict):
-        raise fail("`severity` is a table, such as `[tool.cnnspec.severity]` with `W105 = \"error\"`")
+    severity = entry("severity", dict, "a table, such as `[tool.cnnspec.severity]` with `W105 = \"error\"`")
     levels = {}
     for key, level in severity.items():
         if level not in SEVERITIES:
             raise fail(f"severity of {key}: `{level}` is not one of " + ", ".join(f'"{s}"' for s in SEVERITIES))
         levels[code(key, "severity")] = level
 
-    strict = table.get("strict", False)
-    if not isinstance(strict, bool):
-        raise fail("`strict` is true or false")
-
-    limits = table.get("limits", {})
-    if not isinstance(limits, dict):
-        raise fail("`limits` is a table, such as `[tool.cnnspec.limits]` with `max-params = \"2G\"`")
+    strict = entry("strict", bool, "true or false")
+    limits = entry("limits", dict, "a table, such as `[tool.cnnspec.limits]` with `max-params = \"2G\"`")
     values = {}
     for key, value in limits.items():
         if key not in LIMIT_KEYS:
