@@ -56,11 +56,18 @@ class MergeNode(GraphNode):
 
 
 class SeqNode(GraphNode):
-    """Items applied in order. `scope` is set for block calls and labelled groups."""
+    """Items applied in order. `scope` is set for block calls and labelled groups.
+
+    Named values: a sequence with `source` starts from the value stored under that key instead of
+    its input, and one with `bind` stores its output under that key. Keys are unique within the
+    scope (the module) that computes them, and read only there; the input is stored under its
+    name by a first, empty sequence when the spec reads it."""
 
     node: Literal["seq"] = "seq"
     items: tuple[Annotated[Union[LayerNode, MergeNode, "SeqNode"], Field(discriminator="node")], ...] = ()
     scope: str | None = None
+    source: str | None = None
+    bind: str | None = None
     block: str | None = None
     #: a block call's arguments as bound (defaults included), in declaration order
     args: tuple[tuple[str, Any], ...] = ()

@@ -214,6 +214,24 @@ class When(Node):
     span: Span
 
 
+class ValueName(Node):
+    """A named value where it is read: an operand of `add(a, b)`, or a statement's `a ->`."""
+
+    name: str
+    span: Span
+
+
+class ValueMerge(Node):
+    """`add(a, b)`, `scale(x, gate)`, `concat [crop] (a, b)`: named values joined, the incoming
+    tensor unused."""
+
+    node: Literal["value_merge"] = "value_merge"
+    op: Literal["add", "scale", "concat"]
+    flags: tuple[str, ...] = ()
+    operands: tuple[ValueName, ...]
+    span: Span
+
+
 class Repeat(Node):
     """`item * n`."""
 
@@ -224,7 +242,7 @@ class Repeat(Node):
 
 
 Item = Annotated[
-    Union[Layer, Call, Group, Residual, Concat, Add, Scale, When, Repeat],
+    Union[Layer, Call, Group, Residual, Concat, Add, Scale, When, ValueMerge, Repeat],
     Field(discriminator="node"),
 ]
 
@@ -232,11 +250,14 @@ Item = Annotated[
 # ---------------------------------------------------------------- statements
 
 class ItemStatement(Node):
-    """`label: a, b * 2`: a chain of items, optionally labelled."""
+    """`value = source -> label: a, b * 2`: a chain of items, optionally labelled, applied to the
+    named value `source` (else to the tensor flowing in) and its output bound to `value`."""
 
     node: Literal["items"] = "items"
     label: str | None = None
     label_span: Span | None = None
+    binding: ValueName | None = None
+    source: ValueName | None = None
     chain: tuple[Item, ...]
     span: Span
 

@@ -37,11 +37,14 @@ def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -
             last.out_shape = row.out_shape
             last.rf = row.rf
             last.extra["bytes"] += row.activation_bytes
+            last.extra.pop("binds", None)
+            last.extra.update({k: row.extra[k] for k in ("binds",) if k in row.extra})
             continue
         kind = scope_blocks.get(scope, "group")
         merged = Row(row.id, scope, kind, row.out_shape, row.params, row.buffers, row.macs, row.rf,
                      depth, row.scopes[:depth], trainable=row.trainable, line=row.line,
-                     extra={"collapsed": scope, "bytes": row.activation_bytes})
+                     extra={"collapsed": scope, "bytes": row.activation_bytes,
+                            **{k: row.extra[k] for k in ("reads", "binds") if k in row.extra}})
         out.append(merged)
     return out
 
@@ -51,9 +54,24 @@ def _bytes(row: Row) -> int:
 
 
 def _record(row: Row) -> dict:
-    return {"name": row.path, "kind": row.kind, "output": list(row.out_shape), "params": row.params,
-            "buffers": row.buffers, "macs": row.macs, "receptive_field": describe_field(row.rf),
-            "activation_bytes": _bytes(row), "line": row.line}
+    record = {"name": row.path, "kind": row.kind, "output": list(row.out_shape), "params": row.params,
+              "buffers": row.buffers, "macs": row.macs, "receptive_field": describe_field(row.rf),
+              "activation_bytes": _bytes(row), "line": row.line}
+    if "reads" in row.extra:
+        record["reads"] = list(row.extra["reads"])
+    if "binds" in row.extra:
+        record["binds"] = row.extra["binds"]
+    return record
+
+
+def dataflow(row: Row) -> str:
+    """The named values a row reads and binds: `from up, c1`, `as gate`, `from c2, gate; as g`."""
+    parts = []
+    if "reads" in row.extra:
+        parts.append("from " + ", ".join(row.extra["reads"]))
+    if "binds" in row.extra:
+        parts.append("as " + row.extra["binds"])
+    return "; ".join(parts)
 
 
 def totals(network) -> dict:
@@ -75,17 +93,21 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
         document = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
                     **totals(network), "layers": [_record(r) for r in rows]}
         return json.dumps(document, indent=2)
+    # a spec with named values gets a column saying which value each row reads and binds
+    values = any("reads" in r.extra or "binds" in r.extra for r in rows)
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["name", "kind", "output", "params", "buffers", "macs", "receptive_field", "activation_bytes"])
+        writer.writerow(["name", "kind", "output", "params", "buffers", "macs", "receptive_field", "activation_bytes"]
+                        + ["values"] * values)
         for r in rows:
             writer.writerow([r.path, r.kind, describe_shape(r.out_shape), r.params, r.buffers, r.macs,
-                             describe_field(r.rf), _bytes(r)])
+                             describe_field(r.rf), _bytes(r)] + [dataflow(r)] * values)
         return buffer.getvalue()
     table = [[r.path or "-", r.kind, describe_shape(r.out_shape), f"{r.params:,}" if r.params else "-",
-              f"{r.macs:,}" if r.macs else "-", describe_field(r.rf), _size(_bytes(r))] for r in rows]
-    header = ["name", "kind", "output", "params", "MACs", "RF", "act (fp32)"]
+              f"{r.macs:,}" if r.macs else "-", describe_field(r.rf), _size(_bytes(r))] + [dataflow(r)] * values
+             for r in rows]
+    header = ["name", "kind", "output", "params", "MACs", "RF", "act (fp32)"] + ["values"] * values
     input_line = f"input {describe_shape(network.input_shape)}  ->  output {describe_shape(network.output_shape)}"
     footer = [
         f"params:      {network.params:>16,}  ({human(network.params)})"
@@ -100,7 +122,7 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
         footer.append(f"RF:          {WHOLE_LEGEND}")
     if format == "markdown":
         lines = [f"**{network.name}**: {input_line}", "", "| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:"]) + "|"]
+                 "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:"] + ["---"] * values) + "|"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
         lines += [""] + [f"- {line.split(':', 1)[0]}: {line.split(':', 1)[1].strip()}" for line in footer]
         return "\n".join(lines)

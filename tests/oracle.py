@@ -125,8 +125,8 @@ def merges_recorded(into: dict):
     """Record each merge's output by its id (merges are not modules, so no hook sees them)."""
     original = backend.SpecModule._merge
 
-    def merge(self, node, x):
-        out = original(self, node, x)
+    def merge(self, node, *args):
+        out = original(self, node, *args)
         into[node.id] = out
         return out
 

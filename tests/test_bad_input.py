@@ -127,7 +127,7 @@ def test_numbers_are_ascii_digits_only(text, code, column):
 @pytest.mark.parametrize("line, column", [
     ("  when (c > 1) { relu } else { relu } )", 39),
     ("  when (c >) { relu } else { relu }", 12),
-    ("  when (c > 1) { relu } else { relu = }", 37),
+    ("  when (c > 1) { relu } else { relu = }", 39),
     ("  residual { conv c 1x1 } shortcut { conv c 1x1 @ }", 49),
     ("  { relu } { relu }", 12),
 ])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from cnnspec import ir
 from cnnspec.analysis.expressions import EvalError, Evaluator, Unknown
 from cnnspec.analysis.stats import ReceptiveField
+from cnnspec.analysis.values import Values
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
 
@@ -65,6 +66,8 @@ class Env:
     frames: tuple[Frame, ...]
     calls: tuple[tuple[str, ir.Span], ...] = ()
     scopes: tuple[str, ...] = ()
+    #: the named values of the module being elaborated
+    values: Values = field(default_factory=Values)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from cnnspec import ir
 from cnnspec.analysis.binding import Binding
 from cnnspec.analysis.context import Env, Flow, Frame, Scope, Site
 from cnnspec.analysis.contracts import Contracts
+from cnnspec.analysis.dataflow import Dataflow
 from cnnspec.analysis.expansion import LayerBound
 from cnnspec.analysis.expressions import Word, describe_value, item_name
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
@@ -64,7 +65,7 @@ class Elaboration:
     skipped: tuple = ()
 
 
-class Elaborator(Binding, Merges, Contracts, LayerLimits):
+class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
     def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False,
                  blocks_complete: bool = True):
         """`overridden_input`: the input is not the one the spec declares (`--input`, `input=`), so
@@ -91,13 +92,17 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         self.scopes: dict[str, Scope] = {}
         #: the block calls and repeat copies being elaborated, outermost first
         self.sites: list[Site] = []
+        self.bound_values = []
+        self.misread = set()
+        #: (code, span) of the warnings raised once for all calls of a block
+        self.reported: set = set()
 
     # ---------------------------------------------------------------- entry
     def run(self, spec: ir.SpecFile, name: str, input_decl: ir.InputDecl, statements) -> Elaboration:
         shape = tuple(input_decl.dims)
         network = Frame("the network")
-        env = Env(names={}, in_shape=shape, frames=(network,))
         flow = Flow(shape, start_field(shape[1:], shape[0]))
+        env = Env(names={}, in_shape=shape, frames=(network,), values=self.top_values(input_decl, flow, statements))
         self.check_activation(shape, input_decl.dims_span)
         items: list = []
         try:
@@ -106,6 +111,8 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         except Abort:
             flow = Flow(None, ())
         self.check_expects(network, "the network")
+        self.report_unused_values()
+        items[:0] = self.input_binding(env.values, input_decl.name)
         graph = None
         if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
             graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
@@ -135,6 +142,8 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         return flow
 
     def item_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        if st.binding is not None or st.source is not None:
+            return self.dataflow_statement(st, flow, scope, env, items)
         if st.label is None:
             for item in st.chain:
                 flow = self.item(item, flow, scope, env, items)
@@ -149,7 +158,8 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         if len(chain) == 1 and chain[0].node in ("layer", "call"):
             return self.item(chain[0], flow, scope, env, items, path=path)
         inner, sub = self.open_scope(path), []
-        inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,))
+        inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,),
+                        env.values.module(path, chain))
         for item in chain:
             flow = self.item(item, flow, inner, inner_env, sub)
         items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=span))
@@ -268,6 +278,8 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
             return self.branches(item, flow, scope, env, items)
         if node == "scale":
             return self.scale(item, flow, scope, env, items)
+        if node == "value_merge":
+            return self.value_merge(item, flow, env, items)
         raise AssertionError(node)
 
     def unknown_layer_help(self, name: str) -> str:
@@ -360,11 +372,13 @@ class Elaborator(Binding, Merges, Contracts, LayerLimits):
         with self.inside(Site(item.span)):
             if splice:
                 # the block's items take positions in the enclosing scope
-                inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes)
+                inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes,
+                                env.values.spread(block.body.body))
                 flow = self.statements(block.body.body, flow, scope, inner_env, items)
                 self.check_expects(frame, f"this call of `{name}`")
                 return flow
-            inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,))
+            inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,),
+                            env.values.module(path, block.body.body))
             self.scope_blocks[path] = name
             sub: list = []
             flow = self.statements(block.body.body, flow, self.open_scope(path), inner_env, sub)

@@ -88,6 +88,8 @@ class LayerBound:
             return int(name in REGISTRY and not (node == "call" and item.splice))
         if node == "repeat":
             return min(CAP, self.count(item.count, names, in_shape) * self.item(item.item, names, in_shape))
+        if node == "value_merge":
+            return 0
         parts = self.parts(item, names, in_shape)
         if parts is None:
             # a condition that cannot be known yet: the smaller branch

@@ -86,6 +86,8 @@ def _flatten(items, flat: list, following: dict[int, LayerNode]) -> None:
     """`items` with unscoped sequences opened, a merge or a scope as None (each linked on its own)."""
     for item in items:
         if item.node == "seq" and item.scope is None:
+            if item.source is not None:
+                flat.append(None)  # the flow starts again from a named value
             _flatten(item.items, flat, following)
         elif item.node == "layer":
             flat.append(item)

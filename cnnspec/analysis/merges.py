@@ -45,6 +45,30 @@ def broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
     return tuple(out)
 
 
+def broadcast_all(shapes) -> tuple[int, ...] | None:
+    """The shape that all of `shapes` broadcast to, or `None`."""
+    out = shapes[0]
+    for s in shapes[1:]:
+        out = broadcast(out, s) if out is not None else None
+    return out
+
+
+def concat_shape(shapes, crop: bool) -> tuple[tuple[int, ...], str | None]:
+    """The shape of a concatenation along channels, and what is wrong when the others disagree:
+    channels summed; with `crop`, each spatial size the smallest one's.
+
+    >>> concat_shape([(64, 28, 28), (32, 28, 28)], False), concat_shape([(8, 9, 9), (8, 7, 7)], True)
+    (((96, 28, 28), None), ((16, 7, 7), None))
+    """
+    if len({len(s) for s in shapes}) > 1:
+        return (), "they have different ranks"
+    channels = sum(s[0] for s in shapes)
+    if crop:
+        return (channels, *(min(s[i] for s in shapes) for i in range(1, len(shapes[0])))), None
+    problem = "their spatial sizes differ" if len({s[1:] for s in shapes}) > 1 else None
+    return (channels, *shapes[0][1:]), problem
+
+
 def projection_help(in_shape, main_shape) -> str | None:
     if in_shape is None or main_shape is None or len(in_shape) != len(main_shape) or len(in_shape) < 2:
         return None
@@ -98,7 +122,8 @@ class Merges(Reporting):
                 path = self.claim(scope, short.label, short.label_span)
                 inner, sub = self.open_scope(path), []
                 shortcut = self.statements(short.body.body, flow, inner,
-                                           Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,)), sub)
+                                           Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,),
+                                               env.values.module(path, short.body.body)), sub)
                 short_items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=short.span))
             else:
                 shortcut = self.statements(short.body.body, flow, scope, env, short_items)
@@ -154,9 +179,7 @@ class Merges(Reporting):
         shapes = [r[1].shape for r in results]
         keyword = keyword_span(item.span, item.node)
         if item.node == "add":
-            out = shapes[0]
-            for s in shapes[1:]:
-                out = broadcast(out, s) if out is not None else None
+            out = broadcast_all(shapes)
             if out is None:
                 self.error(Code.ADD_MISMATCH, "add branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
                            label="the branches are added here",
@@ -170,18 +193,7 @@ class Merges(Reporting):
                 self.error(Code.UNKNOWN_OPTION, f"`concat` has no option `{flag}`", keyword, help="`concat crop { ... }` center-crops "
                                                                                      "larger maps to the smallest")
                 return Flow(None, ())
-        ranks = {len(s) for s in shapes}
-        problem = None
-        if len(ranks) > 1:
-            problem = "they have different ranks"
-        elif crop:
-            spatial = tuple(min(s[i] for s in shapes) for i in range(1, len(shapes[0])))
-            out = (sum(s[0] for s in shapes), *spatial)
-        else:
-            rest = {s[1:] for s in shapes}
-            if len(rest) > 1:
-                problem = "their spatial sizes differ"
-            out = (sum(s[0] for s in shapes), *shapes[0][1:])
+        out, problem = concat_shape(shapes, crop)
         if problem:
             self.error(Code.CONCAT_MISMATCH, "concat branches disagree: " + ", ".join(describe_shape(s) for s in shapes), keyword,
                        label=problem,

@@ -25,7 +25,7 @@ from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
-from cnnspec.graph import LayerNode, MergeNode
+from cnnspec.graph import LayerNode, MergeNode, SeqNode
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.conv import ConvParams, conv_geometry, deconv_geometry
 from cnnspec.layers.formulas import adaptive_bins
@@ -623,10 +623,16 @@ def lower_layerscale(ctx: Context, x: str) -> str:
 # ---------------------------------------------------------------- the graph
 
 def flatten_items(items) -> list:
+    """Items with sequences opened; a sequence that reads or stores a named value stays, as a
+    mark of where its items begin (`source`) or end (`bind`)."""
     out = []
     for item in items:
         if item.node == "seq":
+            if item.source is not None:
+                out.append(SeqNode.model_construct(items=(), source=item.source))
             out.extend(flatten_items(item.items))
+            if item.bind is not None:
+                out.append(SeqNode.model_construct(items=(), bind=item.bind))
         else:
             out.append(item)
     return out
@@ -637,12 +643,23 @@ class Lowerer:
     builder: GraphBuilder
     weights: dict[str, np.ndarray]
     fold_bn: bool
+    input_shape: tuple[int, ...]
+    #: the tensor of each named value, by key (a key names its scope: `layer1:c2`)
+    values: dict[str, str] = field(default_factory=dict)
 
     def sequence(self, items, x: str) -> str:
         items = flatten_items(items)
         index = 0
         while index < len(items):
             item = items[index]
+            if item.node == "seq":
+                # a named value: its tensor's name is the value
+                if item.source is not None:
+                    x = self.values[item.source]
+                else:
+                    self.values[item.bind] = x
+                index += 1
+                continue
             if item.node == "merge":
                 x = self.merge(item, x)
             else:
@@ -677,7 +694,8 @@ class Lowerer:
     def crop(self, outputs: list[str], merge: MergeNode) -> list[str]:
         """Centre-crop each branch to the smallest map: offset (size - smallest) // 2, per axis."""
         b = self.builder
-        shapes = [branch_shape(branch, merge.in_shape) for branch in merge.branches]
+        # every tensor but the graph's input has its shape recorded where it is made
+        shapes = [b.shapes.get(name, self.input_shape) for name in outputs]
         target = merge.out_shape[1:]
         cropped = []
         for i, (name, shape) in enumerate(zip(outputs, shapes)):
@@ -690,12 +708,6 @@ class Lowerer:
                                           b.ints(f"{where}:ends", [s + t for s, t in zip(starts, target)]),
                                           b.ints(f"{where}:axes", list(range(2, 2 + len(target))))], where))
         return cropped
-
-
-def branch_shape(branch, in_shape):
-    """The shape a branch gives: its last layer's or merge's, or its input when empty."""
-    items = flatten_items(branch.items)
-    return items[-1].out_shape if items else in_shape
 
 
 def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
@@ -728,7 +740,7 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     graph = network.graph
     input_name = builder.fresh(graph.input_name)
     try:
-        output = Lowerer(builder, weights, fold_bn).sequence(graph.body.items, input_name)
+        output = Lowerer(builder, weights, fold_bn, network.input_shape).sequence(graph.body.items, input_name)
     except ExportError as error:
         dynamic_problem = error.code == Code.SIZE_CANNOT_VARY
         raise SpecError([Diagnostic(code=error.code, message=str(error), span=error.node.span,

@@ -90,9 +90,10 @@ class SpecModule(nn.Module):
             owner.add_module(name, member)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._run(self._seq.items, x)
+        return self._run(self._seq.items, x, {})
 
-    def _run(self, items, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, items, x: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Run `items` on `x`; `values` holds this scope's named values by key."""
         for item in items:
             if item.node == "layer":
                 if item.path in self._pads:
@@ -105,17 +106,21 @@ class SpecModule(nn.Module):
                     x = self.get_submodule(relative)(x)
                 self._recorder.record(item.path, x)
             elif item.node == "merge":
-                x = self._merge(item, x)
+                x = self._merge(item, x, values)
                 self._recorder.record(item.path, x)
             elif item.scope is not None:
                 x = self.get_submodule(self._relative(item.scope))(x)
                 self._recorder.record(item.scope, x)
             else:
-                x = self._run(item.items, x)
+                if item.source is not None:
+                    x = values[item.source]
+                x = self._run(item.items, x, values)
+                if item.bind is not None:
+                    values[item.bind] = x
         return x
 
-    def _merge(self, merge: MergeNode, x: torch.Tensor) -> torch.Tensor:
-        outputs = [self._run(branch.items, x) for branch in merge.branches]
+    def _merge(self, merge: MergeNode, x: torch.Tensor, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        outputs = [self._run(branch.items, x, values) for branch in merge.branches]
         if merge.op == "concat":
             return torch.cat(torch_modules.center_crop(outputs) if merge.crop else outputs, dim=1)
         result = outputs[0]

@@ -82,11 +82,16 @@ def is_attribute(name: str) -> bool:
 
 
 def flatten(items) -> list:
-    """Items with transparent (unscoped) sequences inlined."""
+    """Items with transparent (unscoped) sequences inlined; where one reads or stores a named
+    value, an empty unscoped sequence stays as the mark of it (see `is_mark`)."""
     out = []
     for item in items:
         if item.node == "seq" and item.scope is None:
+            if item.source is not None:
+                out.append(SeqNode.model_construct(items=(), source=item.source))
             out.extend(flatten(item.items))
+            if item.bind is not None:
+                out.append(SeqNode.model_construct(items=(), bind=item.bind))
         else:
             out.append(item)
     return out
@@ -100,11 +105,31 @@ def containers(items, prefix: str):
             for branch in item.branches:
                 yield from containers(branch.items, prefix)
             continue
+        if is_mark(item):
+            continue
         parts = (item.path if item.node == "layer" else item.scope)[len(prefix):].split(".")
         for depth in range(1, len(parts)):
             yield prefix + ".".join(parts[:depth])
         if item.node == "seq":
             yield from containers(item.items, item.scope + ".")
+
+
+def is_mark(item) -> bool:
+    """A flattened item that reads (`source`) or stores (`bind`) a named value."""
+    return item.node == "seq" and item.scope is None
+
+
+#: the forward's own variables: its input and the temporaries of merge branches
+FORWARD_VARIABLES = re.compile(r"x|y|z|u|v|w|y[0-9]+")
+
+
+def value_variable(key: str) -> str:
+    """The Python variable of a named value: its name (`c2` for the key `layer1:c2`), `_2` for
+    the second value of one name in one scope, `_` after a name the forward or the file uses."""
+    name = key.rsplit(":", 1)[-1].replace("#", "_")
+    if FORWARD_VARIABLES.fullmatch(name) or name in RESERVED:
+        name += "_"
+    return name
 
 
 def first_input_channels(seq: SeqNode) -> int | None:
@@ -176,7 +201,8 @@ class SourceEmitter:
         items = flatten(seq.items)
         prefix = seq.scope + "."
         plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
-                    and self.lowerings[item.path].parameter is None or item.node == "seq" for item in items)
+                    and self.lowerings[item.path].parameter is None or item.node == "seq" and not is_mark(item)
+                    for item in items)
         # a scope that a dotted label adds to stays a class: an nn.Sequential would run the addition too
         numbered = plain and seq.scope not in self.reopened and [
             self.relative(item, prefix) for item in items] == [str(i) for i in range(len(items))]
@@ -209,7 +235,7 @@ class SourceEmitter:
             if item.node == "merge":
                 for branch in item.branches:
                     yield from self.members_of(branch.items)
-            else:
+            elif not is_mark(item):
                 yield item
 
     def declare(self, items, prefix: str, body: ScopeBody, shared: dict[str, str]) -> None:
@@ -320,6 +346,12 @@ class SourceEmitter:
         lines: list[str] = []
         current = source
         for item in items:
+            if is_mark(item):
+                if item.source is not None:
+                    current = value_variable(item.source)
+                else:
+                    lines.append(f"{value_variable(item.bind)} = {current}")
+                continue
             expression = self.call(item, prefix, current)
             if expression is not None:
                 lines.append(f"{target} = {expression}")
@@ -333,6 +365,9 @@ class SourceEmitter:
     def branch(self, items, prefix: str, source: str) -> tuple[list[str], str]:
         """A merge branch: its lines, and the expression of its result."""
         items = flatten(items)
+        if items and is_mark(items[0]) and items[0].source is not None:
+            # a branch that starts from a named value: `add(a, b)` reads `a + b`
+            source, items = value_variable(items[0].source), items[1:]
         if not items:
             return [], source
         if len(items) == 1:

@@ -297,10 +297,42 @@ class SpecBuilder(Transformer):
                      last.end_pos)
 
     def item_stmt(self, children):
-        label, chain = children
-        return {"node": "items", "label": self._label(label),
-                "label_span": self._tspan(label) if label is not None else None,
-                "chain": chain, "span": self._span(children)}
+        binding, source, label, chain = children
+        statement = {"node": "items", "label": self._label(label),
+                     "label_span": self._tspan(label) if label is not None else None,
+                     "chain": chain, "span": self._span(children)}
+        if binding is not None:
+            statement["binding"] = binding
+        if source is not None:
+            statement["source"] = source
+        return statement
+
+    def _value_name(self, token: Token) -> dict:
+        return {"name": str(token), "span": self._tspan(token)}
+
+    def binding(self, children):
+        return self._value_name(children[0])
+
+    def source(self, children):
+        return self._value_name(children[0])
+
+    def operands(self, children):
+        # the brackets count in the merge's span, the names are its operands
+        return {"names": tuple(self._value_name(c) for c in _meaningful(children)), "span": self._span(children)}
+
+    def _value_merge(self, op: str, children) -> dict:
+        *flags, operands = children[1:]
+        return {"node": "value_merge", "op": op, "flags": tuple(str(f) for f in flags), "operands": operands["names"],
+                "span": self._span(children)}
+
+    def value_add(self, children):
+        return self._value_merge("add", children)
+
+    def value_scale(self, children):
+        return self._value_merge("scale", children)
+
+    def value_concat(self, children):
+        return self._value_merge("concat", children)
 
     def chain(self, children):
         return tuple(children)

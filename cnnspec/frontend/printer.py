@@ -92,7 +92,7 @@ class Printer:
             head = f"{pad}block {st.name}({params}) " if params else f"{pad}block {st.name} "
             return attach(first._replace(text=head), self.group(st.body, depth))
         label = f"{label_text(st.label)}: " if st.label else ""
-        lines = [first._replace(text=pad + label)]
+        lines = [first._replace(text=pad + dataflow_prefix(st) + label)]
         for index, item_ in enumerate(st.chain):
             if index:
                 lines = join(lines, [Line(", ")])
@@ -148,6 +148,9 @@ class Printer:
             return attach(Line(f"concat{flags} "), self.group(it.body, depth))
         if node in ("add", "scale"):
             return attach(Line(f"{node} "), self.group(it.body, depth))
+        if node == "value_merge":
+            flags = "".join(f" {f}" for f in it.flags)
+            return [Line(f"{it.op}{flags}({', '.join(o.name for o in it.operands)})")]
         if node == "when":
             lines = attach(Line(f"when ({expr(it.condition)}) "), self.group(it.then, depth))
             if it.otherwise is not None:
@@ -169,6 +172,12 @@ def label_text(label: str) -> str:
     ('layer1.0', '"block1-0"', '"when"', 'a.when')
     """
     return label if BARE_LABEL.fullmatch(label) else f'"{label}"'
+
+
+def dataflow_prefix(st: ir.ItemStatement) -> str:
+    """`p4 = l4 -> `: the value a statement binds and the one it starts from."""
+    binding = f"{st.binding.name} = " if st.binding is not None else ""
+    return binding + (f"{st.source.name} -> " if st.source is not None else "")
 
 
 def join(lines: list[Line], more: list[Line]) -> list[Line]:
