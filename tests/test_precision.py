@@ -205,3 +205,13 @@ def test_fp16_refuses_a_weight_float16_cannot_hold(tmp_path):
     np.savez(tmp_path / "w.npz", **weights)
     result = invoke("export", SPECS / "lenet5.cnn", "--weights", tmp_path / "w.npz", "--fp16", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 1 and f"`{key}` holds 1e+06, more than float16's largest value" in result.output
+
+
+def test_run_feeds_a_float16_model_float16(tmp_path):
+    path = tmp_path / "lenet5.onnx"
+    assert invoke("export", SPECS / "lenet5.cnn", "--fp16", "-o", path).exit_code == 0
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    result = invoke("run", path, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(np.load(tmp_path / "y.npy"), run(path, x.astype(np.float16)))
