@@ -492,8 +492,10 @@ def run(model, input_path, image_path, random_input, batch, output, seed, weight
     if output:
         import numpy as np
 
-        np.save(output, result.output)
-    click.echo(describe_output(result.output, result.labels))
+        # several outputs are saved together, each under its name (np.load gives them by name)
+        np.savez(output, **result.named) if result.named else np.save(output, result.output)
+    for name, value in result.named.items() or [(None, result.output)]:
+        click.echo((f"{name}: " if name else "") + describe_output(value, result.labels))
 
 
 @main.command()
@@ -537,7 +539,9 @@ def verify(spec, tolerance, seed, opset, weights, budget, **deployment):
     tolerance = TOLERANCES[chosen.precision] if tolerance is None else tolerance
     ok = report.relative_l2 <= tolerance
     precision = " (float16)" if chosen.precision == "float16" else ""
-    click.echo(f"{network.name}{precision}: output {'x'.join(map(str, report.shape))}, "
+    shapes = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in network.output_shapes.items())
+    outputs = f"outputs {shapes}" if shapes else f"output {'x'.join(map(str, report.shape))}"
+    click.echo(f"{network.name}{precision}: {outputs}, "
                f"max abs diff {report.max_abs:.3g}, max rel diff {report.max_rel:.3g}, "
                f"relative L2 {report.relative_l2:.3g} ({'ok' if ok else 'over'} tolerance {tolerance:g})")
     sys.exit(0 if ok else 1)

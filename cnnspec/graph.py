@@ -78,8 +78,12 @@ class Graph(GraphNode):
     name: str
     input_name: str
     input_shape: Shape
+    #: the first output's shape where `outputs` are declared
     output_shape: Shape
     body: SeqNode
+    #: `output a, b`: (name, value key, shape, receptive field as the summary shows it) of each
+    #: value the network returns, in order; none when it returns the tensor that flows out
+    outputs: tuple[tuple[str, str, Shape, str], ...] = ()
 
     def layers(self) -> Iterator[LayerNode]:
         """Every layer in execution order."""
@@ -146,9 +150,11 @@ class CheckedGraph:
         self.name = graph.name
         self.input_shape = graph.input_shape
         self.output_shape = graph.output_shape
+        #: each declared output's name -> its shape, in order (empty: one unnamed output)
+        self.output_shapes = {name: shape for name, _, shape, _ in graph.outputs}
         self.params = params
         self.buffers = buffers
         self.macs = macs
         self.activation_bytes = activation_bytes
         self.trainable = sum(r.trainable for r in rows)
-        self.receptive_field = describe_field(rows[-1].rf) if rows else "1"
+        self.receptive_field = (graph.outputs[0][3] if graph.outputs else describe_field(rows[-1].rf)) if rows else "1"

@@ -276,6 +276,14 @@ class InputDecl(Node):
     dims_span: Span
 
 
+class OutputDecl(Node):
+    """`output p2, p3`: the named values the network returns, in this order."""
+
+    node: Literal["output"] = "output"
+    names: tuple[ValueName, ...]
+    span: Span
+
+
 class BlockParam(Node):
     name: str
     default: Expr | None = None
@@ -316,7 +324,7 @@ class ExpectMetric(Node):
 
 
 Statement = Annotated[
-    Union[ItemStatement, NetworkDecl, InputDecl, BlockDef, Import, ExpectShape, ExpectMetric],
+    Union[ItemStatement, NetworkDecl, InputDecl, OutputDecl, BlockDef, Import, ExpectShape, ExpectMetric],
     Field(discriminator="node"),
 ]
 

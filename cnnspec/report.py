@@ -35,8 +35,9 @@ def clean_file(path: str, checked) -> str:
 
     if isinstance(checked, Library):
         return f"{path}: ok (blocks only: {', '.join(checked.blocks)})"
+    outputs = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in checked.output_shapes.items())
     text = (f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, "
-            f"output {'x'.join(map(str, checked.output_shape))})")
+            + (f"outputs {outputs})" if outputs else f"output {'x'.join(map(str, checked.output_shape))})"))
     if checked.skipped_expects:
         count = len(checked.skipped_expects)
         text += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
@@ -49,8 +50,10 @@ def network_totals(network) -> dict:
     the totals (params, trainable, buffers, MACs, activation bytes, receptive field)."""
     from cnnspec.summary import totals
 
-    return {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
-            **totals(network)}
+    record = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape)}
+    if network.output_shapes:
+        record["outputs"] = {name: list(shape) for name, shape in network.output_shapes.items()}
+    return {**record, **totals(network)}
 
 
 def json_report(reports: list[FileReport]) -> str:

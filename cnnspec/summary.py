@@ -91,6 +91,8 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
                     depth, network.scope_blocks)
     if format == "json":
         document = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
+                    **({"outputs": {name: {"shape": list(shape), "receptive_field": rf}
+                                    for name, _, shape, rf in network.graph.outputs}} if network.graph.outputs else {}),
                     **totals(network), "layers": [_record(r) for r in rows]}
         return json.dumps(document, indent=2)
     # a spec with named values gets a column saying which value each row reads and binds
@@ -108,7 +110,9 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
               f"{r.macs:,}" if r.macs else "-", describe_field(r.rf), _size(_bytes(r))] + [dataflow(r)] * values
              for r in rows]
     header = ["name", "kind", "output", "params", "MACs", "RF", "act (fp32)"] + ["values"] * values
-    input_line = f"input {describe_shape(network.input_shape)}  ->  output {describe_shape(network.output_shape)}"
+    named = ", ".join(f"{name} {describe_shape(shape)} (RF {rf})" for name, _, shape, rf in network.graph.outputs)
+    input_line = (f"input {describe_shape(network.input_shape)}  ->  "
+                  + (f"outputs {named}" if named else f"output {describe_shape(network.output_shape)}"))
     footer = [
         f"params:      {network.params:>16,}  ({human(network.params)})"
         + (f", {network.trainable:,} trainable" if network.trainable != network.params else ""),

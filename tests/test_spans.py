@@ -29,6 +29,7 @@ RULES = {
     ir.Func: {"func"}, ir.TupleLit: {"tuple"}, ir.ListLit: {"list"}, ir.Bool: {"true", "false"},
     ir.Num: {"INT", "FLOAT"}, ir.Dims: {"DIMS"}, ir.Str: {"STRING"},
     ir.ValueName: {"NAME"}, ir.ValueMerge: {"value_add", "value_scale", "value_concat"},
+    ir.OutputDecl: {"output_decl"},
 }
 EXPRESSIONS = (ir.BinOp, ir.UnaryOp, ir.Ref, ir.Func, ir.TupleLit, ir.ListLit, ir.Bool, ir.Num, ir.Dims, ir.Str)
 
@@ -41,7 +42,7 @@ SNIPPETS = [
     "when (in.h > 4 or false) { maxpool 2 } else { identity }\n"
     "{ relu } * (1 + 1)\n*b(3)\nconv 3 3x3 pad=[1, 1] stride=(1, 1) dilation=max(1, 1) bias=false\n"
     "flatten\nlinear 10\n",
-    "input x: 3x8x8\na = conv 3 1x1\nb = x -> s: relu, relu\nc = add(a, b)\nscale(a, c)\nconcat crop(a, b, c)\n",
+    "input x: 3x8x8\na = conv 3 1x1\nb = x -> s: relu, relu\nc = add(a, b)\nscale(a, c)\nconcat crop(a, b, c)\noutput a, c\n",
 ]
 
 

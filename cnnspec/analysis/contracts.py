@@ -40,7 +40,8 @@ class Contracts(Reporting):
         else:
             frame.expects.append(st)
 
-    def expect_shape(self, st: ir.ExpectShape, flow: Flow) -> None:
+    def expect_shape(self, st: ir.ExpectShape, flow: Flow, what: str = "the shape here") -> None:
+        """`expect shape 512x7x7` of the tensor flowing here, or (`what`) of a named value."""
         if st.metric != "shape":
             self.error(Code.UNKNOWN_METRIC, f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
             return
@@ -49,7 +50,7 @@ class Contracts(Reporting):
             return
         if flow.shape is not None and tuple(st.dims) != flow.shape:
             self.error(Code.EXPECT_SHAPE_UNMET, f"expected shape {describe_shape(st.dims)}, found {describe_shape(flow.shape)}", st.span,
-                       label=f"the shape here is {describe_shape(flow.shape)}")
+                       label=f"{what} is {describe_shape(flow.shape)}")
 
     def check_expects(self, frame: Frame, where: str) -> None:
         if any(d.severity == "error" for d in self.diagnostics) and frame.expects:

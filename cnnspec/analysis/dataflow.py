@@ -154,6 +154,25 @@ class Dataflow(Reporting):
         self.rows[-1].extra["reads"] = tuple(o.name for o in item.operands)
         return flow
 
+    def output_decl(self, st: ir.OutputDecl, env: Env) -> None:
+        """`output a, b`: what the network returns, each value read where the declaration stands."""
+        if self.output_span is not None:
+            self.error(Code.REPEATED_DECLARATION, "`output` is declared twice", st.span, label="second declaration",
+                       labels=(Label(span=self.output_span, message="first declared here"),),
+                       help="name every output in one `output` declaration")
+            return
+        self.output_span = st.span
+        seen: dict[str, ir.Span] = {}
+        for name in st.names:
+            if name.name in seen:
+                self.error(Code.REPEATED_DECLARATION, f"`{name.name}` is an output twice", name.span,
+                           label="second time", labels=(Label(span=seen[name.name], message="first here"),))
+                continue
+            seen[name.name] = name.span
+            value = self.read_value(name, env)
+            if value is not None and value.flow.shape is not None:
+                self.outputs.append((name.name, value))
+
     def report_unused_values(self) -> None:
         """W002 at each binding none of whose values was read (a block's, in none of its calls)."""
         used = {value.span for value in self.bound_values if value.used}

@@ -30,7 +30,7 @@ from cnnspec.analysis.expansion import LayerBound
 from cnnspec.analysis.expressions import Word, describe_value, item_name
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
-from cnnspec.analysis.stats import Row, layer_field, start_field
+from cnnspec.analysis.stats import Row, describe_field, layer_field, start_field
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.graph import Graph, LayerNode, SeqNode
@@ -93,6 +93,9 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         #: the block calls and repeat copies being elaborated, outermost first
         self.sites: list[Site] = []
         self.bound_values = []
+        #: `output`'s values, by name in its order; `output_span` where it is declared
+        self.outputs = []
+        self.output_span = None
         self.misread = set()
         #: (code, span) of the warnings raised once for all calls of a block
         self.reported: set = set()
@@ -115,8 +118,11 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         items[:0] = self.input_binding(env.values, input_decl.name)
         graph = None
         if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
-            graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape, output_shape=flow.shape,
-                          body=SeqNode.model_construct(items=tuple(items)))
+            outputs = tuple((name, value.key, value.flow.shape, describe_field(value.flow.rf))
+                            for name, value in self.outputs)
+            graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape,
+                                          output_shape=outputs[0][2] if outputs else flow.shape, outputs=outputs,
+                                          body=SeqNode.model_construct(items=tuple(items)))
         return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks, tuple(self.skipped.values()))
 
     # ---------------------------------------------------------------- statements
@@ -130,13 +136,22 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         if kind == "items":
             return self.item_statement(st, flow, scope, env, items)
         if kind == "expect_shape":
+            if st.metric in env.values.bound:
+                # `expect p2 256x128x128`: the shape of a named value, an output's say
+                value = self.read_value(ir.ValueName(name=st.metric, span=st.span), env)
+                self.expect_shape(st.model_copy(update={"metric": "shape"}), value.flow, f"`{st.metric}`")
+                return flow
             self.expect_shape(st, flow)
             return flow
         if kind == "expect_metric":
             self.expect_metric(st, env.frames[-1])
             return flow
+        if kind == "output" and env.values.outer is None and not env.calls:
+            self.output_decl(st, env)
+            return flow
         # declarations are handled before elaboration; here they are misplaced
-        what = {"block": "a block", "network": "`network`", "input": "`input`", "import": "`import`"}[kind]
+        what = {"block": "a block", "network": "`network`", "input": "`input`", "import": "`import`",
+                "output": "`output`"}[kind]
         self.error(Code.MISPLACED_DECLARATION, f"{what} cannot be declared inside a block or group", st.span,
                    help="declare it at the top level of the file")
         return flow

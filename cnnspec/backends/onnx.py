@@ -738,9 +738,12 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
         weights = prepare_weights(network, weights, memory_budget, budget_option)
     builder = GraphBuilder(opset, dynamic=sizes is not None)
     graph = network.graph
+    # declared outputs keep their names: the graph's tensors (the input too) are named around them
+    builder.names.update(name for name, _, _, _ in graph.outputs)
     input_name = builder.fresh(graph.input_name)
+    lowerer = Lowerer(builder, weights, fold_bn, network.input_shape)
     try:
-        output = Lowerer(builder, weights, fold_bn, network.input_shape).sequence(graph.body.items, input_name)
+        output = lowerer.sequence(graph.body.items, input_name)
     except ExportError as error:
         dynamic_problem = error.code == Code.SIZE_CANNOT_VARY
         raise SpecError([Diagnostic(code=error.code, message=str(error), span=error.node.span,
@@ -748,14 +751,21 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
                                     help="export with `--dynamic batch`" if dynamic_problem
                                     else f"export with a newer opset (up to {MAX_OPSET})")],
                         network.sources) from None
-    output = name_output(builder, output, input_name)
     dim = batch if batch is not None else "N"
-    input_dims, output_dims = list(network.input_shape), list(network.output_shape)
+    input_dims = list(network.input_shape)
     if sizes is not None:
         input_dims[1:] = [axis.name for axis in sizes.axes]
-        output_dims = sizes.output_dims(network.output_shape)
+    if graph.outputs:
+        # one graph output per declared output, in order, each an Identity of its value's tensor
+        for name, key, _, _ in graph.outputs:
+            builder.nodes.append(helper.make_node("Identity", [lowerer.values[key]], [name], name=name))
+        named = [(name, shape) for name, _, shape, _ in graph.outputs]
+    else:
+        named = [(name_output(builder, output, input_name), network.output_shape)]
     inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *input_dims])]
-    outputs = [helper.make_tensor_value_info(output, TensorProto.FLOAT, [dim, *output_dims])]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT,
+                                             [dim, *(sizes.output_dims(shape) if sizes is not None else shape)])
+               for name, shape in named]
     onnx_graph = helper.make_graph(builder.nodes, graph.name, inputs, outputs, builder.initializers)
     model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                               ir_version=IR_VERSIONS[opset], producer_name="cnnspec",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -32,10 +32,12 @@ def session(model, threads: int = 2, optimise: bool = True):
 
 @dataclass(frozen=True)
 class Run:
-    """A model's output, and the class labels its metadata names (`None` without)."""
+    """A model's (first) output, the class labels its metadata names (`None` without), and every
+    output by its name when the model has several."""
 
     output: "np.ndarray"
     labels: tuple[str, ...] | None = None
+    named: dict = field(default_factory=dict)
 
 
 #: onnxruntime's names of the input types cnnspec's models take
@@ -80,7 +82,9 @@ def run_model(target: str, input_path: str | None, batch: int, seed: int,
     else:
         x = np.random.default_rng(seed).standard_normal((batch, *per_sample))
     x = x.astype(INPUT_TYPES.get(declared.type, "float32"))
-    return Run(sess.run(None, {declared.name: x})[0], labels_of(props))
+    outputs = sess.run(None, {declared.name: x})
+    names = [o.name for o in sess.get_outputs()]
+    return Run(outputs[0], labels_of(props), dict(zip(names, outputs)) if len(outputs) > 1 else {})
 
 
 def describe_output(y: "np.ndarray", labels: tuple[str, ...] | None = None) -> str:
@@ -156,14 +160,24 @@ def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = N
     model.eval()
     x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(np.float32)
     with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
+        expected = model(torch.from_numpy(x))
+    # several outputs (a dict, in the spec's order) are compared as one: each sample's values joined
+    expected = joined([expected[name] for name in network.output_shapes]) if isinstance(expected, dict) \
+        else expected.numpy()
     onnx_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
     if deployment is not None:
         onnx_model = convert(onnx_model, network, deployment)
     sess = session(onnx_model)
     declared = sess.get_inputs()[0]
-    actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))})[0]
-    return compare(actual, expected)
+    actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))})
+    return compare(joined(actual) if len(actual) > 1 else actual[0], expected)
+
+
+def joined(outputs) -> "np.ndarray":
+    """Several outputs as one (N, total) array: each sample's values flattened, in order."""
+    import numpy as np
+
+    return np.concatenate([np.asarray(o).reshape(len(o), -1) for o in outputs], axis=1)
 
 
 @dataclass(frozen=True)

@@ -130,15 +130,21 @@ class SpecModule(nn.Module):
 
 
 class SpecNetwork(SpecModule):
-    """The whole network. With `outputs`, `forward` returns a dict of those named activations."""
+    """The whole network. `forward` returns the tensor that flows out, or a dict of the spec's
+    `output` values by name, in their order; with `outputs`, a dict of those named activations."""
 
     def __init__(self, network: "CheckedGraph", lowerings: dict[str, Lowering], outputs: Sequence[str] = ()):
         super().__init__(network.graph.body, "", lowerings, _Recorder(outputs))
         self.spec_name = network.name
         self.input_shape = network.input_shape
         self.outputs = tuple(outputs)
+        self._spec_outputs = tuple((name, key) for name, key, _, _ in network.graph.outputs)
 
     def forward(self, x: torch.Tensor):
+        if not self.outputs and self._spec_outputs:
+            values: dict[str, torch.Tensor] = {}
+            self._run(self._seq.items, x, values)
+            return {name: values[key] for name, key in self._spec_outputs}
         if not self.outputs:
             return super().forward(x)
         self._recorder.values = {}

@@ -187,6 +187,10 @@ class SourceEmitter:
         self.class_names |= {network_class, *RESERVED}
         self.reopened = set(containers(graph.body.items, ""))
         top = self.scope_body(graph.body, "", key="")
+        if graph.outputs:
+            # the values the spec names as its outputs, by name, as the built module returns them
+            returned = ", ".join(f"{name!r}: {value_variable(key)}" for name, key, _, _ in graph.outputs)
+            top.forward[-1] = f"return {{{returned}}}"
         self.resolve_scopes()
         init = [CHILD.sub(lambda m: self.bodies[m.group(1)].expression, line) for line in top.init]
         shape = "x".join(map(str, self.network.input_shape))

@@ -261,6 +261,10 @@ class SpecBuilder(Transformer):
         default = self._expr(children[1]) if len(children) > 1 and children[1] is not None else None
         return {"name": str(name), "default": default, "span": self._span(children)}
 
+    def output_decl(self, children):
+        return {"node": "output", "names": tuple(self._value_name(c) for c in _meaningful(children[1:])),
+                "span": self._span(children)}
+
     def import_stmt(self, children):
         return {"node": "import", "path": children[1][1:-1], "span": self._span(children)}
 

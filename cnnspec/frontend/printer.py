@@ -81,6 +81,8 @@ class Printer:
             return [first._replace(text=f"{pad}network {st.name}")]
         if node == "input":
             return [first._replace(text=f"{pad}input {st.name}: {dims(st.dims)}")]
+        if node == "output":
+            return [first._replace(text=f"{pad}output {', '.join(n.name for n in st.names)}")]
         if node == "import":
             return [first._replace(text=f'{pad}import "{st.path}"')]
         if node == "expect_shape":
