@@ -350,14 +350,20 @@ def adaptive_pool(ctx: Context, x: str, is_max: bool) -> str:
 
 # ---------------------------------------------------------------- normalisation
 
+def scale_and_shift(ctx: Context) -> tuple[str, str]:
+    """A normalisation's per-channel scale and shift: its weights when affine, else ones and zeros."""
+    if ctx.node.params.affine:
+        return ctx.weight("weight"), ctx.weight("bias")
+    c, b = ctx.node.in_shape[0], ctx.builder
+    return b.constant(f"{ctx.path}:scale", np.ones(c)), b.constant(f"{ctx.path}:shift", np.zeros(c))
+
+
 @lowers("bn")
 def lower_bn(ctx: Context, x: str) -> str:
-    p, b = ctx.node.params, ctx.builder
-    c = ctx.node.in_shape[0]
-    scale = ctx.weight("weight") if p.affine else b.constant(f"{ctx.path}:scale", np.ones(c))
-    shift = ctx.weight("bias") if p.affine else b.constant(f"{ctx.path}:shift", np.zeros(c))
-    return b.op("BatchNormalization", [x, scale, shift, ctx.weight("running_mean"), ctx.weight("running_var")],
-                ctx.path, epsilon=p.eps)
+    """BatchNormalization by the layer's running statistics, as PyTorch normalises in eval."""
+    scale, shift = scale_and_shift(ctx)
+    return ctx.builder.op("BatchNormalization", [x, scale, shift, ctx.weight("running_mean"),
+                                                 ctx.weight("running_var")], ctx.path, epsilon=ctx.node.params.eps)
 
 
 def fold_batch_norm(conv: Context, bn: LayerNode, weights) -> tuple[np.ndarray, np.ndarray]:
@@ -405,37 +411,50 @@ def lower_ln(ctx: Context, x: str) -> str:
     return b.op("Transpose", [y], ctx.path, perm=back)
 
 
-@lowers("groupnorm")
-def lower_groupnorm(ctx: Context, x: str) -> str:
-    """Normalise each group (InstanceNormalization over a (N, G, rest) view), then scale and shift
-    per channel, as PyTorch defines group norm."""
-    p, b = ctx.node.params, ctx.builder
-    shape = ctx.node.in_shape
-    c, rank = shape[0], len(shape) - 1
-    grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped")
-    n = math.prod(shape) // p.groups
+def normalise_rows(ctx: Context, x: str, rows: int, n: int, eps: float) -> str:
+    """Each row of an (N, rows, n) view to mean 0 and variance 1: InstanceNormalization, or past
+    NAIVE_SUM_LENGTH values (known ones: not with symbolic sizes) two passes with two-level sums,
+    (x - mean) / sqrt(mean((x - mean)^2) + eps)."""
+    b, path = ctx.builder, ctx.path
     if n <= NAIVE_SUM_LENGTH or b.dynamic:
-        ones, zeros = b.constant(f"{ctx.path}:ones", np.ones(p.groups)), b.constant(f"{ctx.path}:zeros", np.zeros(p.groups))
-        y = b.op("InstanceNormalization", [grouped, ones, zeros], f"{ctx.path}:normalised", epsilon=p.eps)
-    else:
-        # two passes with two-level sums: (x - mean) / sqrt(mean((x - mean)^2) + eps)
-        mean = b.mean_last(grouped, n, f"{ctx.path}:mean")
-        centred = b.op("Sub", [grouped, mean], f"{ctx.path}:centred")
-        square = b.op("Mul", [centred, centred], f"{ctx.path}:square")
-        variance = b.mean_last(square, n, f"{ctx.path}:variance")
-        shifted = b.op("Add", [variance, b.constant(f"{ctx.path}:eps", p.eps)], f"{ctx.path}:shifted")
-        y = b.op("Div", [centred, b.op("Sqrt", [shifted], f"{ctx.path}:std")], f"{ctx.path}:normalised")
+        ones, zeros = b.constant(f"{path}:ones", np.ones(rows)), b.constant(f"{path}:zeros", np.zeros(rows))
+        return b.op("InstanceNormalization", [x, ones, zeros], f"{path}:normalised", epsilon=eps)
+    mean = b.mean_last(x, n, f"{path}:mean")
+    centred = b.op("Sub", [x, mean], f"{path}:centred")
+    square = b.op("Mul", [centred, centred], f"{path}:square")
+    variance = b.mean_last(square, n, f"{path}:variance")
+    shifted = b.op("Add", [variance, b.constant(f"{path}:eps", eps)], f"{path}:shifted")
+    return b.op("Div", [centred, b.op("Sqrt", [shifted], f"{path}:std")], f"{path}:normalised")
+
+
+def unview(ctx: Context, y: str, x: str, name: str) -> str:
+    """A view of the layer's input `x` back in its shape."""
+    b = ctx.builder
     if b.dynamic:
-        y = onnx_dynamic.reshape_like(b, y, x, f"{ctx.path}:ungrouped")
-    else:
-        y = b.op("Reshape", [y, b.ints(f"{ctx.path}:shape", [0, *shape])], f"{ctx.path}:ungrouped")
-    if not p.affine:
+        return onnx_dynamic.reshape_like(b, y, x, f"{ctx.path}:{name}")
+    return b.op("Reshape", [y, b.ints(f"{ctx.path}:shape", [0, *ctx.node.in_shape])], f"{ctx.path}:{name}")
+
+
+def scale_per_channel(ctx: Context, y: str) -> str:
+    """y * weight + bias, per channel of the layer's input, when the layer is affine."""
+    b, shape = ctx.builder, ctx.node.in_shape
+    if not ctx.node.params.affine:
         return b.op("Identity", [y], ctx.path)
-    per_channel = b.ints(f"{ctx.path}:per_channel", [c] + [1] * rank)
+    per_channel = b.ints(f"{ctx.path}:per_channel", [shape[0]] + [1] * (len(shape) - 1))
     weight = b.op("Reshape", [ctx.weight("weight"), per_channel], f"{ctx.path}:weight_view")
     bias = b.op("Reshape", [ctx.weight("bias"), per_channel], f"{ctx.path}:bias_view")
     y = b.op("Mul", [y, weight], f"{ctx.path}:scaled")
     return b.op("Add", [y, bias], ctx.path)
+
+
+@lowers("groupnorm")
+def lower_groupnorm(ctx: Context, x: str) -> str:
+    """Normalise each group (over a (N, G, rest) view), then scale and shift per channel, as
+    PyTorch defines group norm."""
+    p, b = ctx.node.params, ctx.builder
+    grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped")
+    y = normalise_rows(ctx, grouped, p.groups, math.prod(ctx.node.in_shape) // p.groups, p.eps)
+    return scale_per_channel(ctx, unview(ctx, y, x, "ungrouped"))
 
 
 @lowers("lrn")
