@@ -734,11 +734,12 @@ POINTWISE = frozenset({
 WINDOWED = frozenset({"conv", "deconv", "maxpool", "avgpool", "upsample"})
 #: moving tensor axes, or reading along the channel or the last axis (`channel_taps`)
 MOVES = frozenset({"flatten", "reshape", "channels_last", "channels_first", "chunk", "channel_shuffle", "linear",
-                   "ln", "softmax", "lrn", "groupnorm"})
+                   "ln", "softmax", "lrn", "groupnorm", "instancenorm"})
 
 
 #: the kinds `channel_taps` knows
-CHANNEL_READS = frozenset({"conv", "deconv", "linear", "ln", "softmax", "lrn", "groupnorm", "chunk", "channel_shuffle"})
+CHANNEL_READS = frozenset({"conv", "deconv", "linear", "ln", "softmax", "lrn", "groupnorm", "instancenorm", "chunk",
+                           "channel_shuffle"})
 
 
 def channel_taps(kind: str, params, shape: tuple[int, ...], out: tuple[int, ...]) -> dict[int, Taps]:
@@ -761,6 +762,10 @@ def channel_taps(kind: str, params, shape: tuple[int, ...], out: tuple[int, ...]
         per = shape[0] // params.groups
         return {0: Grouped(per, per) if params.groups > 1 else Everything(),
                 **{axis: Everything() for axis in range(1, len(shape))}}
+    if kind == "instancenorm":
+        # in eval, by the running statistics when tracked (each position alone), else by its
+        # channel's statistics over every position
+        return {} if params.track_running_stats else {axis: Everything() for axis in range(1, len(shape))}
     if kind == "chunk":
         return {0: Sliding(1, 1, -params.index * out[0])}
     if kind == "channel_shuffle" and 1 < params.groups < shape[0]:
@@ -818,7 +823,7 @@ def layer_field(kind: str, params, shape: tuple[int, ...], out: tuple[int, ...],
     if window is not None:
         reads.update(enumerate(window.axes, start=1))
     if kind in CHANNEL_READS:
-        touched = (range(rank) if kind == "groupnorm" else
+        touched = (range(rank) if kind == "groupnorm" else range(1, rank) if kind == "instancenorm" else
                    (rank - 1,) if kind == "linear" or kind == "ln" and params.last else (0,))
         if any(f.axis in touched for f in rf.layout) or len(rf.segments) > 1 and any(t in touched for t in features):
             reads.update(channel_taps(kind, params, shape, out))

@@ -366,6 +366,23 @@ def lower_bn(ctx: Context, x: str) -> str:
                                                  ctx.weight("running_var")], ctx.path, epsilon=ctx.node.params.eps)
 
 
+@lowers("instancenorm")
+def lower_instancenorm(ctx: Context, x: str) -> str:
+    """With tracked statistics PyTorch normalises by them in eval: BatchNormalization. Otherwise each
+    channel of each sample by its own statistics: InstanceNormalization, or over a (N, C, positions)
+    view with two-level sums past NAIVE_SUM_LENGTH known positions (as group norm), then scaled and
+    shifted."""
+    p, b, shape = ctx.node.params, ctx.builder, ctx.node.in_shape
+    if p.track_running_stats:
+        return lower_bn(ctx, x)
+    n = math.prod(shape[1:])
+    if n <= NAIVE_SUM_LENGTH or b.dynamic:
+        scale, shift = scale_and_shift(ctx)
+        return b.op("InstanceNormalization", [x, scale, shift], ctx.path, epsilon=p.eps)
+    rows = b.op("Reshape", [x, b.ints(f"{ctx.path}:rows_shape", [0, shape[0], -1])], f"{ctx.path}:rows")
+    return scale_per_channel(ctx, unview(ctx, normalise_rows(ctx, rows, shape[0], n, p.eps), x, "unrows"))
+
+
 def fold_batch_norm(conv: Context, bn: LayerNode, weights) -> tuple[np.ndarray, np.ndarray]:
     """Conv weights with the following batch norm folded in, for inference.
 

@@ -159,6 +159,13 @@ def lower_bn(p, shape, out) -> Lowering:
         eps=unless(p.eps, 1e-5), momentum=unless(p.momentum, 0.1), affine=unless(p.affine, True))))
 
 
+@lowers("instancenorm")
+def lower_instancenorm(p, shape, out) -> Lowering:
+    return Lowering(ModuleCall(f"InstanceNorm{len(shape) - 1}d", (shape[0],), options(
+        eps=unless(p.eps, 1e-5), momentum=unless(p.momentum, 0.1), affine=unless(p.affine, False),
+        track_running_stats=unless(p.track_running_stats, False))))
+
+
 @lowers("ln")
 def lower_ln(p, shape, out) -> Lowering:
     if p.last:

@@ -1,4 +1,4 @@
-"""Normalisation: `bn`, `ln` (over channels), `groupnorm` and `lrn`."""
+"""Normalisation: `bn`, `instancenorm`, `ln` (over channels), `groupnorm` and `lrn`."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from cnnspec.layers.base import (
     Traits,
     affine_state,
     describe_shape,
+    need_spatial,
     register,
     tracked_statistics,
 )
 from cnnspec.layers.domains import BOOL, EPS, Divisors, Ints, values
+from cnnspec.layers.formulas import product
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -46,6 +48,41 @@ class BatchNorm(LayerKind):
     def state(self, p: BatchNormParams, shape: Shape) -> tuple[Tensor, ...]:
         """2C learnable (scale and shift) when affine; 2C running statistics (mean and variance)."""
         return affine_state(shape[0], p.affine) + tracked_statistics(shape[0])
+
+
+class InstanceNormParams(Params):
+    kind: Literal["instancenorm"] = "instancenorm"
+    eps: PositiveFloat = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
+    affine: bool = False
+    track_running_stats: bool = False
+
+
+@register
+class InstanceNorm(LayerKind):
+    name = "instancenorm"
+    family = "normalisation"
+    Params = InstanceNormParams
+    summary = ("instance normalisation: each channel of each sample over its positions (InstanceNorm1d/2d/3d); "
+               "with `track_running_stats`, by running statistics at inference")
+    noun = "instance norm"
+    traits = Traits(pointwise=True, centres=True)
+    ranges = {"eps": EPS, "momentum": values(0.1, 0.01, 0.5), "affine": BOOL, "track_running_stats": BOOL}
+    buffers_note = "InstanceNorm running statistics"
+    training_only = ("momentum",)
+
+    def infer_shape(self, p: InstanceNormParams, shape: Shape) -> Shape:
+        need_spatial(self.name, shape)
+        if product(shape[1:]) == 1:
+            # PyTorch refuses to normalise a single value by its own statistics
+            raise LayerError(Code.WRONG_INPUT_RANK, f"`instancenorm` needs more than one position per channel, "
+                                                    f"got {describe_shape(shape)}",
+                             help="normalise over the channels with `ln`, or over the batch with `bn`")
+        return shape
+
+    def state(self, p: InstanceNormParams, shape: Shape) -> tuple[Tensor, ...]:
+        """2C learnable (scale and shift) when affine; 2C running statistics when tracked."""
+        return affine_state(shape[0], p.affine) + (tracked_statistics(shape[0]) if p.track_running_stats else ())
 
 
 class LayerNormParams(Params):
