@@ -2,7 +2,7 @@
 by gradient support, and the activation memory by the tensors each layer and merge returns.
 
 Receptive field. With positive weights, max pools replaced by sums over the same windows, a
-positive input, and every layer's output shifted and scaled into (0, 1] by constants (which keeps
+positive input, and every layer's and merge's output shifted and scaled into (0, 1] by constants (which keeps
 ReLU6, hard sigmoid, tanh and sigmoid off their flat parts, and a normalisation's output
 positive), an input position influences an output exactly when the gradient of that output with
 respect to it is nonzero. The model runs in float64 and in eval mode (batch norm pointwise,
@@ -122,11 +122,13 @@ def measurable(network) -> nn.Module:
 
 @contextmanager
 def merges_recorded(into: dict):
-    """Record each merge's output by its id (merges are not modules, so no hook sees them)."""
+    """Record each merge's output by its id (merges are not modules, so no hook sees them),
+    shifted and scaled into (0, 1] as every layer's is: a sum of branches would otherwise reach
+    the flat part of a ReLU6 or a hard sigmoid after it."""
     original = backend.SpecModule._merge
 
     def merge(self, node, *args):
-        out = original(self, node, *args)
+        out = into_unit(None, args, original(self, node, *args))
         into[node.id] = out
         return out
 

@@ -4,6 +4,7 @@ transforms worked out by hand, the summary's `whole`, and the formulas' doctests
 
 import doctest
 import json
+import typing
 
 import pytest
 from conftest import SPECS
@@ -25,8 +26,21 @@ def test_the_formulas_doctests_pass():
 
 
 def test_every_layer_kind_says_how_it_moves_the_field():
-    assert set(REGISTRY) <= stats.POINTWISE | stats.WINDOWED | stats.MOVES
-    assert not stats.POINTWISE & (stats.WINDOWED | stats.MOVES)
+    """Each kind declares its `field`, and what it overrides agrees: only a "reads" kind has a
+    window or feature reads (and has one of them), only a "permute" kind an axis order."""
+    for name, kind in REGISTRY.items():
+        declared = vars(type(kind)).get("field") or getattr(kind, "field", None)
+        assert declared in typing.get_args(base.FieldMove), f"`{name}` does not say how it moves the field"
+        overrides = {method for method in ("window", "feature_reads", "axis_order")
+                     if getattr(type(kind), method) is not getattr(base.LayerKind, method)}
+        if declared == "reads":
+            assert overrides & {"window", "feature_reads"} and "axis_order" not in overrides, name
+        elif declared == "permute":
+            assert overrides == {"axis_order"}, name
+            for rank in (2, 3, 4):
+                assert sorted(kind.axis_order(rank)) == list(range(rank)), name
+        else:
+            assert not overrides, name
 
 
 def test_squeeze_excitation_gives_the_whole_input_not_an_explosion():

@@ -83,6 +83,9 @@ def test_hand_written_fields_equal_the_gradient_support(name):
     tally = oracle(network, context=name)
     assert_clean(tally, measure_activations(network, name))
     assert tally.exact + tally.whole > 0
+    if name == "transposed":
+        # a transposed conv of stride 2 and dilation 2 leaves outputs that no input reaches
+        assert tally.empty > 0
 
 
 def test_squeeze_excitation_is_whole_and_keeps_the_main_grid():
@@ -238,7 +241,8 @@ def test_random_specs_fields_and_activations(one_thread):
     run_examples(None, STRUCTURE_EXAMPLES, run.check)
     assert run.specs >= 300 or EXAMPLES_PER_KIND < 9
     assert run.tally.exact > 10 * run.specs
-    assert run.tally.whole > 0 and run.tally.empty > 0 and run.tally.sizes > 0 and run.tally.borders > 0
+    # (positions that see nothing are rarer: the hand-written transposed convs hold them)
+    assert run.tally.whole > 0 and run.tally.sizes > 0 and run.tally.borders > 0
     print(f"\nreceptive-field oracle: {run.specs} random specs, {run.tally.rows} rows; {run.tally.exact} fields "
           f"equal ({run.tally.borders} by a border, {run.tally.whole} whole), {run.tally.empty} positions that see "
           f"nothing, {run.tally.sizes} size figures; batch of {BATCH}")

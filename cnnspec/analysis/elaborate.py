@@ -435,7 +435,7 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         for note in notes:
             self.error(note.code, note.message, spans.get(note.arg, span), help=note.help)
         self.check_activation(out, span)
-        rf = layer_field(kind_name, params, flow.shape, out, window, flow.rf)
+        rf = layer_field(kind, params, flow.shape, out, window, flow.rf)
         node_id = self.new_id()
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
                                out_shape=out, span=span))

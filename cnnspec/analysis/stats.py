@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import gcd
 
-from cnnspec.layers.base import Everything, Grouped, Shuffled, Sliding, Taps, Window, clip
+from cnnspec.layers.base import Everything, Grouped, LayerKind, Shuffled, Sliding, Taps, Window, clip
 from cnnspec.layers.formulas import product
 
 #: bytes of one fp32 activation
@@ -75,9 +75,11 @@ def join_all(intervals):
     return joined
 
 
-def beyond(seen, found: int, end: int) -> bool:
-    """Whether a field, padding counted, reaches beyond `found` at its `end` (0 the first)."""
-    return seen[0] < found if end == 0 else seen[1] > found
+def beyond(seen, found: int, end: int, size: int) -> bool:
+    """Whether a field, padding counted, reaches beyond `found` at its `end` (0 the first) on an
+    input of `size` positions: what a position depends on lies in the input, so nothing reaches
+    beyond its first or its last position."""
+    return max(seen[0], 0) < found if end == 0 else min(seen[1], size - 1) > found
 
 
 def extent(interval) -> int:
@@ -115,7 +117,7 @@ class Lineage:
                         break
                     continue
                 blind = 0
-                if found is not None and parent.ordered and not beyond(seen, found, end):
+                if found is not None and parent.ordered and not beyond(seen, found, end, parent.size):
                     # the fields grow with the position, padding counted, and what a position
                     # depends on lies inside its field: no further tap can reach beyond
                     break
@@ -232,7 +234,7 @@ class Field_:
                 seen = self.seen(p)
                 if seen is None:
                     continue
-                if found is not None and self.ordered and not beyond(seen, found, end):
+                if found is not None and self.ordered and not beyond(seen, found, end, self.size):
                     break
                 value = real_end(self, p, end)
                 if value is not None:
@@ -724,55 +726,6 @@ def start_field(spatial: tuple[int, ...], channels: int = 1) -> Channels:
                                       for axis, n in enumerate(spatial, start=1))),))
 
 
-#: how each layer kind moves the field (a test holds that every kind is in one of them):
-#: each position alone (eval mode: dropout is the identity)
-POINTWISE = frozenset({
-    "bn", "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh",
-    "dropout", "dropout2d", "mul", "layerscale", "identity",
-})
-#: a `Window` over the spatial axes (and, for convolutions, their groups over the channels)
-WINDOWED = frozenset({"conv", "deconv", "maxpool", "avgpool", "upsample"})
-#: moving tensor axes, or reading along the channel or the last axis (`channel_taps`)
-MOVES = frozenset({"flatten", "reshape", "channels_last", "channels_first", "chunk", "channel_shuffle", "linear",
-                   "ln", "softmax", "lrn", "groupnorm", "instancenorm"})
-
-
-#: the kinds `channel_taps` knows
-CHANNEL_READS = frozenset({"conv", "deconv", "linear", "ln", "softmax", "lrn", "groupnorm", "instancenorm", "chunk",
-                           "channel_shuffle"})
-
-
-def channel_taps(kind: str, params, shape: tuple[int, ...], out: tuple[int, ...]) -> dict[int, Taps]:
-    """How a layer's outputs read its input along the tensor axes its window does not cover, by
-    index in the per-sample shape (0 for the channels)."""
-    if kind in ("conv", "deconv"):
-        from cnnspec.layers.conv import conv_geometry, deconv_geometry
-
-        groups = (conv_geometry if kind == "conv" else deconv_geometry)(params, shape).groups
-        return {0: Everything() if groups == 1 else Grouped(shape[0] // groups, out[0] // groups)}
-    if kind == "linear":
-        return {len(shape) - 1: Everything()}
-    if kind == "ln":
-        return {len(shape) - 1 if params.last else 0: Everything()}
-    if kind == "softmax":
-        return {0: Everything()}
-    if kind == "lrn":
-        return {0: Sliding(params.size, 1, params.size // 2)}
-    if kind == "groupnorm":
-        per = shape[0] // params.groups
-        return {0: Grouped(per, per) if params.groups > 1 else Everything(),
-                **{axis: Everything() for axis in range(1, len(shape))}}
-    if kind == "instancenorm":
-        # in eval, by the running statistics when tracked (each position alone), else by its
-        # channel's statistics over every position
-        return {} if params.track_running_stats else {axis: Everything() for axis in range(1, len(shape))}
-    if kind == "chunk":
-        return {0: Sliding(1, 1, -params.index * out[0])}
-    if kind == "channel_shuffle" and 1 < params.groups < shape[0]:
-        return {0: Shuffled(params.groups, shape[0])}
-    return {}
-
-
 def positions_read(fields: ReceptiveField, reads: dict[int, Taps], out: tuple[int, ...]) -> ReceptiveField:
     """Each input axis's field through what the layer reads along the tensor axis that holds it."""
     moved = []
@@ -787,46 +740,39 @@ def positions_read(fields: ReceptiveField, reads: dict[int, Taps], out: tuple[in
     return tuple(moved)
 
 
-def layer_field(kind: str, params, shape: tuple[int, ...], out: tuple[int, ...], window: Window | None,
+def layer_field(kind: LayerKind, params, shape: tuple[int, ...], out: tuple[int, ...], window: Window | None,
                 rf: Channels) -> Channels:
-    """The field after a layer of `kind` from `shape` to `out`.
+    """The field after a layer of `kind` from `shape` to `out`, as its `field` declaration says.
 
+    >>> from cnnspec.layers import REGISTRY
     >>> rf = start_field((32, 32), 3)
-    >>> pooled = layer_field("avgpool", None, (3, 32, 32), (3, 1, 1), Window((Everything(), Everything())), rf)
-    >>> describe_field(pooled), describe_field(layer_field("flatten", None, (3, 32, 32), (3072,), None, rf))
+    >>> pooled = layer_field(REGISTRY["avgpool"], None, (3, 32, 32), (3, 1, 1), Window((Everything(), Everything())), rf)
+    >>> describe_field(pooled), describe_field(layer_field(REGISTRY["flatten"], None, (3, 32, 32), (3072,), None, rf))
     ('whole', 'whole')
     """
-    if not rf or kind in POINTWISE:
+    if not rf or kind.field == "pointwise":
         return rf
     rank = len(shape)
     held = {f.axis for f in rf.layout}
     features = [t for t in range(rank) if t not in held]
-    if kind == "flatten" or kind == "reshape" and len(out) == 1:
-        return rf.flattened(shape, features)
-    if kind == "reshape":
-        return reshaped(rf, shape, out, features)
+    if kind.field == "reshape":
+        return rf.flattened(shape, features) if len(out) == 1 else reshaped(rf, shape, out, features)
+    order = kind.axis_order(rank) if kind.field == "permute" else None
+    taps = kind.feature_reads(params, shape, out) if kind.field == "reads" else {}
     if rf.flat is not None:
         # a tensor whose positions were rearranged: each layer reads some of its elements
-        order = ([*range(1, rank), 0] if kind == "channels_last" else [rank - 1, *range(rank - 1)]
-                 if kind == "channels_first" else None)
-        reads = dict(channel_taps(kind, params, shape, out)) if kind in CHANNEL_READS else {}
+        reads = dict(taps)
         if window is not None:
             reads.update(enumerate(window.axes, start=1))
         return rf.read_elements(ElementReads(shape, out, reads, order))
-    if kind == "channels_last":
-        return rf.map(lambda fields: tuple(f if f.axis is None else replace(f, axis=f.axis - 1 if f.axis else rank - 1)
-                                           for f in fields))
-    if kind == "channels_first":
-        return rf.map(lambda fields: tuple(f if f.axis is None else replace(f, axis=0 if f.axis == rank - 1 else f.axis + 1)
+    if order is not None:
+        return rf.map(lambda fields: tuple(f if f.axis is None else replace(f, axis=order.index(f.axis))
                                            for f in fields))
     reads: dict[int, Taps] = {}
     if window is not None:
         reads.update(enumerate(window.axes, start=1))
-    if kind in CHANNEL_READS:
-        touched = (range(rank) if kind == "groupnorm" else range(1, rank) if kind == "instancenorm" else
-                   (rank - 1,) if kind == "linear" or kind == "ln" and params.last else (0,))
-        if any(f.axis in touched for f in rf.layout) or len(rf.segments) > 1 and any(t in touched for t in features):
-            reads.update(channel_taps(kind, params, shape, out))
+    if any(f.axis in taps for f in rf.layout) or len(rf.segments) > 1 and any(t in taps for t in features):
+        reads.update(taps)
     if len(rf.segments) == 1:
         # every channel sees the same: only their number changes
         rf = Channels(((product(out[t] for t in features) or 1, rf.layout),))
@@ -862,9 +808,10 @@ def merge_fields(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple[in
     position broadcast over many (a global branch) is seen by every position; `concat crop`
     shifts each branch by its centre crop's offset.
 
-    >>> main = layer_field("maxpool", None, (3, 32, 32), (3, 32, 32), Window((Sliding(3, 1, 1),) * 2),
+    >>> from cnnspec.layers import REGISTRY
+    >>> main = layer_field(REGISTRY["maxpool"], None, (3, 32, 32), (3, 32, 32), Window((Sliding(3, 1, 1),) * 2),
     ...                    start_field((32, 32), 3))
-    >>> gate = layer_field("avgpool", None, (3, 32, 32), (3, 1, 1), Window((Everything(),) * 2), main)
+    >>> gate = layer_field(REGISTRY["avgpool"], None, (3, 32, 32), (3, 1, 1), Window((Everything(),) * 2), main)
     >>> merged = merge_fields([(main, (3, 32, 32)), (gate, (3, 1, 1))], (3, 32, 32), "mul")
     >>> describe_field(merged), merged[0].j, merged[0].at(5)
     ('whole', Fraction(1, 1), (4, 6))

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from cnnspec.layers.base import Constant, LayerKind, Params, Shape, Tensor, Traits, register
+from cnnspec.layers.base import Constant, Everything, LayerKind, Params, Shape, Taps, Tensor, Traits, register
 from cnnspec.layers.domains import values
 
 #: an elementwise nonlinearity
@@ -18,7 +18,8 @@ def _simple(kind_name: str, text: str, family: str = "activation"):
     params = type(f"{kind_name.title().replace('_', '')}Params", (Params,),
                   {"__annotations__": {"kind": Literal[kind_name]}, "kind": kind_name})
     kind = type(kind_name.title().replace("_", ""), (LayerKind,),
-                {"name": kind_name, "family": family, "Params": params, "summary": text, "traits": ACTIVATION})
+                {"name": kind_name, "family": family, "Params": params, "summary": text, "traits": ACTIVATION,
+                 "field": "pointwise"})
     register(kind)
     return params
 
@@ -45,6 +46,7 @@ class LeakyRelu(LayerKind):
     positional = ("slope",)
     summary = "x if x > 0 else slope * x"
     traits = ACTIVATION
+    field = "pointwise"
     ranges = {"slope": values(0.01, 0.2, -0.1)}
 
 
@@ -61,6 +63,7 @@ class Elu(LayerKind):
     positional = ("alpha",)
     summary = "x if x > 0 else alpha * (exp(x) - 1)"
     traits = ACTIVATION
+    field = "pointwise"
     ranges = {"alpha": values(1.0, 0.5)}
 
 
@@ -76,6 +79,7 @@ class Gelu(LayerKind):
     Params = GeluParams
     summary = "x * Phi(x), exact or with the tanh approximation"
     traits = ACTIVATION
+    field = "pointwise"
     ranges = {"approximate": values("none", "tanh")}
 
 
@@ -90,6 +94,10 @@ class Softmax(LayerKind):
     Params = SoftmaxParams
     summary = "softmax over the channels (the features of a flat vector)"
     traits = Traits(pointwise=True, activation=True, probabilities=True)
+    field = "reads"
+
+    def feature_reads(self, p: SoftmaxParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {0: Everything()}
 
 
 Probability = Annotated[float, Field(ge=0, lt=1)]
@@ -108,6 +116,7 @@ class Dropout(LayerKind):
     positional = ("p",)
     summary = "zeroes elements with probability p in training; identity at inference"
     traits = Traits(pointwise=True, dropout=True)
+    field = "pointwise"
     ranges = {"p": values(0.0, 0.1, 0.5)}
     training_only = ("p",)
 
@@ -125,6 +134,7 @@ class Dropout2d(LayerKind):
     positional = ("p",)
     summary = "zeroes whole channels with probability p in training; identity at inference"
     traits = Traits(pointwise=True, dropout=True)
+    field = "pointwise"
     ranges = {"p": values(0.0, 0.1, 0.5)}
     training_only = ("p",)
 
@@ -142,6 +152,7 @@ class Mul(LayerKind):
     positional = ("factor",)
     summary = "multiply by a constant (Inception-ResNet's residual scaling)"
     traits = Traits(pointwise=True)
+    field = "pointwise"
     ranges = {"factor": values(0.17, 2.0, -1.5, 1.0)}
 
 
@@ -157,6 +168,7 @@ class LayerScale(LayerKind):
     Params = LayerScaleParams
     summary = "a learnable per-channel factor (ConvNeXt's layer scale), saved under the layer's own name"
     traits = Traits(pointwise=True)
+    field = "pointwise"
     ranges = {"init": values(1e-6, 0.5)}
 
     def state(self, p: LayerScaleParams, shape: Shape) -> tuple[Tensor, ...]:

@@ -3,8 +3,9 @@
 A kind is a `LayerKind` subclass registered with `@register`: its parameter model, shape rule
 and costs, its state (the parameters and buffers it saves, from which the counts, the
 state_dict shapes and the random initialisation derive), its traits (what the lints and the
-backends ask of a kind, declared as data) and the values its options take in the random specs
-of the tests (`ranges`). The parser, the checker, the summary and the backends all look kinds
+backends ask of a kind, declared as data), how it moves the receptive field (`field`, with its
+`window` and `feature_reads`) and the values its options take in the random specs of the tests
+(`ranges`). The parser, the checker, the summary and the backends all look kinds
 up in `REGISTRY`; a test fails, naming the kind, if any kind or option lacks a lowering, a
 state declaration or a range.
 
@@ -391,6 +392,14 @@ def kernel_state(weight: Shape, out_channels: int, bias: bool, literal: tuple | 
             + ((Tensor("bias", (out_channels,), bias_init, frozen=frozen),) if bias else ()))
 
 
+#: how a kind moves the receptive field (`cnnspec.analysis.stats.layer_field`):
+#: - "pointwise": each output position sees that input position alone (in eval mode);
+#: - "reads": its `window` over the spatial axes and its `feature_reads` along the others;
+#: - "reshape": it lays its elements out anew (`flatten`, `reshape`);
+#: - "permute": it moves the tensor axes (`axis_order`).
+FieldMove = Literal["pointwise", "reads", "reshape", "permute"]
+
+
 class LayerKind:
     """One layer kind. Subclasses set the class attributes and override what applies."""
 
@@ -407,6 +416,9 @@ class LayerKind:
     noun: ClassVar[str] = ""
     #: what the lints and the backends ask of the kind
     traits: ClassVar[Traits] = Traits()
+    #: how it moves the receptive field (`FieldMove`): declared by every kind, no default, so
+    #: that a new kind says it (a test fails for one that does not)
+    field: ClassVar[FieldMove]
     #: the values each option (each field of `Params`) takes in the tests' random specs, in the
     #: order they are drawn; a test fails if a field has none
     ranges: ClassVar[dict[str, Domain]] = {}
@@ -441,6 +453,16 @@ class LayerKind:
 
     def window(self, p: Params, shape: Shape, out: Shape) -> Window | None:
         return None
+
+    def feature_reads(self, p: Params, shape: Shape, out: Shape) -> dict[int, Taps]:
+        """For a "reads" kind, which input indices each output reads along the tensor axes its
+        window does not cover, by axis of the per-sample shape (0: the channels); an axis left
+        out is read index for index."""
+        return {}
+
+    def axis_order(self, rank: int) -> tuple[int, ...]:
+        """For a "permute" kind, the input axis each output axis holds."""
+        raise NotImplementedError(f"`{self.name}` does not move its axes")
 
     def warnings(self, p: Params, shape: Shape) -> list[Warning_]:
         return []

@@ -10,12 +10,15 @@ from pydantic import Field
 
 from cnnspec.codes import Code
 from cnnspec.layers.base import (
+    Everything,
+    Grouped,
     LayerError,
     LayerKind,
     Params,
     Resampled,
     Shape,
     Sliding,
+    Taps,
     Tensor,
     Traits,
     Transposed,
@@ -188,6 +191,7 @@ class Conv(LayerKind):
              "valid": ("pad", "valid")}
     summary = "convolution over 1, 2 or 3 spatial dimensions (Conv1d/2d/3d)"
     traits = Traits(bias=True)
+    field = "reads"
     ranges = {
         "groups": Divisors(),
         "depthwise": values(True, chance=0.25, when=lambda w: w.get("groups", w.channels) == w.channels),
@@ -241,6 +245,9 @@ class Conv(LayerKind):
         g = conv_geometry(p, shape)
         return Window(tuple(Sliding(k, s, pads[0], d, p.pad_mode) for k, s, pads, d in
                             zip(g.kernel, g.stride, g.pads, g.dilation)))
+
+    def feature_reads(self, p: ConvParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {0: channel_groups(conv_geometry(p, shape).groups, shape, out)}
 
     def warnings(self, p: ConvParams, shape: Shape) -> list[Warning_]:
         g = conv_geometry(p, shape)
@@ -307,6 +314,7 @@ class Deconv(LayerKind):
     positional = ("out", "kernel")
     summary = "transposed convolution (ConvTranspose1d/2d/3d)"
     traits = Traits(bias=True)
+    field = "reads"
     ranges = {
         "groups": Divisors(),
         "out": Ints(1, 3, times=lambda w: w.get("groups", 1)),
@@ -345,6 +353,14 @@ class Deconv(LayerKind):
         g = deconv_geometry(p, shape)
         return Window(tuple(Transposed(k, s, pad, d) for k, s, pad, d in zip(g.kernel, g.stride, g.pad, g.dilation)))
 
+    def feature_reads(self, p: DeconvParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {0: channel_groups(deconv_geometry(p, shape).groups, shape, out)}
+
+
+def channel_groups(groups: int, shape: Shape, out: Shape) -> Taps:
+    """A grouped convolution's outputs read the channels of their group alone."""
+    return Everything() if groups == 1 else Grouped(shape[0] // groups, out[0] // groups)
+
 
 class UpsampleParams(Params):
     kind: Literal["upsample"] = "upsample"
@@ -362,6 +378,7 @@ class Upsample(LayerKind):
     positional = ("scale",)
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear")}
     summary = "upsampling by an integer factor or to a size (nearest or bilinear)"
+    field = "reads"
     ranges = {
         "scale": PerDim(Ints(1, 2)),
         "size": PerDim(Ints(1, 14), when=lambda w: "scale" not in w.fields, chance=1.0),

@@ -8,10 +8,12 @@ from pydantic import Field
 
 from cnnspec.codes import Code
 from cnnspec.layers.base import (
+    Everything,
     LayerError,
     LayerKind,
     Params,
     Shape,
+    Taps,
     Tensor,
     Traits,
     describe_shape,
@@ -38,6 +40,10 @@ class Linear(LayerKind):
     flags = {"last": ("last", True)}
     summary = "fully connected layer on a flat vector (`last`: over the last dimension of any tensor)"
     traits = Traits(bias=True)
+    field = "reads"
+
+    def feature_reads(self, p: LinearParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {len(shape) - 1: Everything()}
     # a map needs `last`; a flat vector is left to the plain form
     ranges = {"out": Ints(1, 8), "bias": BOOL, "last": values(True, chance=1.0, when=lambda w: w.rank > 0)}
     # on a map, `last` is what makes it apply; a Linear acts on the last dimension either way

@@ -8,10 +8,14 @@ from pydantic import Field
 
 from cnnspec.codes import Code
 from cnnspec.layers.base import (
+    Everything,
+    Grouped,
     LayerError,
     LayerKind,
     Params,
     Shape,
+    Sliding,
+    Taps,
     Tensor,
     Traits,
     affine_state,
@@ -41,6 +45,7 @@ class BatchNorm(LayerKind):
     summary = "batch normalisation over channels (BatchNorm1d/2d/3d)"
     noun = "batch norm"
     traits = Traits(pointwise=True, centres=True, running_statistics=True)
+    field = "pointwise"
     ranges = {"eps": EPS, "momentum": values(0.1, 0.01, 0.5), "affine": BOOL}
     buffers_note = "BatchNorm running statistics"
     training_only = ("momentum",)
@@ -70,6 +75,12 @@ class InstanceNorm(LayerKind):
     ranges = {"eps": EPS, "momentum": values(0.1, 0.01, 0.5), "affine": BOOL, "track_running_stats": BOOL}
     buffers_note = "InstanceNorm running statistics"
     training_only = ("momentum",)
+    field = "reads"
+
+    def feature_reads(self, p: InstanceNormParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        """In eval, by the running statistics when tracked (each position alone), else by its
+        channel's statistics over every position."""
+        return {} if p.track_running_stats else {axis: Everything() for axis in range(1, len(shape))}
 
     def infer_shape(self, p: InstanceNormParams, shape: Shape) -> Shape:
         need_spatial(self.name, shape)
@@ -102,6 +113,10 @@ class LayerNorm(LayerKind):
     summary = "layer normalisation over the channels at each position (`last`: over the last dimension)"
     traits = Traits(pointwise=True)
     ranges = {"eps": EPS, "affine": BOOL, "last": BOOL}
+    field = "reads"
+
+    def feature_reads(self, p: LayerNormParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {len(shape) - 1 if p.last else 0: Everything()}
 
     def state(self, p: LayerNormParams, shape: Shape) -> tuple[Tensor, ...]:
         return affine_state(shape[-1] if p.last else shape[0], p.affine)
@@ -123,6 +138,12 @@ class GroupNorm(LayerKind):
     summary = "group normalisation"
     traits = Traits(pointwise=True)
     ranges = {"groups": Divisors(), "eps": EPS, "affine": BOOL}
+    field = "reads"
+
+    def feature_reads(self, p: GroupNormParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        """Each group's statistics are taken over its channels and every position."""
+        per = shape[0] // p.groups
+        return {0: Grouped(per, per) if p.groups > 1 else Everything(), **{axis: Everything() for axis in range(1, len(shape))}}
 
     def infer_shape(self, p: GroupNormParams, shape: Shape) -> Shape:
         if shape[0] % p.groups:
@@ -150,6 +171,11 @@ class LocalResponseNorm(LayerKind):
     summary = "local response normalisation across channels (AlexNet era)"
     traits = Traits(pointwise=True)
     ranges = {"size": Ints(1, 5), "alpha": values(1e-4, 0.01), "beta": values(0.75, 0.5), "k": values(1.0, 2.0)}
+    field = "reads"
+
+    def feature_reads(self, p: LrnParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        """`size` neighbouring channels, centred (PyTorch pads size // 2 before)."""
+        return {0: Sliding(p.size, 1, p.size // 2)}
 
     def infer_shape(self, p: LrnParams, shape: Shape) -> Shape:
         if len(shape) < 2:

@@ -106,6 +106,7 @@ def smallest_kernel(where: Where) -> int:
 
 class _Pool(LayerKind):
     family = "pooling"
+    field = "reads"
     positional = ("kernel",)
     flags = {"global": ("global_", True), "adaptive": ("adaptive", True), "ceil": ("ceil", True)}
     ranges = {

@@ -7,7 +7,18 @@ from typing import Annotated, Literal, Union
 from pydantic import Field
 
 from cnnspec.codes import Code
-from cnnspec.layers.base import LayerError, LayerKind, Params, Shape, Traits, describe_shape, register
+from cnnspec.layers.base import (
+    LayerError,
+    LayerKind,
+    Params,
+    Shape,
+    Shuffled,
+    Sliding,
+    Taps,
+    Traits,
+    describe_shape,
+    register,
+)
 from cnnspec.layers.domains import Choice, Divisors, Ints
 from cnnspec.layers.formulas import product
 
@@ -22,6 +33,7 @@ class Flatten(LayerKind):
     family = "shape"
     Params = FlattenParams
     summary = "C x H x W -> (C*H*W), the batch dimension kept"
+    field = "reshape"
 
     def infer_shape(self, p: FlattenParams, shape: Shape) -> Shape:
         return (product(shape),)
@@ -39,6 +51,7 @@ class Reshape(LayerKind):
     Params = ReshapeParams
     positional = ("shape",)
     summary = "reshape each sample; one dimension may be -1"
+    field = "reshape"
     ranges = {"shape": Choice(lambda w: (product(w.shape), (w.channels, product(w.shape) // w.channels), -1,
                                          (w.channels, -1), (1, product(w.shape))))}
 
@@ -75,6 +88,10 @@ class ChannelShuffle(LayerKind):
     positional = ("groups",)
     summary = "interleave the channels of `groups` groups (ShuffleNet)"
     ranges = {"groups": Divisors()}
+    field = "reads"
+
+    def feature_reads(self, p: ChannelShuffleParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        return {0: Shuffled(p.groups, shape[0])} if 1 < p.groups < shape[0] else {}
 
     def infer_shape(self, p: ChannelShuffleParams, shape: Shape) -> Shape:
         if len(shape) < 2:
@@ -95,6 +112,7 @@ class Identity(LayerKind):
     Params = IdentityParams
     summary = "passes its input through unchanged"
     traits = Traits(pointwise=True)
+    field = "pointwise"
 
 
 class ChunkParams(Params):
@@ -111,6 +129,11 @@ class Chunk(LayerKind):
     positional = ("chunks", "index")
     summary = "one of `chunks` equal slices of the channels, as torch.chunk (ShuffleNet's channel split)"
     ranges = {"chunks": Divisors(), "index": Ints(0, lambda w: w.get("chunks") - 1, when=lambda w: "chunks" in w.fields)}
+    field = "reads"
+
+    def feature_reads(self, p: ChunkParams, shape: Shape, out: Shape) -> dict[int, Taps]:
+        """Output channel `o` is input channel `index * size + o`."""
+        return {0: Sliding(1, 1, -p.index * out[0])}
 
     def infer_shape(self, p: ChunkParams, shape: Shape) -> Shape:
         if p.index >= p.chunks:
@@ -131,6 +154,10 @@ class ChannelsLast(LayerKind):
     family = "shape"
     Params = ChannelsLastParams
     summary = "C x H x W -> H x W x C: channels moved last, for `linear last` and `ln last` (ConvNeXt)"
+    field = "permute"
+
+    def axis_order(self, rank: int) -> tuple[int, ...]:
+        return (*range(1, rank), 0)
 
     def infer_shape(self, p: ChannelsLastParams, shape: Shape) -> Shape:
         if len(shape) < 2:
@@ -148,6 +175,10 @@ class ChannelsFirst(LayerKind):
     family = "shape"
     Params = ChannelsFirstParams
     summary = "H x W x C -> C x H x W: channels moved back in front"
+    field = "permute"
+
+    def axis_order(self, rank: int) -> tuple[int, ...]:
+        return (rank - 1, *range(rank - 1))
 
     def infer_shape(self, p: ChannelsFirstParams, shape: Shape) -> Shape:
         if len(shape) < 2:
