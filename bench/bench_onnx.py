@@ -6,8 +6,9 @@ All three run the same network with the same weights: cnnspec's spec, and the pl
 module that `cnnspec emit torch` writes for it (it imports only torch), loaded with the same
 safetensors file.
 
-- Export: wall time of a whole process, median of N: `cnnspec export` (build, full onnx
-  check, write) against a process that builds the torch module, loads the weights and runs
+- Export: wall time of a whole process, median of N, and its peak resident memory (the
+  largest of the N, from `wait4`), against the weights' bytes: `cnnspec export` (build, full
+  onnx check, write; also with `--dynamic hw`) against a process that builds the torch module, loads the weights and runs
   `torch.onnx.export`, both its default (torch.export-based, which needs onnxscript: the
   `bench` extra) and the TorchScript exporter (`dynamo=False`). The latency comparison uses
   the TorchScript exporter's model.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -124,13 +126,18 @@ print(json.dumps({"gflops": best / 1e9}))
 """
 
 
-def timed(command: list[str], runs: int) -> float:
-    times = []
+def timed(command: list[str], runs: int) -> tuple[float, float]:
+    """The median wall time of `runs` processes and the largest peak resident memory (MiB)."""
+    times, peaks = [], []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        if status:
+            raise subprocess.CalledProcessError(status, command)
+        peaks.append(usage.ru_maxrss / 1024)  # kilobytes on Linux
+    return statistics.median(times), max(peaks)
 
 
 def python(script: str, *args) -> str:
@@ -150,6 +157,8 @@ def main() -> None:
         macs = int(python(PREPARE, SPEC, weights, source))
         export_ours = timed([sys.executable, "-m", "cnnspec", "export", str(SPEC), "-o", str(ours),
                              "--weights", str(weights)], args.runs)
+        export_dynamic = timed([sys.executable, "-m", "cnnspec", "export", str(SPEC), "-o", str(folder / "hw.onnx"),
+                                "--weights", str(weights), "--dynamic", "hw"], args.runs)
         export_theirs = timed([sys.executable, "-c", TORCH_EXPORT, str(source), str(weights), str(theirs),
                                "torchscript"], args.runs)
         dynamo_path = folder / "dynamo.onnx"
@@ -179,15 +188,19 @@ def main() -> None:
         "with 2 threads (onnxruntime with full graph optimisation).",
         machine(),
         "",
-        "| export | wall time | ratio | nodes | file |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| `cnnspec export` (build, full check, write) | {export_ours:.2f} s | 1.00 | {nodes['cnnspec']} | "
-        f"{sizes['cnnspec'] / 2**20:.1f} MiB |",
-        f"| `torch.onnx.export`, default exporter (import torch, build, load weights, export, write) | "
-        f"{export_dynamo:.2f} s | {export_dynamo / export_ours:.2f} | {nodes['dynamo']} | "
-        f"{sizes['dynamo'] / 2**20:.1f} MiB |",
-        f"| `torch.onnx.export(dynamo=False)`, TorchScript exporter | {export_theirs:.2f} s | "
-        f"{export_theirs / export_ours:.2f} | {nodes['torch.onnx']} | {sizes['torch.onnx'] / 2**20:.1f} MiB |",
+        "| export | wall time | ratio | peak memory | of the weights | nodes | file |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    weight_mib = sizes["cnnspec"] / 2**20
+    for label, (seconds, peak_mib), name in (
+            ("`cnnspec export` (build, full check, write)", export_ours, "cnnspec"),
+            ("`cnnspec export --dynamic hw` (and the size analysis)", export_dynamic, "cnnspec"),
+            ("`torch.onnx.export`, default exporter (import torch, build, load weights, export, write)",
+             export_dynamo, "dynamo"),
+            ("`torch.onnx.export(dynamo=False)`, TorchScript exporter", export_theirs, "torch.onnx")):
+        lines.append(f"| {label} | {seconds:.2f} s | {seconds / export_ours[0]:.2f} | {peak_mib:.0f} MiB | "
+                     f"{peak_mib / weight_mib:.1f}x | {nodes[name]} | {sizes[name] / 2**20:.1f} MiB |")
+    lines += [
         "",
         "| batch | runtime | latency | ratio to cnnspec's model | GFLOP/s | of sgemm peak |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",

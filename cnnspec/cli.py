@@ -458,10 +458,42 @@ def export(spec, output, weights, opset, no_fold_bn, batch, dynamic, seed, budge
         from cnnspec.backends.onnx_io import export_model
 
         network = _load_network(spec)
-        summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,
-                               fold_bn=not no_fold_bn, batch=batch, seed=seed, dynamic=dynamic,
-                               deployment=_deployment(network, **deployment), **budget)
+        with _StageBar(sys.stderr) as progress:
+            summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,
+                                   fold_bn=not no_fold_bn, batch=batch, seed=seed, dynamic=dynamic,
+                                   deployment=_deployment(network, **deployment), progress=progress, **budget)
     click.echo(summary)
+
+
+class _StageBar:
+    """click's progress bar over an export's stages, on a terminal only, and only once the export
+    has taken more than a second (a quick export prints nothing more than its summary)."""
+
+    def __init__(self, stream, delay: float = 1.0, clock=None):
+        import time
+
+        from cnnspec.backends.onnx_io import STAGES
+
+        self.stream, self.delay, self.clock, self.stages = stream, delay, clock or time.monotonic, STAGES
+        self.start, self.bar = self.clock(), None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, stage: str) -> None:
+        if self.bar is None and self.stream.isatty() and self.clock() - self.start > self.delay:
+            self.bar = click.progressbar(length=len(self.stages), label="exporting", file=self.stream,
+                                         item_show_func=lambda item: item, show_eta=False)
+            self.bar.__enter__()
+            self.bar.update(self.stages.index(stage), stage)
+        elif self.bar is not None:
+            self.bar.update(1, stage)
+
+    def __exit__(self, *failure):
+        if self.bar is not None:
+            self.bar.update(len(self.stages) - self.bar.pos, "done")
+            self.bar.__exit__(*failure)
+        return False
 
 
 @main.command()

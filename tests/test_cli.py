@@ -165,3 +165,46 @@ def test_the_entry_point_exits_normally_under_a_profiler(tmp_path):
                           str(SPECS / "lenet5.cnn")], capture_output=True, text=True)
     assert out.returncode == 0 and "61,706 params" in out.stdout
     assert stats.stat().st_size > 0
+
+
+class _Terminal:
+    """A stream that says it is a terminal, keeping what is written."""
+
+    def __init__(self):
+        import io
+
+        self.text = io.StringIO()
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return self.text.write(text)
+
+    def flush(self):
+        pass
+
+
+def test_export_progress_shows_its_stages_on_a_terminal_once_a_second_has_passed():
+    from cnnspec.backends.onnx_io import STAGES
+    from cnnspec.cli import _StageBar
+
+    now = [0.0]
+    quick, slow = _Terminal(), _Terminal()
+    with _StageBar(quick, clock=lambda: now[0]) as progress:
+        for stage in STAGES:
+            progress(stage)
+    assert quick.text.getvalue() == ""
+    with _StageBar(slow, clock=lambda: now[0]) as progress:
+        progress("weights")
+        now[0] = 1.5
+        progress("write")
+        progress("check")
+    shown = slow.text.getvalue()
+    assert "exporting" in shown and "write" in shown and "check" in shown and "100%" in shown
+
+
+def test_export_prints_no_progress_when_not_on_a_terminal(tmp_path):
+    result = CliRunner().invoke(main, ["export", "zoo:lenet5", "-o", str(tmp_path / "l.onnx")])
+    assert result.exit_code == 0
+    assert "exporting" not in result.output and result.output.startswith("wrote ")

@@ -55,6 +55,7 @@ class GraphBuilder:
     #: spatial sizes symbolic: lowerings read sizes at run time instead of writing them down
     dynamic: bool = False
     nodes: list = field(default_factory=list)
+    #: a list, or the repeated field of the model's graph that the initializers are made in
     initializers: list = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     #: the per-sample shape of each layer's and merge's output tensor, as cnnspec inferred it
@@ -772,8 +773,12 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
         weights = random_weights(network, seed)
     else:
         weights = prepare_weights(network, weights, memory_budget, budget_option)
-    builder = GraphBuilder(opset, dynamic=sizes is not None)
     graph = network.graph
+    # the model first, its initializers made in place: make_graph and make_model would copy them twice
+    model = helper.make_model(helper.make_graph([], graph.name, [], []), opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
+                              doc_string=f"{graph.name} from {network.path}")
+    builder = GraphBuilder(opset, dynamic=sizes is not None, initializers=model.graph.initializer)
     # declared outputs keep their names: the graph's tensors (the input too) are named around them
     builder.names.update(name for name, _, _, _ in graph.outputs)
     input_name = builder.fresh(graph.input_name)
@@ -802,10 +807,9 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT,
                                              [dim, *(sizes.output_dims(shape) if sizes is not None else shape)])
                for name, shape in named]
-    onnx_graph = helper.make_graph(builder.nodes, graph.name, inputs, outputs, builder.initializers)
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=IR_VERSIONS[opset], producer_name="cnnspec",
-                              doc_string=f"{graph.name} from {network.path}")
+    model.graph.node.extend(builder.nodes)
+    model.graph.input.extend(inputs)
+    model.graph.output.extend(outputs)
     if sizes is None:
         declare_shapes(model, {name: [dim, *shape] for name, shape in builder.shapes.items()})
     else:

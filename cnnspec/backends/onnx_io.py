@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cnnspec.graph import CheckedGraph
 
+#: the stages of an export, in order: the weights and the graph built, the file written, then checked
+STAGES = ("weights", "write", "check")
+
 #: protobuf cannot serialise a message of 2 GiB or more; stay clear of it
 EXTERNAL_DATA_BYTES = 2**31 - 2**26
 
@@ -17,11 +20,12 @@ def initializer_bytes(model) -> int:
 
 
 def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset: int | None = None, fold_bn: bool = True,
-                 batch: int | None = None, seed: int = 0, deployment=None, dynamic: str = "batch", **budget) -> str:
+                 batch: int | None = None, seed: int = 0, deployment=None, dynamic: str = "batch",
+                 progress=None, **budget) -> str:
     """Build, check and write the model; a one-line account of what was written (and with
     `dynamic="hw"`, a second: the sizes the input takes). `weights`: a file or a dict;
-    `deployment`: a `deploy.Deployment` (precision, metadata); `budget`:
-    `to_onnx`'s `memory_budget` and `budget_option`."""
+    `deployment`: a `deploy.Deployment` (precision, metadata); `progress`: called with the name of
+    each stage as it starts (`STAGES`); `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
     import onnx
 
     from cnnspec.backends.deploy import finish
@@ -29,6 +33,8 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
     from cnnspec.backends.onnx_write import write_model
     from cnnspec.backends.runtime import read_weights
 
+    progress = progress or (lambda stage: None)
+    progress("weights")
     model = to_onnx(network, weights=read_weights(weights), opset=opset or DEFAULT_OPSET, fold_bn=fold_bn,
                     batch=batch, seed=seed, dynamic=dynamic, **budget)
     model = finish(model, network, deployment)
@@ -44,9 +50,11 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
     # written tensor by tensor (the serialised model is never whole in memory), the model let go,
     # and then the file checked; a file that fails the check is removed
     text = account(model, str(path), size)
+    progress("write")
     with open(path, "wb") as handle:
         write_model(model, handle)
     del model
+    progress("check")
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except BaseException:
