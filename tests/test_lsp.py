@@ -400,6 +400,27 @@ async def test_rename_changes_every_use_and_nothing_else(client, tmp_path):
     close(client, path)
 
 
+PASSED_SPEC = """input x: 3x16x16
+block unit(c) { conv c 3x3 pad=1 }
+block stage(u=unit, c=8) { u(c); u(c) }
+stage(unit, 4)
+stage()
+"""
+
+
+async def test_a_block_passed_by_name_is_a_use_renamed_with_it(client, tmp_path):
+    path = tmp_path / "passed.cnn"
+    assert await open_text(client, path, PASSED_SPEC) == []
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=position_of(PASSED_SPEC, "block unit", shift=7), new_name="cell"))
+    renamed = apply_edits(PASSED_SPEC, edit.changes[path.as_uri()])
+    assert renamed == PASSED_SPEC.replace("block unit(", "block cell(").replace("u=unit", "u=cell").replace(
+        "stage(unit,", "stage(cell,")
+    assert [(r.path, r.params) for r in cnnspec.loads(renamed).rows] == [
+        (r.path, r.params) for r in cnnspec.loads(PASSED_SPEC).rows]
+    close(client, path)
+
+
 KEYED_SPEC = """input x: 3x16x16
 features: { conv 8 3x3 pad=1; relu }
 "block1-0": conv 16 3x3 pad=1

@@ -66,8 +66,13 @@ def names_in(node) -> list[Name]:
     for n in walk(node):
         if isinstance(n, ir.BlockDef):
             found.append(Name("block", n.name, n.name_span))
+            found += [Name("call", p.default.name, p.default.span) for p in n.params
+                      if p.default is not None and p.default.node == "ref" and p.default.attr is None]
         elif isinstance(n, ir.Call):
             found.append(Name("call", n.name, n.name_span))
+            # a block passed by name (`stage(basic, 64)`) is a use of it
+            found += [Name("call", e.name, e.span) for e in (*n.args, *(o.value for o in n.options))
+                      if e.node == "ref" and e.attr is None]
         elif isinstance(n, (ir.ItemStatement, ir.Shortcut)) and n.label and n.label_span is not None:
             found.append(Name("label", n.label, n.label_span))
         elif isinstance(n, ir.Import):
