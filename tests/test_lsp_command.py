@@ -40,6 +40,7 @@ def test_positions_count_utf16_units_as_lsp_does():
     assert utf16.position(1, 4).character == 4
 
 
+@pytest.mark.slow
 def test_a_check_the_server_keeps_makes_no_reference_cycles():
     """The server freezes what it keeps out of the collector's reach (`checking.kept`), which frees
     it by reference counting alone: a check, clean or failing, must leave no cyclic garbage."""

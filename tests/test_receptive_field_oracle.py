@@ -2,8 +2,8 @@
 the gradient support of output positions equals cnnspec's field wherever it fits in the input,
 and spans the input where cnnspec says `whole`; the element counts of the tensors each layer and
 merge returns equal cnnspec's activation figures. On hand-written cases of every merge kind and
-field transform, on the zoo (a quick subset here, every network at a larger input behind
-`-m slow`), and on the random specs of the differential generator (over 300 per run).
+field transform in the quick run; behind `-m slow` (which CI runs too), every zoo network (at a
+larger input where it is small) and over 300 random specs of the differential generator.
 """
 
 import os
@@ -233,6 +233,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_random_specs_fields_and_activations(one_thread):
     """Every layer kind inside random structures, then structures alone: over 300 specs."""
     run = RandomRun()
