@@ -32,6 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_onnx import TORCH_EXPORT
 from results import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,22 +52,6 @@ fields = torch.nn.functional.interpolate(coarse, size=net.input_shape[1:], mode=
 np.savez(sys.argv[4], samples=fields)
 """
 
-TORCH_EXPORT = """
-import sys, types, torch
-from safetensors.torch import load_file
-source, weights, output, dynamo, name = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "dynamo", sys.argv[5]
-module = types.ModuleType("plain")
-exec(compile(open(source).read(), source, "exec"), module.__dict__)
-model = getattr(module, name)().eval()
-model.load_state_dict(load_file(weights), strict=True)
-if dynamo:
-    batch = torch.export.Dim("N", min=1)
-    torch.onnx.export(model, (torch.randn(2, 3, 224, 224),), output, dynamo=True, input_names=["x"],
-                      output_names=["output"], dynamic_shapes={"x": {0: batch}})
-else:
-    torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), output, dynamo=False, input_names=["x"],
-                      output_names=["output"], dynamic_axes={"x": {0: "N"}, "output": {0: "N"}})
-"""
 
 #: a process that runs a command and reports its wall time and the child's peak resident memory
 MEASURE = """

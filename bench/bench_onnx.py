@@ -50,10 +50,10 @@ print(net.macs)
 TORCH_EXPORT = """
 import sys, types, torch
 from safetensors.torch import load_file
-source, weights, output, dynamo = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "dynamo"
+source, weights, output, dynamo, name = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "dynamo", sys.argv[5]
 module = types.ModuleType("plain")
 exec(compile(open(source).read(), source, "exec"), module.__dict__)
-model = module.Resnet50().eval()
+model = getattr(module, name)().eval()
 model.load_state_dict(load_file(weights), strict=True)
 if dynamo:
     batch = torch.export.Dim("N", min=1)
@@ -160,10 +160,10 @@ def main() -> None:
         export_dynamic = timed([sys.executable, "-m", "cnnspec", "export", str(SPEC), "-o", str(folder / "hw.onnx"),
                                 "--weights", str(weights), "--dynamic", "hw"], args.runs)
         export_theirs = timed([sys.executable, "-c", TORCH_EXPORT, str(source), str(weights), str(theirs),
-                               "torchscript"], args.runs)
+                               "torchscript", "Resnet50"], args.runs)
         dynamo_path = folder / "dynamo.onnx"
         export_dynamo = timed([sys.executable, "-c", TORCH_EXPORT, str(source), str(weights), str(dynamo_path),
-                               "dynamo"], args.runs)
+                               "dynamo", "Resnet50"], args.runs)
         latency = {}
         for batch in (1, 8):
             iterations = args.iterations if batch == 1 else max(5, args.iterations // 3)
