@@ -184,7 +184,8 @@ PYTORCH = {"batchnorm": "bn", "BatchNorm2d": "bn", "BatchNorm1d": "bn", "convtra
            "ConvTranspose2d": "deconv", "ReLU": "relu", "Conv2d": "conv", "Conv3d": "conv", "MaxPool2d": "maxpool",
            "Linear": "linear", "Dropout": "dropout", "Dropout2d": "dropout2d", "LeakyReLU": "leaky_relu",
            "LayerNorm": "ln", "GroupNorm": "groupnorm", "AvgPool2d": "avgpool", "SiLU": "silu",
-           "Hardswish": "hardswish", "Sigmoid": "sigmoid", "Flatten": "flatten", "Upsample": "upsample"}
+           "Hardswish": "hardswish", "Sigmoid": "sigmoid", "Flatten": "flatten", "Upsample": "upsample",
+           "InstanceNorm2d": "instancenorm", "LocalResponseNorm": "lrn", "ChannelShuffle": "channel_shuffle"}
 
 
 @pytest.mark.parametrize("name", sorted(PYTORCH))
@@ -196,9 +197,9 @@ def test_pytorch_names_get_a_did_you_mean(name):
 
 def test_every_alias_names_a_kind_and_its_written_forms_check():
     from cnnspec.layers import REGISTRY
-    from cnnspec.layers.aliases import PYTORCH_NAMES
+    from cnnspec.layers.aliases import pytorch_names
 
-    for kind, written in PYTORCH_NAMES.values():
+    for kind, written in pytorch_names().values():
         assert kind in REGISTRY
         if written:
             assert written.split()[0] == kind

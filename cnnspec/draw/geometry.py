@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from cnnspec.analysis.stats import Row
 from cnnspec.graph import layers_under, scopes_under
+from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import describe_shape
 from cnnspec.summary import collapse
 from cnnspec.wording import human
@@ -92,65 +93,9 @@ class Drawing:
 
 
 # ------------------------------------------------------------------ describing layers
-def _dims(value) -> str:
-    if isinstance(value, (tuple, list)):
-        return "x".join(str(v) for v in value)
-    return str(value)
-
-
-def _kernel(value, rank: int) -> str:
-    """A kernel size spelt out per spatial dimension: `1x1`, not `1`."""
-    return _dims(value if isinstance(value, (tuple, list)) else (value,) * rank)
-
-
-def _uniform(value, default) -> bool:
-    values = value if isinstance(value, (tuple, list)) else (value,)
-    return all(v == default or v is None for v in values)
-
-
 def describe_layer(node) -> str:
-    """The kind and its key options, as `conv 64 3x3 /2` or `maxpool 3x3 /2`."""
-    p = node.params
-    kind = node.kind
-    words = [kind]
-    rank = max(len(node.in_shape) - 1, 1)
-    if kind in ("conv", "deconv"):
-        words += [str(p.out), _kernel(p.kernel, rank)]
-        if not _uniform(p.stride, 1):
-            words.append(("/" if kind == "conv" else "↑") + _dims(p.stride))
-        if not _uniform(p.dilation, 1):
-            words.append("dil " + _dims(p.dilation))
-        if getattr(p, "depthwise", False):
-            words.append("depthwise")
-        elif p.groups != 1:
-            words.append(f"groups {p.groups}")
-        if getattr(p, "frozen", False):
-            words.append("frozen")
-    elif kind in ("maxpool", "avgpool"):
-        if p.global_:
-            words.append("global")
-        elif p.adaptive:
-            words += ["adaptive", _kernel(p.kernel, rank)]
-        else:
-            words.append(_kernel(p.kernel, rank))
-            if p.stride is not None and not _uniform(p.stride, p.kernel):
-                words.append("/" + _dims(p.stride))
-    elif kind in ("linear",):
-        words.append(str(p.out))
-    elif kind == "upsample":
-        words.append(f"x{_dims(p.scale)}" if p.scale is not None else _dims(p.size))
-        words.append(p.mode)
-    elif kind in ("dropout", "dropout2d"):
-        words.append(f"{p.p:g}")
-    elif kind in ("groupnorm", "channel_shuffle"):
-        words.append(str(p.groups))
-    elif kind == "chunk":
-        words += [str(p.chunks), str(p.index)]
-    elif kind == "mul":
-        words.append(f"{p.factor:g}")
-    elif kind == "reshape":
-        words.append(_dims(p.shape))
-    return " ".join(words)
+    """The kind and its key options, as `conv 64 3x3 /2` or `maxpool 3x3 /2` (the kind's `brief`)."""
+    return " ".join([node.kind, *REGISTRY[node.kind].brief(node.params, max(len(node.in_shape) - 1, 1))])
 
 
 def _short_name(path: str) -> str | None:

@@ -14,6 +14,7 @@ on one scale for the whole layer, so that signs and sizes compare: 0 is mid-grey
 
 from __future__ import annotations
 
+from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import describe_shape
 
 #: a small map is magnified to at least this many pixels a side; a grid is this many tiles wide
@@ -144,14 +145,19 @@ def maps_sheet(name: str, array):
     return _tiles(title, [Image.fromarray(normalised(c)) for c in shown], TILE)
 
 
+def has_kernels(node) -> bool:
+    """Whether a layer saves spatial kernels: a `weight` of (out, in, *kernel), as convs do."""
+    return any(t.key == "weight" and len(t.shape) >= 3 for t in REGISTRY[node.kind].state(node.params, node.in_shape))
+
+
 def kernels_sheet(network, name: str, weights_path=None):
     """A conv's kernels, one tile per (output, input) channel pair, on one scale."""
     import numpy as np
     from PIL import Image
 
     node = next((n for n in network.graph.layers() if n.path == name), None)
-    if node is None or node.kind not in ("conv", "deconv"):
-        convs = [n.path for n in network.graph.layers() if n.kind in ("conv", "deconv")]
+    if node is None or not has_kernels(node):
+        convs = [n.path for n in network.graph.layers() if has_kernels(n)]
         raise TapsError(f"`{name}` is not a conv layer of `{network.name}`" + (f"; its convs: {', '.join(convs[:8])}"
                                                                               if convs else ""))
     weight = model_for(network, (), weights_path).state_dict()[f"{name}.weight"].numpy()

@@ -13,20 +13,20 @@ from cnnspec.layers.domains import values
 ACTIVATION = Traits(pointwise=True, activation=True)
 
 
-def _simple(kind_name: str, text: str, family: str = "activation"):
+def _simple(kind_name: str, text: str, family: str = "activation", pytorch_names: dict[str, str | None] | None = None):
     """Register a parameterless elementwise activation."""
     params = type(f"{kind_name.title().replace('_', '')}Params", (Params,),
                   {"__annotations__": {"kind": Literal[kind_name]}, "kind": kind_name})
     kind = type(kind_name.title().replace("_", ""), (LayerKind,),
                 {"name": kind_name, "family": family, "Params": params, "summary": text, "traits": ACTIVATION,
-                 "field": "pointwise"})
+                 "field": "pointwise", "pytorch_names": pytorch_names or {}})
     register(kind)
     return params
 
 
 ReluParams = _simple("relu", "max(0, x)")
 Relu6Params = _simple("relu6", "min(max(0, x), 6)")
-SiluParams = _simple("silu", "x * sigmoid(x), also called swish")
+SiluParams = _simple("silu", "x * sigmoid(x), also called swish", pytorch_names={"swish": None})
 HardswishParams = _simple("hardswish", "x * relu6(x + 3) / 6")
 HardsigmoidParams = _simple("hardsigmoid", "relu6(x + 3) / 6")
 SigmoidParams = _simple("sigmoid", "1 / (1 + exp(-x))")
@@ -115,6 +115,9 @@ class Dropout(LayerKind):
     Params = DropoutParams
     positional = ("p",)
     summary = "zeroes elements with probability p in training; identity at inference"
+
+    def brief(self, p, rank: int) -> list[str]:
+        return [f"{p.p:g}"]
     traits = Traits(pointwise=True, dropout=True)
     field = "pointwise"
     ranges = {"p": values(0.0, 0.1, 0.5)}
@@ -133,6 +136,9 @@ class Dropout2d(LayerKind):
     Params = Dropout2dParams
     positional = ("p",)
     summary = "zeroes whole channels with probability p in training; identity at inference"
+
+    def brief(self, p, rank: int) -> list[str]:
+        return [f"{p.p:g}"]
     traits = Traits(pointwise=True, dropout=True)
     field = "pointwise"
     ranges = {"p": values(0.0, 0.1, 0.5)}
@@ -151,6 +157,9 @@ class Mul(LayerKind):
     Params = MulParams
     positional = ("factor",)
     summary = "multiply by a constant (Inception-ResNet's residual scaling)"
+
+    def brief(self, p: MulParams, rank: int) -> list[str]:
+        return [f"{p.factor:g}"]
     traits = Traits(pointwise=True)
     field = "pointwise"
     ranges = {"factor": values(0.17, 2.0, -1.5, 1.0)}

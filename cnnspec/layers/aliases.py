@@ -8,49 +8,26 @@ cnnspec takes the rank from the kernel and the input).
 
 from __future__ import annotations
 
+import functools
 import re
 
-#: normalised PyTorch name -> (cnnspec kind, how it is written when that differs beyond the name)
-PYTORCH_NAMES: dict[str, tuple[str, str | None]] = {
-    "conv": ("conv", None),
-    "convolution": ("conv", None),
-    "convtranspose": ("deconv", None),
-    "transposedconv": ("deconv", None),
-    "deconvolution": ("deconv", None),
-    "batchnorm": ("bn", None),
-    "batchnormalization": ("bn", None),
-    "layernorm": ("ln", None),
-    "groupnorm": ("groupnorm", None),
-    "localresponsenorm": ("lrn", None),
-    "relu": ("relu", None),
-    "relu6": ("relu6", None),
-    "leakyrelu": ("leaky_relu", None),
-    "elu": ("elu", None),
-    "gelu": ("gelu", None),
-    "silu": ("silu", None),
-    "swish": ("silu", None),
-    "hardswish": ("hardswish", None),
-    "hardsigmoid": ("hardsigmoid", None),
-    "sigmoid": ("sigmoid", None),
-    "tanh": ("tanh", None),
-    "softmax": ("softmax", None),
-    "maxpool": ("maxpool", None),
-    "avgpool": ("avgpool", None),
-    "averagepool": ("avgpool", None),
-    "adaptiveavgpool": ("avgpool", "avgpool adaptive 7x7"),
-    "globalaveragepool": ("avgpool", "avgpool global"),
-    "linear": ("linear", None),
-    "dense": ("linear", None),
-    "fullyconnected": ("linear", None),
-    "dropout": ("dropout", None),
-    "dropout2d": ("dropout2d", None),
-    "flatten": ("flatten", None),
-    "identity": ("identity", None),
-    "upsample": ("upsample", None),
-    "upsamplingnearest": ("upsample", None),
-    "upsamplingbilinear": ("upsample", "upsample 2 bilinear"),
-    "channelshuffle": ("channel_shuffle", None),
-}
+from cnnspec.layers import REGISTRY
+
+
+@functools.cache
+def pytorch_names() -> dict[str, tuple[str, str | None]]:
+    """Normalised name -> (cnnspec kind, how it is written when that differs beyond the name):
+    each kind's own name and the names it declares (`LayerKind.pytorch_names`)."""
+    names: dict[str, tuple[str, str | None]] = {}
+    for kind in REGISTRY.values():
+        names[normalised(kind.name)] = (kind.name, None)
+        names.update((other, (kind.name, written)) for other, written in kind.pytorch_names.items())
+    return names
+
+
+def normalised(name: str) -> str:
+    """A module name without case, underscores or an `nn.` prefix: `nn.Leaky_ReLU` -> `leakyrelu`."""
+    return re.sub(r"^nn\.", "", name.lower()).replace("_", "")
 
 
 def pytorch_alias(name: str) -> tuple[str, str | None] | None:
@@ -61,5 +38,5 @@ def pytorch_alias(name: str) -> tuple[str, str | None] | None:
     >>> pytorch_alias("Dropout2d"), pytorch_alias("AdaptiveAvgPool2d"), pytorch_alias("widget")
     (('dropout2d', None), ('avgpool', 'avgpool adaptive 7x7'), None)
     """
-    key = re.sub(r"^nn\.", "", name.lower()).replace("_", "")
-    return PYTORCH_NAMES.get(key) or PYTORCH_NAMES.get(re.sub(r"[123]d$", "", key))
+    key, names = normalised(name), pytorch_names()
+    return names.get(key) or names.get(re.sub(r"[123]d$", "", key))

@@ -416,6 +416,11 @@ class LayerKind:
     noun: ClassVar[str] = ""
     #: what the lints and the backends ask of the kind
     traits: ClassVar[Traits] = Traits()
+    #: other frameworks' names for the kind (PyTorch's module names first), lower case without
+    #: underscores or a `1d`/`2d`/`3d` ending, each mapped to how the kind is written for it where
+    #: that differs beyond the name; the kind's own name counts without being listed
+    #: (`cnnspec.layers.aliases`)
+    pytorch_names: ClassVar[dict[str, str | None]] = {}
     #: how it moves the receptive field (`FieldMove`): declared by every kind, no default, so
     #: that a new kind says it (a test fails for one that does not)
     field: ClassVar[FieldMove]
@@ -467,6 +472,11 @@ class LayerKind:
     def warnings(self, p: Params, shape: Shape) -> list[Warning_]:
         return []
 
+    def brief(self, p: Params, rank: int) -> list[str]:
+        """The key options a diagram shows after the kind's name (`64 3x3 /2` for a conv), for a
+        layer over `rank` spatial dimensions."""
+        return []
+
 
 REGISTRY: Registry[str, LayerKind] = Registry("layer kind `{}`")
 
@@ -485,6 +495,21 @@ def spatial_rank(shape: Shape) -> int:
 
 def describe_shape(shape: Shape | None) -> str:
     return "?" if shape is None else "x".join(str(d) for d in shape)
+
+
+def dims_text(value) -> str:
+    """A size or a size per dimension as written: `3`, `3x3`."""
+    return "x".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
+
+
+def kernel_text(value, rank: int) -> str:
+    """A kernel size spelt out per spatial dimension: `1x1`, not `1`."""
+    return dims_text(value if isinstance(value, (tuple, list)) else (value,) * rank)
+
+
+def is_uniform(value, default) -> bool:
+    """Whether a size (or each of its dimensions) is `default` or left out."""
+    return all(v == default or v is None for v in (value if isinstance(value, (tuple, list)) else (value,)))
 
 
 def need_spatial(kind: str, shape: Shape, min_rank: int = 1, max_rank: int = 3) -> int:

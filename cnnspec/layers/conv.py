@@ -25,7 +25,10 @@ from cnnspec.layers.base import (
     Warning_,
     Window,
     describe_shape,
+    dims_text,
+    is_uniform,
     kernel_state,
+    kernel_text,
     need_spatial,
     per_dim,
     register,
@@ -181,6 +184,23 @@ def check_windows(kind: str, sizes, kernel, stride, pads, dilation, ceil: bool =
     return tuple(out)
 
 
+def _kernel_brief(p, rank: int, stride_mark: str) -> list[str]:
+    """A conv's or a transposed conv's diagram words: `64 3x3 /2 dil 2 groups 4`, the stride
+    marked `/` where it divides the map and `↑` where it multiplies it."""
+    words = [str(p.out), kernel_text(p.kernel, rank)]
+    if not is_uniform(p.stride, 1):
+        words.append(stride_mark + dims_text(p.stride))
+    if not is_uniform(p.dilation, 1):
+        words.append("dil " + dims_text(p.dilation))
+    if getattr(p, "depthwise", False):
+        words.append("depthwise")
+    elif p.groups != 1:
+        words.append(f"groups {p.groups}")
+    if getattr(p, "frozen", False):
+        words.append("frozen")
+    return words
+
+
 @register
 class Conv(LayerKind):
     name = "conv"
@@ -191,6 +211,7 @@ class Conv(LayerKind):
              "valid": ("pad", "valid")}
     summary = "convolution over 1, 2 or 3 spatial dimensions (Conv1d/2d/3d)"
     traits = Traits(bias=True)
+    pytorch_names = {"convolution": None}
     field = "reads"
     ranges = {
         "groups": Divisors(),
@@ -240,6 +261,9 @@ class Conv(LayerKind):
         """Cout * (Cin/groups) * prod(k) * prod(out spatial)."""
         g = conv_geometry(p, shape)
         return product(g.weight_shape) * product(out[1:])
+
+    def brief(self, p: ConvParams, rank: int) -> list[str]:
+        return _kernel_brief(p, rank, "/")
 
     def window(self, p: ConvParams, shape: Shape, out: Shape) -> Window:
         g = conv_geometry(p, shape)
@@ -314,6 +338,7 @@ class Deconv(LayerKind):
     positional = ("out", "kernel")
     summary = "transposed convolution (ConvTranspose1d/2d/3d)"
     traits = Traits(bias=True)
+    pytorch_names = {"convtranspose": None, "transposedconv": None, "deconvolution": None}
     field = "reads"
     ranges = {
         "groups": Divisors(),
@@ -349,6 +374,9 @@ class Deconv(LayerKind):
         g = deconv_geometry(p, shape)
         return product(g.weight_shape) * product(shape[1:])
 
+    def brief(self, p: DeconvParams, rank: int) -> list[str]:
+        return _kernel_brief(p, rank, "↑")
+
     def window(self, p: DeconvParams, shape: Shape, out: Shape) -> Window:
         g = deconv_geometry(p, shape)
         return Window(tuple(Transposed(k, s, pad, d) for k, s, pad, d in zip(g.kernel, g.stride, g.pad, g.dilation)))
@@ -378,6 +406,7 @@ class Upsample(LayerKind):
     positional = ("scale",)
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear")}
     summary = "upsampling by an integer factor or to a size (nearest or bilinear)"
+    pytorch_names = {"upsamplingnearest": None, "upsamplingbilinear": "upsample 2 bilinear"}
     field = "reads"
     ranges = {
         "scale": PerDim(Ints(1, 2)),
@@ -398,6 +427,9 @@ class Upsample(LayerKind):
         if p.size is not None:
             return (shape[0], *per_dim(p.size, rank, "size"))
         return (shape[0], *(n * f for n, f in zip(shape[1:], per_dim(p.scale, rank, "scale"))))
+
+    def brief(self, p: UpsampleParams, rank: int) -> list[str]:
+        return [f"x{dims_text(p.scale)}" if p.scale is not None else dims_text(p.size), p.mode]
 
     def window(self, p: UpsampleParams, shape: Shape, out: Shape) -> Window:
         rule = "nearest" if p.mode == "nearest" else "corners" if p.align_corners else "linear"

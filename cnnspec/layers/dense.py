@@ -41,6 +41,10 @@ class Linear(LayerKind):
     summary = "fully connected layer on a flat vector (`last`: over the last dimension of any tensor)"
     traits = Traits(bias=True)
     field = "reads"
+    pytorch_names = {"dense": None, "fullyconnected": None}
+
+    def brief(self, p: LinearParams, rank: int) -> list[str]:
+        return [str(p.out)]
 
     def feature_reads(self, p: LinearParams, shape: Shape, out: Shape) -> dict[int, Taps]:
         return {len(shape) - 1: Everything()}

@@ -43,6 +43,7 @@ class BatchNorm(LayerKind):
     family = "normalisation"
     Params = BatchNormParams
     summary = "batch normalisation over channels (BatchNorm1d/2d/3d)"
+    pytorch_names = {"batchnorm": None, "batchnormalization": None}
     noun = "batch norm"
     traits = Traits(pointwise=True, centres=True, running_statistics=True)
     field = "pointwise"
@@ -71,6 +72,7 @@ class InstanceNorm(LayerKind):
     summary = ("instance normalisation: each channel of each sample over its positions (InstanceNorm1d/2d/3d); "
                "with `track_running_stats`, by running statistics at inference")
     noun = "instance norm"
+    pytorch_names = {"instancenormalization": None}
     traits = Traits(pointwise=True, centres=True)
     ranges = {"eps": EPS, "momentum": values(0.1, 0.01, 0.5), "affine": BOOL, "track_running_stats": BOOL}
     buffers_note = "InstanceNorm running statistics"
@@ -111,6 +113,7 @@ class LayerNorm(LayerKind):
     Params = LayerNormParams
     flags = {"last": ("last", True)}
     summary = "layer normalisation over the channels at each position (`last`: over the last dimension)"
+    pytorch_names = {"layernorm": None}
     traits = Traits(pointwise=True)
     ranges = {"eps": EPS, "affine": BOOL, "last": BOOL}
     field = "reads"
@@ -136,6 +139,9 @@ class GroupNorm(LayerKind):
     Params = GroupNormParams
     positional = ("groups",)
     summary = "group normalisation"
+
+    def brief(self, p: GroupNormParams, rank: int) -> list[str]:
+        return [str(p.groups)]
     traits = Traits(pointwise=True)
     ranges = {"groups": Divisors(), "eps": EPS, "affine": BOOL}
     field = "reads"
@@ -169,6 +175,7 @@ class LocalResponseNorm(LayerKind):
     Params = LrnParams
     positional = ("size",)
     summary = "local response normalisation across channels (AlexNet era)"
+    pytorch_names = {"localresponsenorm": None}
     traits = Traits(pointwise=True)
     ranges = {"size": Ints(1, 5), "alpha": values(1e-4, 0.01), "beta": values(0.75, 0.5), "k": values(1.0, 2.0)}
     field = "reads"

@@ -15,6 +15,9 @@ from cnnspec.layers.base import (
     Shape,
     Sliding,
     Window,
+    dims_text,
+    is_uniform,
+    kernel_text,
     need_spatial,
     per_dim,
     register,
@@ -133,6 +136,14 @@ class _Pool(LayerKind):
                                  help="reduce the dilation or the padding, or pool a larger map")
         return (shape[0], *sizes)
 
+    def brief(self, p: PoolParams, rank: int) -> list[str]:
+        if p.global_:
+            return ["global"]
+        if p.adaptive:
+            return ["adaptive", kernel_text(p.kernel, rank)]
+        stride = [] if p.stride is None or is_uniform(p.stride, p.kernel) else ["/" + dims_text(p.stride)]
+        return [kernel_text(p.kernel, rank), *stride]
+
     def window(self, p: PoolParams, shape: Shape, out: Shape) -> Window:
         g = pool_geometry(self.name, p, shape)
         if g.mode == "window":
@@ -160,6 +171,7 @@ class AvgPool(_Pool):
     name = "avgpool"
     Params = AvgPoolParams
     summary = "average pooling over a window, globally or adaptively"
+    pytorch_names = {"averagepool": None, "adaptiveavgpool": "avgpool adaptive 7x7", "globalaveragepool": "avgpool global"}
     # a maximum alone is dilated
     ranges = {**_Pool.ranges, "dilation": values(1)}
 

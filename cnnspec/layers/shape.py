@@ -17,6 +17,7 @@ from cnnspec.layers.base import (
     Taps,
     Traits,
     describe_shape,
+    dims_text,
     register,
 )
 from cnnspec.layers.domains import Choice, Divisors, Ints
@@ -51,6 +52,9 @@ class Reshape(LayerKind):
     Params = ReshapeParams
     positional = ("shape",)
     summary = "reshape each sample; one dimension may be -1"
+
+    def brief(self, p: ReshapeParams, rank: int) -> list[str]:
+        return [dims_text(p.shape)]
     field = "reshape"
     ranges = {"shape": Choice(lambda w: (product(w.shape), (w.channels, product(w.shape) // w.channels), -1,
                                          (w.channels, -1), (1, product(w.shape))))}
@@ -87,6 +91,9 @@ class ChannelShuffle(LayerKind):
     Params = ChannelShuffleParams
     positional = ("groups",)
     summary = "interleave the channels of `groups` groups (ShuffleNet)"
+
+    def brief(self, p: ChannelShuffleParams, rank: int) -> list[str]:
+        return [str(p.groups)]
     ranges = {"groups": Divisors()}
     field = "reads"
 
@@ -128,6 +135,9 @@ class Chunk(LayerKind):
     Params = ChunkParams
     positional = ("chunks", "index")
     summary = "one of `chunks` equal slices of the channels, as torch.chunk (ShuffleNet's channel split)"
+
+    def brief(self, p: ChunkParams, rank: int) -> list[str]:
+        return [str(p.chunks), str(p.index)]
     ranges = {"chunks": Divisors(), "index": Ints(0, lambda w: w.get("chunks") - 1, when=lambda w: "chunks" in w.fields)}
     field = "reads"
 
