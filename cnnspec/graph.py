@@ -108,6 +108,23 @@ def layers_under(node: GraphNode) -> Iterator[LayerNode]:
     return (item for item in walk(node) if item.node == "layer")
 
 
+def opened(items, scopes: bool = False) -> list:
+    """Items with the sequences among them inlined: the unscoped ones, and with `scopes` block
+    calls and labelled groups too. Where one reads or stores a named value, an empty sequence
+    stays as the mark of where its items begin (`source`) or end (`bind`)."""
+    out = []
+    for item in items:
+        if item.node == "seq" and (scopes or item.scope is None):
+            if item.source is not None:
+                out.append(SeqNode.model_construct(items=(), source=item.source))
+            out.extend(opened(item.items, scopes))
+            if item.bind is not None:
+                out.append(SeqNode.model_construct(items=(), bind=item.bind))
+        else:
+            out.append(item)
+    return out
+
+
 def scopes_under(node: GraphNode, outer: tuple[str, ...] = ()) -> Iterator[tuple[SeqNode, tuple[str, ...]]]:
     """(scoped sequence, the scopes around it) for every block call and labelled group from
     `node` down, outer ones first."""

@@ -25,7 +25,7 @@ from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
-from cnnspec.graph import LayerNode, MergeNode, SeqNode
+from cnnspec.graph import LayerNode, MergeNode, opened
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.conv import ConvParams, conv_geometry, deconv_geometry
 from cnnspec.layers.formulas import adaptive_bins
@@ -659,21 +659,6 @@ def lower_layerscale(ctx: Context, x: str) -> str:
 
 # ---------------------------------------------------------------- the graph
 
-def flatten_items(items) -> list:
-    """Items with sequences opened; a sequence that reads or stores a named value stays, as a
-    mark of where its items begin (`source`) or end (`bind`)."""
-    out = []
-    for item in items:
-        if item.node == "seq":
-            if item.source is not None:
-                out.append(SeqNode.model_construct(items=(), source=item.source))
-            out.extend(flatten_items(item.items))
-            if item.bind is not None:
-                out.append(SeqNode.model_construct(items=(), bind=item.bind))
-        else:
-            out.append(item)
-    return out
-
 
 @dataclass
 class Lowerer:
@@ -685,7 +670,7 @@ class Lowerer:
     values: dict[str, str] = field(default_factory=dict)
 
     def sequence(self, items, x: str) -> str:
-        items = flatten_items(items)
+        items = opened(items, scopes=True)
         index = 0
         while index < len(items):
             item = items[index]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from cnnspec.backends import torch_lowering
 from cnnspec.backends.naming import unique_name
 from cnnspec.backends.torch_lowering import lower
-from cnnspec.graph import LayerNode, MergeNode, SeqNode
+from cnnspec.graph import LayerNode, MergeNode, SeqNode, opened
 
 if TYPE_CHECKING:
     from cnnspec.graph import CheckedGraph
@@ -81,26 +81,10 @@ def is_attribute(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name)
 
 
-def flatten(items) -> list:
-    """Items with transparent (unscoped) sequences inlined; where one reads or stores a named
-    value, an empty unscoped sequence stays as the mark of it (see `is_mark`)."""
-    out = []
-    for item in items:
-        if item.node == "seq" and item.scope is None:
-            if item.source is not None:
-                out.append(SeqNode.model_construct(items=(), source=item.source))
-            out.extend(flatten(item.items))
-            if item.bind is not None:
-                out.append(SeqNode.model_construct(items=(), bind=item.bind))
-        else:
-            out.append(item)
-    return out
-
-
 def containers(items, prefix: str):
     """The scope paths that dotted labels place items into, below the scopes they are written in:
     `classifier` for `classifier.cbr: ...` written at the top."""
-    for item in flatten(items):
+    for item in opened(items):
         if item.node == "merge":
             for branch in item.branches:
                 yield from containers(branch.items, prefix)
@@ -202,7 +186,7 @@ class SourceEmitter:
     # ---------------------------------------------------------------- scopes
     def child_expression(self, seq: SeqNode) -> str:
         """The constructor of a child scope: an inline `nn.Sequential`, or a class resolved later."""
-        items = flatten(seq.items)
+        items = opened(seq.items)
         prefix = seq.scope + "."
         plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
                     and self.lowerings[item.path].parameter is None or item.node == "seq" and not is_mark(item)
@@ -235,7 +219,7 @@ class SourceEmitter:
         return body
 
     def members_of(self, items):
-        for item in flatten(items):
+        for item in opened(items):
             if item.node == "merge":
                 for branch in item.branches:
                     yield from self.members_of(branch.items)
@@ -342,7 +326,7 @@ class SourceEmitter:
 
     def forward_lines(self, items, prefix: str) -> list[str]:
         self.fresh = iter(["y", "z", "u", "v", "w"] + [f"y{i}" for i in range(2, 10_000)])
-        lines = self.sequence(flatten(items), prefix, "x", "x")
+        lines = self.sequence(opened(items), prefix, "x", "x")
         return lines + ["return x"]
 
     def sequence(self, items, prefix: str, source: str, target: str) -> list[str]:
@@ -368,7 +352,7 @@ class SourceEmitter:
 
     def branch(self, items, prefix: str, source: str) -> tuple[list[str], str]:
         """A merge branch: its lines, and the expression of its result."""
-        items = flatten(items)
+        items = opened(items)
         if items and is_mark(items[0]) and items[0].source is not None:
             # a branch that starts from a named value: `add(a, b)` reads `a + b`
             source, items = value_variable(items[0].source), items[1:]
