@@ -51,11 +51,19 @@ def texts_argument(function: str, value) -> dict[str, str] | None:
             for name, text in value.items()}
 
 
-def input_argument(function: str, value) -> tuple[int, ...] | None:
-    """`input=`: None, or 1 to 4 integer sizes (C, then the spatial sizes), as a tuple. Sizes out
-    of range are the spec's E103, as they are for `--input`."""
+def input_argument(function: str, value) -> tuple[int, ...] | dict | None:
+    """`input=`: None, 1 to 4 integer sizes (C, then the spatial sizes) of the first input, as a
+    tuple, or a mapping of input names (`None` for the first) to such sizes, as a dict. Sizes out
+    of range are the spec's E103, as they are for `--input`; a name the spec does not declare is
+    its E143."""
     if value is None:
         return None
+    if hasattr(value, "items"):
+        for name in value:
+            if name is not None and not isinstance(name, str) or value[name] is None:
+                raise TypeError(f"{function}() argument 'input' must map input names (str) to sizes, "
+                                f"not {_kind(name)} to {_kind(value[name])}")
+        return {name: input_argument(function, sizes) for name, sizes in value.items()}
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise TypeError(f"{function}() argument 'input' must be a tuple of ints such as (3, 224, 224), "
                         f"not {_kind(value)}")
@@ -77,8 +85,8 @@ def instance_argument(function: str, name: str, value, kind: type):
     return value
 
 
-def check_arguments(function: str, input, limits, config) -> tuple[int, ...] | None:
-    """The options every entry point takes (`input`, `limits`, `config`); `input` as a tuple."""
+def check_arguments(function: str, input, limits, config) -> tuple[int, ...] | dict | None:
+    """The options every entry point takes (`input`, `limits`, `config`); `input` as a tuple or a dict."""
     from cnnspec.analysis.limits import Limits
     from cnnspec.config import Config
 

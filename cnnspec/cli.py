@@ -14,12 +14,25 @@ from cnnspec.diagnostics import render_all
 
 
 def _parse_dims(ctx, param, value):
-    if value is None:
+    """`--input 3x256x256` (the first input), `--input b=3x32x32` (the input named `b`), given
+    once per input: a tuple for a bare size alone, a dict by input name (`None` the first) else."""
+    if not value:
         return None
+    sizes = {}
+    for given in value:
+        name, _, text = given.rpartition("=")
+        key = name.strip() or None
+        if key in sizes:
+            raise click.BadParameter(f"{'input ' + repr(key) if key else 'the first input'} is given twice")
+        sizes[key] = _dims(text)
+    return sizes[None] if list(sizes) == [None] else sizes
+
+
+def _dims(value: str) -> tuple[int, ...]:
     try:
         dims = tuple(int(v) for v in value.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"expected dimensions like 3x224x224, got {value!r}") from None
+        raise click.BadParameter(f"expected dimensions like 3x224x224 or NAME=3x224x224, got {value!r}") from None
     if not 2 <= len(dims) <= 4 or any(d < 1 for d in dims):
         raise click.BadParameter(f"expected CxL, CxHxW or CxDxHxW with positive sizes, got {value!r}")
     return dims
@@ -47,7 +60,8 @@ def main() -> None:
                                       "github: workflow annotations.")
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write the report here instead of to the terminal.")
-@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+@click.option("--input", "input_dims", callback=_parse_dims, multiple=True,
+              help="Override the declared input, e.g. 3x256x256; one of several by name, b=3x64x64 (repeatable).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="Read [tool.cnnspec] from this pyproject.toml instead of the nearest one.")
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
@@ -224,7 +238,8 @@ def _replace(path: str, text: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "csv"]), default="table",
               show_default=True)
 @click.option("--depth", type=click.IntRange(min=1), help="Collapse blocks and groups nested deeper than N.")
-@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+@click.option("--input", "input_dims", callback=_parse_dims, multiple=True,
+              help="Override the declared input, e.g. 3x256x256; one of several by name, b=3x64x64 (repeatable).")
 def summary(spec, fmt, depth, input_dims):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
     network = _load_network(spec, input_dims)
@@ -688,7 +703,8 @@ def _write_bytes(path: str, data: bytes) -> None:
 @click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot"]),
               help="svg, png (needs Pillow) or dot (Graphviz text); by default the output's extension, else svg.")
 @click.option("--scope", help="Draw only this block call or labelled group (`Mixed_5b`, `layer2.0`).")
-@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+@click.option("--input", "input_dims", callback=_parse_dims, multiple=True,
+              help="Override the declared input, e.g. 3x256x256; one of several by name, b=3x64x64 (repeatable).")
 def draw(spec, output, depth, direction, fmt, scope, input_dims):
     """Draw a network's diagram: layers, shapes, merges and nested blocks."""
     from cnnspec.draw import format_for, render
@@ -709,7 +725,8 @@ def draw(spec, output, depth, direction, fmt, scope, input_dims):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .html file to write.")
 @click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
               help="Groups nested N deep start closed.")
-@click.option("--input", "input_dims", callback=_parse_dims, help="Override the declared input, e.g. 3x256x256.")
+@click.option("--input", "input_dims", callback=_parse_dims, multiple=True,
+              help="Override the declared input, e.g. 3x256x256; one of several by name, b=3x64x64 (repeatable).")
 def view(spec, output, depth, input_dims):
     """Write one self-contained HTML page: the diagram with groups that open and close in place,
     and each layer's row of the summary on hover or click."""

@@ -57,6 +57,8 @@ class Code(StrEnum):
     UNREADABLE_IMPORT = "E132", "imported file cannot be read"
     MISSING_INPUT = "E140", "missing `input` declaration"
     REPEATED_DECLARATION = "E141", "declaration repeated"
+    DUPLICATE_INPUT = "E142", "two inputs of one name"
+    UNKNOWN_INPUT = "E143", "an input size given for no declared input"
     # named values
     UNKNOWN_VALUE = "E150", "no value of that name where it is read"
     VALUE_BEFORE_BINDING = "E151", "value read before it is bound"
@@ -87,6 +89,7 @@ class Code(StrEnum):
     SAME_PADDING_ASYMMETRIC = "W001", "asymmetric padding from `same`"
     UNUSED_VALUE = "W002", "a named value never read"
     SHADOWED_VALUE = "W003", "a named value bound again in its module"
+    UNUSED_INPUT = "W004", "an input never read"
     # lints (cnnspec/analysis/lints.py)
     STRIDE_DROPS_ROWS = "W101", "a stride drops rows or columns of its input"
     LARGE_POOLING_WINDOW = "W102", "a pooling window larger than 3"

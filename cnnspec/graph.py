@@ -76,6 +76,7 @@ class SeqNode(GraphNode):
 
 class Graph(GraphNode):
     name: str
+    #: the first input's: the tensor that flows into the first statement
     input_name: str
     input_shape: Shape
     #: the first output's shape where `outputs` are declared
@@ -84,6 +85,9 @@ class Graph(GraphNode):
     #: `output a, b`: (name, value key, shape, receptive field as the summary shows it) of each
     #: value the network returns, in order; none when it returns the tensor that flows out
     outputs: tuple[tuple[str, str, Shape, str], ...] = ()
+    #: (name, value key, shape) of every input in declaration order, the first one first; the
+    #: backends take them in this order and store each under its key before the body runs
+    inputs: tuple[tuple[str, str, Shape], ...] = ()
 
     def layers(self) -> Iterator[LayerNode]:
         """Every layer in execution order."""
@@ -166,6 +170,8 @@ class CheckedGraph:
         self.scope_blocks = scope_blocks
         self.name = graph.name
         self.input_shape = graph.input_shape
+        #: every input's name -> its shape, in declaration order (the first is `input_shape`)
+        self.input_shapes = {name: shape for name, _, shape in graph.inputs}
         self.output_shape = graph.output_shape
         #: each declared output's name -> its shape, in order (empty: one unnamed output)
         self.output_shapes = {name: shape for name, _, shape, _ in graph.outputs}
@@ -175,3 +181,9 @@ class CheckedGraph:
         self.activation_bytes = activation_bytes
         self.trainable = sum(r.trainable for r in rows)
         self.receptive_field = (graph.outputs[0][3] if graph.outputs else describe_field(rows[-1].rf)) if rows else "1"
+
+    def describe_inputs(self) -> str:
+        """`input 3x224x224`, or `inputs a 1x64x64, b 1x64x64` for a network of several."""
+        if len(self.input_shapes) > 1:
+            return "inputs " + ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.input_shapes.items())
+        return f"input {'x'.join(map(str, self.input_shape))}"

@@ -236,40 +236,80 @@ def resolve_limits(limits: Limits | None, config: "Config | None") -> Limits:
     return config.limits if config is not None else Limits()
 
 
+def declared_inputs(spec: ir.SpecFile, diagnostics: list) -> list[ir.InputDecl]:
+    """The spec's inputs in declaration order, one per name (a second of one name is E142)."""
+    inputs: dict[str, ir.InputDecl] = {}
+    for decl in (s for s in spec.statements if s.node == "input"):
+        first = inputs.setdefault(decl.name, decl)
+        if first is not decl:
+            diagnostics.append(Diagnostic(code=Code.DUPLICATE_INPUT, message=f"input `{decl.name}` is declared twice",
+                                          span=decl.span, label="second declaration",
+                                          labels=(Label(span=first.span, message="first declared here"),),
+                                          help="give each input its own name, such as "
+                                               f"`input {decl.name}2: {'x'.join(map(str, decl.dims))}`"))
+    return list(inputs.values())
+
+
+def overridden_inputs(decls: list[ir.InputDecl], input, diagnostics: list) -> list[ir.InputDecl]:
+    """The inputs with the sizes `input=` / `--input` give: a tuple is the first input's, a mapping
+    gives inputs by name (`None` for the first); a name the spec does not declare is E143."""
+    if input is None:
+        return decls
+    sizes = input if isinstance(input, dict) else {None: input}
+    by_name = {decl.name: index for index, decl in enumerate(decls)}
+    decls = list(decls)
+    for name, dims in sizes.items():
+        index = 0 if name is None else by_name.get(name)
+        if index is None:
+            from cnnspec.wording import closest
+
+            near = closest(name, list(by_name))
+            declared = ", ".join(f"`{n}`" for n in by_name)
+            diagnostics.append(Diagnostic(code=Code.UNKNOWN_INPUT, message=f"an input size is given for `{name}`, "
+                                                 "which the spec does not declare", span=decls[0].span,
+                                          label=f"the spec's inputs: {declared}",
+                                          help=f"did you mean `{near}`?" if near else
+                                          "name a declared input (`--input NAME=3x64x64`), or give a bare size for "
+                                          "the first"))
+            continue
+        decls[index] = decls[index].model_copy(update={"dims": tuple(dims)})
+    return decls
+
+
 def _check(program: Program, path: str, input: tuple[int, ...] | None, limits: Limits | None,
            config: "Config | None") -> Network:
     limits = resolve_limits(limits, config)
     diagnostics = list(program.diagnostics)
     spec = program.spec
     network_decls = [s for s in spec.statements if s.node == "network"]
-    input_decls = [s for s in spec.statements if s.node == "input"]
-    for kind, decls in (("network", network_decls), ("input", input_decls)):
-        for extra in decls[1:]:
-            diagnostics.append(Diagnostic(code=Code.REPEATED_DECLARATION, message=f"`{kind}` is declared twice",
-                                          span=extra.span, label="second declaration",
-                                          labels=(Label(span=decls[0].span, message="first declared here"),)))
+    for extra in network_decls[1:]:
+        diagnostics.append(Diagnostic(code=Code.REPEATED_DECLARATION, message="`network` is declared twice",
+                                      span=extra.span, label="second declaration",
+                                      labels=(Label(span=network_decls[0].span, message="first declared here"),)))
+    input_decls = declared_inputs(spec, diagnostics)
     if not input_decls:
         start = ir.Span(file=path, line=1, column=1, end_line=1, end_column=2)
         diagnostics.append(Diagnostic(code=Code.MISSING_INPUT, message="the spec declares no `input`",
                                       span=start, label="expected an input declaration",
                                       help="declare the input shape per sample, such as `input x: 3x224x224`"))
         raise SpecError(diagnostics, program.sources)
-    decl = input_decls[0]
-    if input is not None:
-        decl = decl.model_copy(update={"dims": tuple(input)})
-    if len(decl.dims) > 4 or any(not 1 <= d <= MAX_MAGNITUDE for d in decl.dims):
+    decls = overridden_inputs(input_decls, input, diagnostics)
+    invalid = [decl for decl in decls if len(decl.dims) > 4 or any(not 1 <= d <= MAX_MAGNITUDE for d in decl.dims)]
+    for decl in invalid:
         # an `input=` or `--input` size may be any integer: one beyond the bound is not spelt out
         shown = "x".join(str(d) if abs(d) <= MAX_MAGNITUDE else "(beyond 10^15)" for d in decl.dims)
-        diagnostics.append(Diagnostic(code=Code.INVALID_VALUE, message=f"the input {shown} must be CxL, CxHxW or CxDxHxW "
-                                              "with sizes from 1 to 10^15", span=decl.dims_span))
+        diagnostics.append(Diagnostic(code=Code.INVALID_VALUE, message=f"the input {shown} must be CxL, CxHxW or "
+                                              "CxDxHxW with sizes from 1 to 10^15", span=decl.dims_span))
+    if invalid:
         raise SpecError(diagnostics, program.sources)
+    decl = decls[0]
     name = network_decls[0].name if network_decls else Path(path).stem
     statements = [s for s in spec.statements if s.node not in ("network", "input", "block", "import")]
     try:
-        overridden = tuple(decl.dims) != tuple(input_decls[0].dims)
+        overridden = any(tuple(new.dims) != tuple(old.dims) for new, old in zip(decls, input_decls))
         blocks_complete = not any(d.severity == "error" for d in program.diagnostics)
         result = Elaborator(program.blocks, limits, overridden_input=overridden,
-                            blocks_complete=blocks_complete).run(spec, name, decl, statements)
+                            blocks_complete=blocks_complete).run(spec, name, decls, statements)
     except RecursionError:
         diagnostics.append(Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec is nested too deeply to check",
                                       span=decl.span))

@@ -36,12 +36,13 @@ def clean_file(path: str, checked) -> str:
     if isinstance(checked, Library):
         return f"{path}: ok (blocks only: {', '.join(checked.blocks)})"
     outputs = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in checked.output_shapes.items())
-    text = (f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, "
+    inputs = f"{checked.describe_inputs()}, " if len(checked.input_shapes) > 1 else ""
+    text = (f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, {inputs}"
             + (f"outputs {outputs})" if outputs else f"output {'x'.join(map(str, checked.output_shape))})"))
     if checked.skipped_expects:
         count = len(checked.skipped_expects)
         text += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
-                 f"memory not checked at the overridden input {'x'.join(map(str, checked.input_shape))}")
+                 f"memory not checked at the overridden {checked.describe_inputs()}")
     return text
 
 
@@ -51,6 +52,8 @@ def network_totals(network) -> dict:
     from cnnspec.summary import totals
 
     record = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape)}
+    if len(network.input_shapes) > 1:
+        record["inputs"] = {name: list(shape) for name, shape in network.input_shapes.items()}
     if network.output_shapes:
         record["outputs"] = {name: list(shape) for name, shape in network.output_shapes.items()}
     return {**record, **totals(network)}

@@ -91,6 +91,8 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
                     depth, network.scope_blocks)
     if format == "json":
         document = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
+                    **({"inputs": {name: list(shape) for name, shape in network.input_shapes.items()}}
+                       if len(network.input_shapes) > 1 else {}),
                     **({"outputs": {name: {"shape": list(shape), "receptive_field": rf}
                                     for name, _, shape, rf in network.graph.outputs}} if network.graph.outputs else {}),
                     **totals(network), "layers": [_record(r) for r in rows]}
@@ -111,7 +113,7 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
              for r in rows]
     header = ["name", "kind", "output", "params", "MACs", "RF", "act (fp32)"] + ["values"] * values
     named = ", ".join(f"{name} {describe_shape(shape)} (RF {rf})" for name, _, shape, rf in network.graph.outputs)
-    input_line = (f"input {describe_shape(network.input_shape)}  ->  "
+    input_line = (f"{network.describe_inputs()}  ->  "
                   + (f"outputs {named}" if named else f"output {describe_shape(network.output_shape)}"))
     footer = [
         f"params:      {network.params:>16,}  ({human(network.params)})"

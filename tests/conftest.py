@@ -42,6 +42,10 @@ BACKEND_CODES = {"E303": lambda network: network.to_torch(), "E304": lambda netw
                  "E220": lambda network: network.to_onnx(dynamic="hw")}
 
 
+#: codes raised by the sizes a caller gives the inputs (`--input NAME=...`, `input=`), with those sizes
+INPUT_OVERRIDES = {"E143": {"right": (1, 64, 64)}}
+
+
 #: a zoo network is full-size for the test suite past these figures: building, exporting and
 #: running it takes seconds to tens of seconds and up to gigabytes, so its full-size runs carry
 #: the `slow` marker (ResNet-34 and larger; ResNet-18, the mobile networks, GoogLeNet and the

@@ -152,7 +152,7 @@ def run_recorded(network, model: nn.Module, x: torch.Tensor, layerscales) -> dic
             handles.append(module.register_forward_hook(hook))
     try:
         with merges_recorded(seen):
-            result = model(x)
+            result = model(*x) if isinstance(x, tuple) else model(x)
     finally:
         for handle in handles:
             handle.remove()
@@ -166,10 +166,14 @@ def run_recorded(network, model: nn.Module, x: torch.Tensor, layerscales) -> dic
 BATCH = 2
 
 
-def positive_input(network, dtype=torch.float64, batch: int = BATCH) -> torch.Tensor:
-    """A positive batch; the fields are measured on its first sample."""
+def positive_input(network, dtype=torch.float64, batch: int = BATCH):
+    """A positive batch; the fields are measured on its first sample. A network of several inputs
+    takes one batch per input (a tuple, in declaration order)."""
     generator = torch.Generator().manual_seed(2)
-    return (torch.rand(batch, *network.input_shape, generator=generator, dtype=dtype) + 0.5).requires_grad_(True)
+    shapes = list(network.input_shapes.values()) or [network.input_shape]
+    batches = tuple((torch.rand(batch, *shape, generator=generator, dtype=dtype) + 0.5).requires_grad_(True)
+                    for shape in shapes)
+    return batches[0] if len(batches) == 1 else batches
 
 
 # ---------------------------------------------------------------- the measure
@@ -239,8 +243,11 @@ def measure_rows(network, rows, model, x, context: str, tally: Tally, weights_se
         for position, moved in positions(row):
             index = tuple(position.get(axis, slice(None)) for axis in range(out.dim()))
             scalar = (out[index] * weights[index]).sum()
-            grad, = torch.autograd.grad(scalar, x, retain_graph=True, allow_unused=True)
-            found = support(grad if grad is not None else torch.zeros_like(x), rank)
+            inputs = x if isinstance(x, tuple) else (x,)
+            grads = torch.autograd.grad(scalar, inputs, retain_graph=True, allow_unused=True)
+            # several inputs of one rank: the positions of any input it depends on, on one grid
+            supports = [support(g if g is not None else torch.zeros_like(i), rank) for g, i in zip(grads, inputs)]
+            found = [sorted(set().union(*(s[a] for s in supports))) for a in range(rank)]
             measured = [(f[0], f[-1]) if f else None for f in found]
             at = [position.get(f.axis, 0) if f.axis is not None else 0 for f in row.rf]
             real = [f.real(p) for f, p in zip(row.rf, at)]
@@ -285,9 +292,10 @@ def measure_activations(network, context: str) -> list[str]:
     """The element count of every layer's and merge's output against the checker's figures."""
     scales = layerscales(network)
     model = network.to_torch(seed=0, outputs=scales or None).eval()
-    x = torch.rand(BATCH, *network.input_shape, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    x = tuple(torch.rand(BATCH, *shape, generator=generator) for shape in network.input_shapes.values())
     with torch.no_grad():
-        seen = run_recorded(network, model, x, scales)
+        seen = run_recorded(network, model, x if len(x) > 1 else x[0], scales)
     problems = []
     total = 0
     for row in network.rows:

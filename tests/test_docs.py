@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import BACKEND_CODES
+from conftest import BACKEND_CODES, INPUT_OVERRIDES
 
 import cnnspec
 from cnnspec.cli import main
@@ -37,7 +37,7 @@ def section(text: str, heading: str) -> str:
 def raised(code: str, spec: str, folder: Path) -> set[str]:
     """The codes a spec raises, through the path a user would take to meet `code`."""
     try:
-        network = cnnspec.loads(spec, path="example.cnn", root=folder)
+        network = cnnspec.loads(spec, path="example.cnn", root=folder, input=INPUT_OVERRIDES.get(code))
         codes = {d.code for d in network.diagnostics}
         if code in BACKEND_CODES:
             BACKEND_CODES[code](network)

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import BACKEND_CODES
+from conftest import BACKEND_CODES, INPUT_OVERRIDES
 
 from cnnspec.codes import CODES
 from cnnspec.diagnostics import SpecError, render_all
@@ -21,7 +21,7 @@ CASES = sorted(p.stem for p in GOLDEN.glob("*.cnn"))
 
 def rendered(name: str, monkeypatch) -> tuple[str, list]:
     monkeypatch.chdir(GOLDEN)
-    network, diagnostics, sources = check(f"{name}.cnn")
+    network, diagnostics, sources = check(f"{name}.cnn", input=INPUT_OVERRIDES.get(name.split("_")[0].upper()))
     backend = BACKEND_CODES.get(name.split("_")[0].upper())
     if network is not None and backend is not None:
         try:

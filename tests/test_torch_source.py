@@ -130,9 +130,10 @@ def emitted_runs_as_to_torch(network):
     assert {k: tuple(v.shape) for k, v in generated.state_dict().items()} == {
         k: tuple(v.shape) for k, v in built.state_dict().items()}
     generated.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(2, *network.input_shape, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, *shape, generator=generator) for shape in network.input_shapes.values()]
     with torch.no_grad():
-        torch.testing.assert_close(generated(x), built(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(generated(*xs), built(*xs), rtol=1e-5, atol=1e-5)
 
 
 def identifiers_of_generated_source() -> list[str]:

@@ -35,17 +35,27 @@ class Dataflow(Reporting):
     misread: set[str]
     rows: list
 
-    def top_values(self, input_decl: ir.InputDecl, flow: Flow, statements) -> Values:
-        """The network's module: its input is a value under the input's name."""
+    def top_values(self, input_decls, flows: list[Flow], statements) -> Values:
+        """The network's module: each input is a value under its name."""
         values = Values("", tuple(statements))
-        values.bound[input_decl.name] = Value(input_decl.name, values.new_key(input_decl.name), flow, input_decl.span, is_input=True)
+        for decl, flow in zip(input_decls, flows):
+            value = Value(decl.name, values.new_key(decl.name), flow, decl.span, is_input=True)
+            values.bound[decl.name] = values.bound_inputs[decl.name] = value
         return values
 
     def input_binding(self, values: Values, input_name: str) -> list:
-        """The items that store the input under its key, when the spec reads it."""
-        value = values.bound.get(input_name)
-        read = value is not None and value.is_input and value.used
-        return [SeqNode.model_construct(items=(), bind=value.key)] if read else []
+        """The items that store the first input, the tensor flowing in, under its key when the spec
+        reads it (the backends store the other inputs under theirs before the network runs)."""
+        value = values.bound_inputs[input_name]
+        return [SeqNode.model_construct(items=(), bind=value.key)] if value.used else []
+
+    def report_unused_inputs(self, values: Values, later_inputs) -> None:
+        """W004 at an input after the first that nothing reads: only the first flows in unnamed."""
+        for decl in later_inputs:
+            if not values.bound_inputs[decl.name].used:
+                self.error(Code.UNUSED_INPUT, f"input `{decl.name}` is never read", decl.span, label="declared here",
+                           help=f"read it by name (`{decl.name} -> ...`, `add({decl.name}, ...)`), or drop the "
+                                "declaration: only the first input flows into the first statement")
 
     def dataflow_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
         """`name = source -> chain`: the chain elaborated from the source, its output bound."""

@@ -101,12 +101,18 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         self.reported: set = set()
 
     # ---------------------------------------------------------------- entry
-    def run(self, spec: ir.SpecFile, name: str, input_decl: ir.InputDecl, statements) -> Elaboration:
-        shape = tuple(input_decl.dims)
+    def run(self, spec: ir.SpecFile, name: str, input_decls, statements) -> Elaboration:
+        """Elaborate the network: the first of `input_decls` flows into the first statement, and
+        every input is a value under its name."""
+        first = input_decls[0]
+        shape = tuple(first.dims)
         network = Frame("the network")
-        flow = Flow(shape, start_field(shape[1:], shape[0]))
-        env = Env(names={}, in_shape=shape, frames=(network,), values=self.top_values(input_decl, flow, statements))
-        self.check_activation(shape, input_decl.dims_span)
+        flows = [Flow(tuple(decl.dims), start_field(tuple(decl.dims[1:]), decl.dims[0])) for decl in input_decls]
+        flow = flows[0]
+        values = self.top_values(input_decls, flows, statements)
+        env = Env(names={}, in_shape=shape, frames=(network,), values=values)
+        for decl in input_decls:
+            self.check_activation(tuple(decl.dims), decl.dims_span)
         items: list = []
         try:
             self.check_layer_budget(statements, env)
@@ -115,12 +121,14 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
             flow = Flow(None, ())
         self.check_expects(network, "the network")
         self.report_unused_values()
-        items[:0] = self.input_binding(env.values, input_decl.name)
+        self.report_unused_inputs(values, input_decls[1:])
+        items[:0] = self.input_binding(env.values, first.name)
         graph = None
         if flow.shape is not None and not any(d.severity == "error" for d in self.diagnostics):
             outputs = tuple((name, value.key, value.flow.shape, describe_field(value.flow.rf))
                             for name, value in self.outputs)
-            graph = Graph.model_construct(name=name, input_name=input_decl.name, input_shape=shape,
+            inputs = tuple((decl.name, values.bound_inputs[decl.name].key, tuple(decl.dims)) for decl in input_decls)
+            graph = Graph.model_construct(name=name, input_name=first.name, input_shape=shape, inputs=inputs,
                                           output_shape=outputs[0][2] if outputs else flow.shape, outputs=outputs,
                                           body=SeqNode.model_construct(items=tuple(items)))
         return Elaboration(graph, self.rows, self.diagnostics, network, self.scope_blocks, tuple(self.skipped.values()))

@@ -603,6 +603,8 @@ def dynamic_sizes(network) -> InputSizes:
     from cnnspec.diagnostics import Diagnostic, SpecError
 
     try:
+        if len(network.graph.inputs) > 1:
+            raise Unsupported("the network has several inputs")
         analysis = input_sizes(network)
     except Unsupported as error:
         raise SpecError([Diagnostic(code=Code.SIZE_CANNOT_VARY, span=network.graph.body.items[0].span

@@ -45,6 +45,8 @@ class Values:
     bound: dict[str, Value] = field(default_factory=dict)
     #: values bound per name in this PyTorch module: shared with a block spread into it
     counts: dict[str, int] = field(default_factory=dict)
+    #: the network's inputs by name (at the top level only), even once a binding hides one
+    bound_inputs: dict[str, Value] = field(default_factory=dict)
 
     def module(self, prefix: str, statements=()) -> "Values":
         """A module elaborated inside this one (a labelled group or a block call)."""

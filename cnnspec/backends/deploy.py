@@ -45,12 +45,12 @@ def convert(model: "onnx.ModelProto", network: "CheckedGraph", deployment: Deplo
 
         return to_float16(model, deployment.keep_io_types)
     if deployment.precision == "int8":
-        from cnnspec.backends.quantise import calibration_arrays, to_int8
+        from cnnspec.backends.quantise import calibration_arrays, network_input, to_int8
 
         if deployment.calibration is None:
             raise CalibrationMissingError("int8 needs calibration data, samples of what the model will see: "
                                           "--calibrate DATA (a folder of .npy arrays or images, or a .npz)")
-        samples = calibration_arrays(deployment.calibration, network.input_shape, deployment.preprocessing)
+        samples = calibration_arrays(deployment.calibration, network_input(network), deployment.preprocessing)
         model = to_int8(model, samples)
         # the quantiser's own tensors (QuantizeLinear outputs) join the declared shapes
         declare_shapes(model)

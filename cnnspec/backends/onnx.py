@@ -768,6 +768,11 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     builder.names.update(name for name, _, _, _ in graph.outputs)
     input_name = builder.fresh(graph.input_name)
     lowerer = Lowerer(builder, weights, fold_bn, network.input_shape)
+    # one graph input per declared input, named as declared; the later ones are values by key
+    later_inputs = [(builder.fresh(name), key, shape) for name, key, shape in graph.inputs[1:]]
+    for tensor, key, shape in later_inputs:
+        lowerer.values[key] = tensor
+        builder.shapes[tensor] = shape
     try:
         output = lowerer.sequence(graph.body.items, input_name)
     except ExportError as error:
@@ -789,6 +794,7 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     else:
         named = [(name_output(builder, output, input_name), network.output_shape)]
     inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *input_dims])]
+    inputs += [helper.make_tensor_value_info(tensor, TensorProto.FLOAT, [dim, *shape]) for tensor, _, shape in later_inputs]
     outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT,
                                              [dim, *(sizes.output_dims(shape) if sizes is not None else shape)])
                for name, shape in named]

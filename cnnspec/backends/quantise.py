@@ -32,6 +32,14 @@ class CalibrationError(ValueError):
     """Calibration data that are missing or do not fit the network's input."""
 
 
+def network_input(network) -> tuple[int, ...]:
+    """The shape calibration samples take: int8 is calibrated on networks of one input."""
+    if len(network.input_shapes) > 1:
+        raise CalibrationError(f"int8 is calibrated on samples of one input; `{network.name}` takes "
+                               f"{len(network.input_shapes)} ({', '.join(network.input_shapes)})")
+    return network.input_shape
+
+
 def calibration_arrays(path: str | Path, input_shape: tuple[int, ...],
                        preprocessing: "Preprocessing | None" = None) -> np.ndarray:
     """The calibration samples (n, *input_shape), float32: every `.npy` and image of a folder (by

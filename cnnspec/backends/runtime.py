@@ -65,26 +65,56 @@ def run_model(target: str, input_path: str | None, batch: int, seed: int,
         network = load_network(target)
         sess = session(to_onnx(network, weights=read_weights(weights), seed=seed, **budget))
         props = {}
-    declared = sess.get_inputs()[0]
-    per_sample = [d for d in declared.shape[1:]]
+    declared = sess.get_inputs()
     if image_path is not None:
-        x = read_image(image_path, tuple(per_sample), Preprocessing.from_properties(props))[None]
+        if len(declared) > 1:
+            raise RunError(f"the model takes {len(declared)} inputs ({', '.join(d.name for d in declared)}): "
+                           "--image feeds a model of one image input; give an .npz of each input by name "
+                           "with --input, or --random")
+        feed = {declared[0].name: read_image(image_path, tuple(declared[0].shape[1:]),
+                                             Preprocessing.from_properties(props))[None]}
     elif input_path is not None:
-        try:
-            x = np.load(input_path, allow_pickle=False)
-        except Exception as error:  # numpy's reader fails in many ways on a bad file
-            raise RunError(f"cannot read {input_path}: {error}") from None
+        feed = read_inputs(input_path, declared)
+    else:
+        rng = np.random.default_rng(seed)
+        feed = {d.name: rng.standard_normal((batch, *d.shape[1:])) for d in declared}
+    outputs = sess.run(None, {d.name: feed[d.name].astype(INPUT_TYPES.get(d.type, "float32")) for d in declared})
+    names = [o.name for o in sess.get_outputs()]
+    return Run(outputs[0], labels_of(props), dict(zip(names, outputs)) if len(outputs) > 1 else {})
+
+
+def read_inputs(path: str, declared) -> dict:
+    """The arrays of `path` by the model's input names: a .npy for a model of one input, an .npz
+    holding each input under its name for one of several; each of the input's per-sample shape,
+    or a batch of it."""
+    import numpy as np
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy's reader fails in many ways on a bad file
+        raise RunError(f"cannot read {path}: {error}") from None
+    if isinstance(loaded, np.ndarray):
+        if len(declared) > 1:
+            raise RunError(f"{path} holds one array; the model takes {len(declared)} inputs "
+                           f"({', '.join(d.name for d in declared)}): give an .npz holding each by name")
+        arrays = {declared[0].name: loaded}
+    else:
+        missing = [d.name for d in declared if d.name not in loaded.files]
+        if missing:
+            raise RunError(f"{path} holds no array named {', '.join(missing)}; it holds "
+                           f"{', '.join(loaded.files) or 'none'}")
+        arrays = {d.name: loaded[d.name] for d in declared}
+    feed = {}
+    for d in declared:
+        x, per_sample = arrays[d.name], list(d.shape[1:])
         if list(x.shape) == per_sample:
             x = x[None]
         if list(x.shape[1:]) != per_sample:
-            raise RunError(f"{input_path} holds an array of shape {x.shape}; the model takes "
+            what = f"{path}'s `{d.name}`" if len(declared) > 1 else path
+            raise RunError(f"{what} holds an array of shape {x.shape}; the model takes "
                            f"(N, {', '.join(map(str, per_sample))})")
-    else:
-        x = np.random.default_rng(seed).standard_normal((batch, *per_sample))
-    x = x.astype(INPUT_TYPES.get(declared.type, "float32"))
-    outputs = sess.run(None, {declared.name: x})
-    names = [o.name for o in sess.get_outputs()]
-    return Run(outputs[0], labels_of(props), dict(zip(names, outputs)) if len(outputs) > 1 else {})
+        feed[d.name] = x
+    return feed
 
 
 def describe_output(y: "np.ndarray", labels: tuple[str, ...] | None = None) -> str:
@@ -158,9 +188,10 @@ def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = N
     model = to_torch(network, memory_budget=None)
     model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}, strict=True)
     model.eval()
-    x = np.random.default_rng(seed + 1).standard_normal((batch, *network.input_shape)).astype(np.float32)
+    rng = np.random.default_rng(seed + 1)
+    xs = [rng.standard_normal((batch, *shape)).astype(np.float32) for shape in network.input_shapes.values()]
     with torch.no_grad():
-        expected = model(torch.from_numpy(x))
+        expected = model(*map(torch.from_numpy, xs))
     # several outputs (a dict, in the spec's order) are compared as one: each sample's values joined
     expected = joined([expected[name] for name in network.output_shapes]) if isinstance(expected, dict) \
         else expected.numpy()
@@ -168,8 +199,8 @@ def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = N
     if deployment is not None:
         onnx_model = convert(onnx_model, network, deployment)
     sess = session(onnx_model)
-    declared = sess.get_inputs()[0]
-    actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))})
+    actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))
+                             for declared, x in zip(sess.get_inputs(), xs)})
     return compare(joined(actual) if len(actual) > 1 else actual[0], expected)
 
 
@@ -197,10 +228,10 @@ def verify_int8(network: "CheckedGraph", calibration, preprocessing=None, seed: 
     import numpy as np
 
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
-    from cnnspec.backends.quantise import calibration_arrays, to_int8
+    from cnnspec.backends.quantise import calibration_arrays, network_input, to_int8
 
     weights = verified_weights(network, weights, seed, **budget)
-    samples = calibration_arrays(calibration, network.input_shape, preprocessing)
+    samples = calibration_arrays(calibration, network_input(network), preprocessing)
     float_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
     float_output = run_batches(session(float_model), samples)
     int8_output = run_batches(session(to_int8(float_model, samples)), samples)

@@ -137,25 +137,38 @@ class SpecNetwork(SpecModule):
         super().__init__(network.graph.body, "", lowerings, _Recorder(outputs))
         self.spec_name = network.name
         self.input_shape = network.input_shape
+        self.input_shapes = dict(network.input_shapes)
         self.outputs = tuple(outputs)
         self._spec_outputs = tuple((name, key) for name, key, _, _ in network.graph.outputs)
+        #: (name, value key) of every input, in declaration order
+        self._inputs = tuple((name, key) for name, key, _ in network.graph.inputs) or (("x", None),)
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, *inputs: torch.Tensor):
+        """`forward(x)`, or one tensor per input in declaration order (`forward(a, b)`)."""
+        if len(inputs) != len(self._inputs):
+            names = ", ".join(name for name, _ in self._inputs)
+            raise TypeError(f"{self.spec_name} takes {len(self._inputs)} input{'s' * (len(self._inputs) > 1)} "
+                            f"({names}), given {len(inputs)}")
+        # the first input flows in; the others are values under their names
+        values = {key: tensor for (_, key), tensor in zip(self._inputs[1:], inputs[1:])}
+        x = inputs[0]
         if not self.outputs and self._spec_outputs:
-            values: dict[str, torch.Tensor] = {}
             self._run(self._seq.items, x, values)
             return {name: values[key] for name, key in self._spec_outputs}
         if not self.outputs:
-            return super().forward(x)
+            return self._run(self._seq.items, x, values)
         self._recorder.values = {}
         try:
-            super().forward(x)
-            values = self._recorder.values
+            self._run(self._seq.items, x, values)
+            recorded = self._recorder.values
         finally:
             self._recorder.values = None
-        return {name: values[name] for name in self.outputs}
+        return {name: recorded[name] for name in self.outputs}
 
     def extra_repr(self) -> str:
+        if len(self.input_shapes) > 1:
+            shown = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.input_shapes.items())
+            return f"spec={self.spec_name!r}, inputs={shown}"
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
 
 
