@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+from cnnspec.analysis.needs import output_needs
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import describe_shape
@@ -89,11 +90,12 @@ def buffers_note(network) -> str:
 def render_summary(network, format: str = "table", depth: int | None = None) -> str:
     rows = collapse([Row(**{k: getattr(r, k) for k in r.__dataclass_fields__}) for r in network.rows],
                     depth, network.scope_blocks)
+    needs = output_needs(network.graph, network.rows)
     if format == "json":
         document = {"network": network.name, "input": list(network.input_shape), "output": list(network.output_shape),
                     **({"inputs": {name: list(shape) for name, shape in network.input_shapes.items()}}
                        if len(network.input_shapes) > 1 else {}),
-                    **({"outputs": {name: {"shape": list(shape), "receptive_field": rf}
+                    **({"outputs": {name: {"shape": list(shape), "receptive_field": rf, **vars(needs[name])}
                                     for name, _, shape, rf in network.graph.outputs}} if network.graph.outputs else {}),
                     **totals(network), "layers": [_record(r) for r in rows]}
         return json.dumps(document, indent=2)
@@ -126,10 +128,11 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
     ]
     if any("whole" in row[5] for row in table):
         footer.append(f"RF:          {WHOLE_LEGEND}")
+    outputs = _outputs_table(network, needs)
     if format == "markdown":
-        lines = [f"**{network.name}**: {input_line}", "", "| " + " | ".join(header) + " |",
-                 "|" + "|".join(["---", "---", "---", "---:", "---:", "---:", "---:"] + ["---"] * values) + "|"]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table]
+        lines = [f"**{network.name}**: {input_line}", "", *_markdown(header, table, {2, 3, 4, 5, 6})]
+        if outputs:
+            lines += ["", "What each output is computed from:", "", *_markdown(*outputs)]
         lines += [""] + [f"- {line.split(':', 1)[0]}: {line.split(':', 1)[1].strip()}" for line in footer]
         return "\n".join(lines)
     widths = [max(len(header[i]), *(len(row[i]) for row in table)) if table else len(header[i]) for i in range(len(header))]
@@ -140,7 +143,38 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
 
     rule = "-" * len(line(header))
     return "\n".join([f"{network.name}: {input_line}", rule, line(header), rule, *(line(r) for r in table), rule,
-                      *footer])
+                      *footer, *(["", "what each output is computed from:", *_aligned(*outputs)] if outputs else [])])
+
+
+#: the columns of the outputs' table, and which of them are right-aligned
+OUTPUT_HEADER = ["output", "shape", "RF", "params", "MACs", "act (fp32)", "layers"]
+_NUMERIC = {2, 3, 4, 5, 6}
+
+
+def _outputs_table(network, needs: dict) -> tuple[list[str], list[list[str]]] | None:
+    """Each declared output's shape, receptive field and the figures of the layers it needs (a
+    layer that several need counts in each; a module applied twice saves its weights once)."""
+    if not needs:
+        return None
+    rows = []
+    for name, _, shape, rf in network.graph.outputs:
+        need = needs[name]
+        rows.append([name, describe_shape(shape), rf, f"{need.params:,}", f"{need.macs:,}", _size(need.activation_bytes),
+                     f"{need.layers:,}"])
+    return OUTPUT_HEADER, rows
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
+    return ["  ".join(c.rjust(w) if i in _NUMERIC else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+            for cells in (header, *rows)]
+
+
+def _markdown(header: list[str], rows: list[list[str]], right: set[int] = _NUMERIC) -> list[str]:
+    """A Markdown table, the columns in `right` aligned right."""
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    return (["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+            + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows])
 
 
 def _size(n: int) -> str:

@@ -89,7 +89,8 @@ def test_run_verify_check_and_summary_show_every_output(tmp_path):
     summary = CliRunner().invoke(main, ["summary", str(spec)])
     assert "outputs p1 8x32x32 (RF 3), p2 4x16x16 (RF 4), x 3x32x32 (RF 1)" in summary.output.splitlines()[0]
     document = json.loads(CliRunner().invoke(main, ["summary", str(spec), "--format", "json"]).output)
-    assert document["outputs"] == {"p1": {"shape": [8, 32, 32], "receptive_field": "3"},
+    assert {name: {key: entry[key] for key in ("shape", "receptive_field")}
+            for name, entry in document["outputs"].items()} == {"p1": {"shape": [8, 32, 32], "receptive_field": "3"},
                                    "p2": {"shape": [4, 16, 16], "receptive_field": "4"},
                                    "x": {"shape": [3, 32, 32], "receptive_field": "1"}}
 
@@ -126,3 +127,90 @@ def test_printing_round_trips_and_the_readme_example_checks():
     network = cnnspec.loads(example)
     assert network.diagnostics == []
     assert network.output_shapes == {"score": (10,), "c1": (16, 64, 64), "c2": (32, 32, 32)}
+
+
+# ---------------------------------------------------------------- what each output needs
+
+BRANCHY = """network branchy
+input x: 3x24x24
+c1 = stem: { conv 8 3x3 pad=1; bn; relu }
+gate = c1 -> avgpool global, conv 8 1x1, sigmoid
+g = scale(c1, gate)
+down = g -> conv 16 3x3 stride=2 pad=1, relu
+side = c1 -> maxpool 2x2, conv 16 1x1
+both = concat(down, side)
+head = both -> avgpool global, flatten, linear 5
+aux = side -> conv 4 1x1
+unused_by_outputs = c1 -> conv 2 1x1
+output head, aux, c1
+"""
+
+
+def measured_needs(network, name: str) -> dict:
+    """What PyTorch's autograd says output `name` is computed from: the parameters that receive a
+    gradient from it, and the layers and merges whose output tensors its graph reaches (their
+    MACs counted by hooks from the modules' own attributes, their elements by the tensors)."""
+    import torch
+    from oracle import merges_recorded
+    from test_differential_torch import hook_macs
+
+    from cnnspec.layers import REGISTRY
+
+    model = network.to_torch(seed=0).eval()
+    by_path = {row.path: row.id for row in network.rows if row.kind in REGISTRY}
+    seen, macs = {}, {}
+    for path, module in model.named_modules():
+        if path in by_path:
+            def hook(module, inputs, output, row=by_path[path]):
+                seen[row], macs[row] = output, hook_macs(module, inputs, output)
+            module.register_forward_hook(hook)
+    x = torch.rand(2, *network.input_shape, requires_grad=True)
+    with merges_recorded(seen):
+        out = model(x)[name]
+    (out * torch.randn_like(out)).sum().backward()
+    reached, stack = set(), [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and node not in reached:
+            reached.add(node)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    rows = [row for row in network.rows if seen[row.id].grad_fn in reached]
+    return {"params": sum(p.numel() for p in model.parameters() if p.grad is not None and p.grad.abs().sum() > 0),
+            "buffers": sum(b.numel() for path, b in model.named_buffers() if not path.endswith("num_batches_tracked")
+                           and path.rsplit(".", 1)[0] in {r.path for r in rows}),
+            "macs": sum(macs.get(row.id, 0) for row in rows),
+            "activation_bytes": sum(4 * seen[row.id][0].numel() for row in rows),
+            "layers": sum(row.kind in REGISTRY for row in rows)}
+
+
+@pytest.mark.parametrize("text", [TWO_HEADS, BRANCHY], ids=["two_heads", "branchy"])
+def test_each_outputs_figures_are_what_autograd_says_it_is_computed_from(text):
+    pytest.importorskip("torch")
+    from cnnspec.analysis.needs import output_needs
+
+    network = cnnspec.loads(text)
+    needs = output_needs(network.graph, network.rows)
+    assert list(needs) == list(network.output_shapes)
+    for name, need in needs.items():
+        assert vars(need) == measured_needs(network, name), name
+
+
+def test_the_summary_shows_what_each_output_needs_in_every_format():
+    network = cnnspec.loads(BRANCHY)
+    from cnnspec.analysis.needs import output_needs
+
+    needs = output_needs(network.graph, network.rows)
+    # the head does not need `aux`'s conv nor the unread branch; `aux` needs neither the gate nor the head
+    assert needs["head"].params < network.params and needs["aux"].macs < needs["head"].macs
+    text = network.summary()
+    table = text.split("what each output is computed from:\n", 1)[1].splitlines()
+    assert table[0].split() == ["output", "shape", "RF", "params", "MACs", "act", "(fp32)", "layers"]
+    for line, (name, need) in zip(table[1:], needs.items()):
+        words = line.split()
+        assert words[0] == name and words[3] == f"{need.params:,}" and words[4] == f"{need.macs:,}"
+        assert words[-1] == str(need.layers)
+    document = json.loads(network.summary(format="json"))
+    assert {name: {k: v for k, v in entry.items() if k in vars(needs[name])}
+            for name, entry in document["outputs"].items()} == {name: vars(need) for name, need in needs.items()}
+    markdown = network.summary(format="markdown")
+    assert f"| aux | 4x12x12 | {network.graph.outputs[1][3]} | {needs['aux'].params:,} |" in markdown
