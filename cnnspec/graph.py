@@ -39,6 +39,9 @@ class LayerNode(GraphNode):
     in_shape: Shape
     out_shape: Shape
     span: Span
+    #: the key of the value whose spatial size the layer takes at run time (`upsample size=c1`;
+    #: `params` hold that size as checked); none for a layer that reads its input alone
+    size_from: str | None = None
 
 
 class MergeNode(GraphNode):

@@ -94,8 +94,10 @@ def into_unit(module, inputs, output):
 
 
 def layerscales(network) -> list[str]:
-    """The layer scales' paths: a bare parameter each, with no module to hook."""
-    return [row.path for row in network.rows if row.kind == "layerscale"]
+    """The paths of the layers with no module to hook: layer scales (a bare parameter each) and
+    resizes to a value's size (a call of `F.interpolate`)."""
+    resized = {node.path for node in network.graph.layers() if node.size_from is not None}
+    return [row.path for row in network.rows if row.kind == "layerscale" or row.path in resized]
 
 
 def measurable(network) -> nn.Module:

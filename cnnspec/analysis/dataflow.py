@@ -71,7 +71,8 @@ class Dataflow(Reporting):
         if len(self.rows) > first_row:
             # the summary says which value a row reads and which it binds
             if st.source is not None:
-                self.rows[first_row].extra["reads"] = (st.source.name,)
+                row = self.rows[first_row]
+                row.extra["reads"] = (st.source.name, *row.extra.get("reads", ()))
             if st.binding is not None:
                 self.rows[-1].extra["binds"] = st.binding.name
         items.append(SeqNode.model_construct(items=tuple(sub), source=source_key, bind=bind_key))
@@ -121,6 +122,32 @@ class Dataflow(Reporting):
         self.error(Code.UNKNOWN_VALUE, f"no value `{name.name}` is bound", name.span, label="not a named value",
                    help=f"did you mean `{near}`?" if near else f"bind one first: `{name.name} = ...`")
         return None
+
+    def size_from_value(self, item, kind, flow: Flow, env: Env):
+        """`upsample size=c1`: the option that may name a value (`kind.size_from_value`) names one,
+        not a block parameter, so the layer takes that value's spatial size (its channels are the
+        layer's own). Returns the item with the size written out, the value's key and its name;
+        `None` where the option names no value; `False` once a failed read is reported."""
+        option = next((o for o in getattr(item, "options", ()) if o.key == kind.size_from_value), None)
+        ref = option.value if option is not None else None
+        if ref is None or ref.node != "ref" or ref.attr is not None or ref.name in env.names:
+            return None
+        value = self.read_value(ir.ValueName(name=ref.name, span=ref.span), env)
+        if value is None or value.flow.shape is None or flow.shape is None:
+            return False
+        target = value.flow.shape
+        if len(target) != len(flow.shape) or len(target) < 2:
+            dims = len(flow.shape) - 1
+            self.error(Code.WRONG_INPUT_RANK, f"`{ref.name}` is {describe_shape(target)}, and `{kind.name}` "
+                                              f"resizes its input {describe_shape(flow.shape)} to the spatial size "
+                                              "of a map of the same rank", ref.span,
+                       label=f"{len(target) - 1} spatial dimensions, the input has {dims}",
+                       help=f"name a value with {dims} spatial dimension{'s' if dims != 1 else ''}, or give the "
+                            f"size: `{option.key}={'x'.join(['14'] * max(dims, 1))}`")
+            return False
+        written = ir.Dims(values=target[1:], span=ref.span)
+        options = tuple(o.model_copy(update={"value": written}) if o is option else o for o in item.options)
+        return item.model_copy(update={"options": options}), value.key, ref.name
 
     def value_merge(self, item: ir.ValueMerge, flow: Flow, env: Env, items: list) -> Flow:
         """`add(a, b)` sums with broadcasting, `scale(x, gate)` multiplies with broadcasting,

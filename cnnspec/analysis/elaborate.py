@@ -413,6 +413,11 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
     # ---------------------------------------------------------------- layers
     def layer(self, item, kind_name: str, flow: Flow, env: Env, items: list, path: str) -> Flow:
         kind = REGISTRY[kind_name]
+        resized = self.size_from_value(item, kind, flow, env) if kind.size_from_value else None
+        if resized is False:
+            return Flow(None, ())
+        if resized is not None:
+            item, size_from, size_name = resized
         bound = self.bind_layer(item, kind, env)
         if bound is None:
             return Flow(None, ())
@@ -446,9 +451,12 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         rf = layer_field(kind, params, flow.shape, out, window, flow.rf)
         node_id = self.new_id()
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
-                               out_shape=out, span=span))
+                               out_shape=out, span=span, size_from=resized and size_from))
         self.add_row(Row(node_id, path, kind_name, out, counts.params, counts.buffers, macs, rf, len(env.scopes),
                          env.scopes, trainable=counts.trainable, line=span.line), env, span)
+        if resized:
+            # the value it takes the size of is read, as the summary says
+            self.rows[-1].extra["reads"] = (size_name,)
         return Flow(out, rf)
 
     def new_id(self) -> int:

@@ -276,11 +276,16 @@ class Refusal:
 
 
 def program(items) -> list[tuple]:
-    """The graph as a list of steps: layers, and merges as open / one stash per branch / merge."""
+    """The graph as a list of steps: layers, merges as open / one stash per branch / merge, and
+    the reads and bindings of named values."""
     steps = []
     for item in items:
         if item.node == "seq":
+            if item.source is not None:
+                steps.append(("read", item.source))
             steps += program(item.items)
+            if item.bind is not None:
+                steps.append(("bind", item.bind))
         elif item.node == "layer":
             steps.append(("layer", item))
         else:
@@ -298,13 +303,17 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-def run_layer(node, shape):
+def run_layer(node, shape, values: dict):
     """A layer's shape rule on `shape`, and its weights unchanged (a linear layer after a
-    flatten has as many inputs as the declared input gives it)."""
+    flatten has as many inputs as the declared input gives it). A layer that takes a value's
+    size (`upsample size=c1`) takes its size at this input."""
     kind = REGISTRY[node.kind]
+    params = node.params
+    if node.size_from is not None:
+        params = params.model_copy(update={kind.size_from_value: tuple(values[node.size_from][1:])})
     try:
-        out = kind.infer_shape(node.params, shape)
-        state = (kind.count_params(node.params, shape), kind.count_buffers(node.params, shape))
+        out = kind.infer_shape(params, shape)
+        state = (kind.count_params(params, shape), kind.count_buffers(params, shape))
     except LayerError as error:
         raise Refused(Refusal(node, error.code, error.message)) from None
     declared = (kind.count_params(node.params, node.in_shape), kind.count_buffers(node.params, node.in_shape))
@@ -348,6 +357,8 @@ class State:
     piece: Piece
     shape: tuple
     stack: tuple = ()
+    #: the shape of each named value bound so far, by key
+    values: dict = field(default_factory=dict)
 
 
 def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
@@ -369,10 +380,14 @@ def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
                 finals.append(state.shape)
             continue
         op, item = steps[state.step]
-        shape, stack = state.shape, state.stack
+        shape, stack, values = state.shape, state.stack, state.values
         try:
             if op == "layer":
-                shape = run_layer(item, shape)
+                shape = run_layer(item, shape, values)
+            elif op == "read":
+                shape = values[item]
+            elif op == "bind":
+                values = {**values, item: shape}
             elif op == "open":
                 stack = stack + (shape,)
             elif op == "stash":
@@ -383,12 +398,12 @@ def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
                 outputs, merge_input, stack = stack[-count:], stack[-count - 1], stack[:-count - 1]
                 shape = run_merge(item, merge_input, outputs, item.id in residuals)
         except Fork as fork:
-            pending += [State(state.step, part, state.shape, state.stack) for part in reversed(fork.parts)]
+            pending += [State(state.step, part, state.shape, state.stack, state.values) for part in reversed(fork.parts)]
             continue
         except Refused as refused:
             outcomes.append((state.piece, refused.refusal))
             continue
-        pending.append(State(state.step + 1, state.piece, shape, stack))
+        pending.append(State(state.step + 1, state.piece, shape, stack, values))
     return outcomes
 
 

@@ -113,6 +113,8 @@ class Context:
     builder: GraphBuilder
     weights: dict[str, np.ndarray]
     node: LayerNode
+    #: the tensor of each named value by key, for a layer that reads one besides its input
+    values: dict[str, str] = field(default_factory=dict)
 
     def weight(self, name: str) -> str:
         """The initializer for `path.name` (`path` for a bare parameter), created once, named by its
@@ -223,6 +225,13 @@ def lower_deconv(ctx: Context, x: str) -> str:
 def lower_upsample(ctx: Context, x: str) -> str:
     p, b = ctx.node.params, ctx.builder
     spatial = ctx.node.out_shape[1:]
+    if ctx.node.size_from is not None:
+        # to another value's size: read from its tensor at run time, whatever sizes the export fixes
+        like = ctx.values[ctx.node.size_from]
+        sizes = onnx_dynamic.spatial_sizes(b, like, len(spatial), f"{ctx.path}:like")
+        if p.mode == "nearest":
+            return onnx_dynamic.nearest_to_size(ctx, x, sizes)
+        return resize_to(ctx, x, sizes, resize_attributes(p))
     if b.dynamic and p.mode == "nearest" and p.size is not None:
         return onnx_dynamic.nearest_to_size(ctx, x)
     if p.mode == "nearest" and p.size is not None:
@@ -235,13 +244,7 @@ def lower_upsample(ctx: Context, x: str) -> str:
             index = np.minimum(np.floor(np.arange(o, dtype=np.float32) * scale), n - 1).astype(np.int64)
             x = b.op("Gather", [x, b.ints(f"{ctx.path}:index{axis}", index)], f"{ctx.path}:axis{axis}", axis=axis)
         return b.op("Identity", [x], ctx.path)
-    if p.mode == "nearest":
-        # PyTorch's nearest by a factor: source index floor(dst / factor)
-        attributes = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-    else:
-        # half_pixel, not pytorch_half_pixel: PyTorch maps an output of length 1 from the centre too
-        transform = "align_corners" if p.align_corners else "half_pixel"
-        attributes = dict(mode="linear", coordinate_transformation_mode=transform)
+    attributes = resize_attributes(p)
     if b.dynamic and p.size is None:
         # by the factor, as PyTorch's scale_factor: out = n * factor for any n
         factors = [float(f) for f in ctx.node.params.scale] if isinstance(p.scale, tuple) else [float(p.scale)] * len(spatial)
@@ -249,17 +252,31 @@ def lower_upsample(ctx: Context, x: str) -> str:
             return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", factors)], ctx.path,
                         axes=list(range(2, 2 + len(spatial))), **attributes)
         return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", [1.0, 1.0, *factors])], ctx.path, **attributes)
-    if b.dynamic and b.opset < 18:
-        # to a fixed size: every dimension's size, the batch and channels read at run time
-        sizes = b.op("Concat", [b.op("Shape", [x], f"{ctx.path}:leading", start=0, end=2),
-                                b.ints(f"{ctx.path}:sizes", spatial)], f"{ctx.path}:all_sizes", axis=0)
-        return b.op("Resize", [x, "", "", sizes], ctx.path, **attributes)
-    if b.opset >= 18:
-        # sizes for the spatial axes only, so the batch dimension stays symbolic
-        sizes = b.ints(f"{ctx.path}:sizes", spatial)
-        return b.op("Resize", [x, "", "", sizes], ctx.path, axes=list(range(2, 2 + len(spatial))), **attributes)
+    if b.dynamic or b.opset >= 18:
+        return resize_to(ctx, x, b.ints(f"{ctx.path}:sizes", spatial), attributes)
     scales = [1.0, 1.0] + [o / n for n, o in zip(ctx.node.in_shape[1:], spatial)]
     return b.op("Resize", [x, "", b.constant(f"{ctx.path}:scales", scales)], ctx.path, **attributes)
+
+
+def resize_attributes(p) -> dict:
+    """Resize's attributes for PyTorch's interpolation modes."""
+    if p.mode == "nearest":
+        # PyTorch's nearest by a factor: source index floor(dst / factor)
+        return dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    # half_pixel, not pytorch_half_pixel: PyTorch maps an output of length 1 from the centre too
+    transform = "align_corners" if p.align_corners else "half_pixel"
+    return dict(mode="linear", coordinate_transformation_mode=transform)
+
+
+def resize_to(ctx: Context, x: str, sizes: str, attributes: dict) -> str:
+    """Resize to the spatial `sizes` (an int64 tensor): from opset 18 for the spatial axes alone,
+    before it with the batch and channels read at run time, so the batch dimension stays symbolic."""
+    b, rank = ctx.builder, len(ctx.node.out_shape) - 1
+    if b.opset >= 18:
+        return b.op("Resize", [x, "", "", sizes], ctx.path, axes=list(range(2, 2 + rank)), **attributes)
+    sizes = b.op("Concat", [b.op("Shape", [x], f"{ctx.path}:leading", start=0, end=2), sizes],
+                 f"{ctx.path}:all_sizes", axis=0)
+    return b.op("Resize", [x, "", "", sizes], ctx.path, **attributes)
 
 
 # ---------------------------------------------------------------- pooling
@@ -692,7 +709,7 @@ class Lowerer:
                     x = lower_conv(ctx, x, folded=fold_batch_norm(ctx, following, self.weights))
                     index += 1
                 else:
-                    x = LOWERINGS[item.kind](Context(self.builder, self.weights, item), x)
+                    x = LOWERINGS[item.kind](Context(self.builder, self.weights, item, self.values), x)
             self.builder.shapes[x] = item.out_shape
             index += 1
         return x

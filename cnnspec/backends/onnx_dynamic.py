@@ -92,17 +92,23 @@ def adaptive_pool(ctx, x: str, is_max: bool) -> str:
     return b.op("Identity", [x], ctx.path)
 
 
-def nearest_to_size(ctx, x: str) -> str:
-    """Nearest upsampling to a fixed size from a size read at run time: PyTorch's source index
+def nearest_to_size(ctx, x: str, sizes: str | None = None) -> str:
+    """Nearest upsampling from a size read at run time, to the fixed output size or to the spatial
+    `sizes` of another tensor (an int64 vector, read at run time too): PyTorch's source index
     floor(dst * (in / out)) in float32, gathered per axis."""
     b = ctx.builder
     for axis, o in enumerate(ctx.node.out_shape[1:], start=2):
         where = f"{ctx.path}:axis{axis}"
         n = axis_size(b, x, axis, where)
-        scale = b.op("Div", [b.op("Cast", [n], f"{where}:n", to=1), b.constant(f"{where}:out", [float(o)])],
-                     f"{where}:scale")
-        source = b.op("Floor", [b.op("Mul", [b.constant(f"{where}:dst", np.arange(o)), scale], f"{where}:at")],
-                      f"{where}:floor")
+        if sizes is None:
+            out, dst = b.constant(f"{where}:out", [float(o)]), b.constant(f"{where}:dst", np.arange(o))
+        else:
+            count = b.op("Gather", [sizes, b.ints(f"{where}:pick", axis - 2)], f"{where}:count")
+            out = b.op("Cast", [count], f"{where}:out", to=1)
+            steps = b.op("Range", [b.ints(f"{where}:zero", 0), count, b.ints(f"{where}:step", 1)], f"{where}:steps")
+            dst = b.op("Cast", [steps], f"{where}:dst", to=1)
+        scale = b.op("Div", [b.op("Cast", [n], f"{where}:n", to=1), out], f"{where}:scale")
+        source = b.op("Floor", [b.op("Mul", [dst, scale], f"{where}:at")], f"{where}:floor")
         last = b.op("Sub", [n, b.ints(f"{where}:one", [1])], f"{where}:last")
         index = b.op("Min", [b.op("Cast", [source], f"{where}:index_any", to=7), last], f"{where}:index")
         x = b.op("Gather", [x, index], where, axis=axis)

@@ -48,6 +48,8 @@ class SpecModule(nn.Module):
         self._recorder = recorder
         self._pads = {}
         self._parameter_paths: set[str] = set()
+        #: the layers that resize to a value's size: path -> (value key, F.interpolate's options)
+        self._resizes: dict[str, tuple[str, dict]] = {}
         self._build(seq.items, lowerings)
 
     def _relative(self, path: str) -> str:
@@ -62,6 +64,9 @@ class SpecModule(nn.Module):
                     # saved under the layer's own name, as torchvision's `layer_scale`
                     self._place(self._relative(item.path), nn.Parameter(torch.full(shape, value)))
                     self._parameter_paths.add(item.path)
+                    continue
+                if lowering.size_from is not None:
+                    self._resizes[item.path] = (lowering.size_from, dict(lowering.module.kwargs))
                     continue
                 self._place(self._relative(item.path), instantiate(lowering))
                 if lowering.pad is not None:
@@ -100,7 +105,10 @@ class SpecModule(nn.Module):
                     pads, mode = self._pads[item.path]
                     x = F.pad(x, pads, mode=mode)
                 relative = self._relative(item.path)
-                if item.path in self._parameter_paths:
+                if item.path in self._resizes:
+                    key, kwargs = self._resizes[item.path]
+                    x = F.interpolate(x, size=values[key].shape[2:], **kwargs)
+                elif item.path in self._parameter_paths:
                     x = self.get_parameter(relative) * x
                 else:
                     x = self.get_submodule(relative)(x)

@@ -8,7 +8,7 @@ PyTorch's defaults are not written, so generated code reads like code written by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from cnnspec.graph import LayerNode
@@ -61,6 +61,9 @@ class Lowering:
     frozen: bool = False
     #: a bare parameter (layer scale) of this shape and initial value instead of a module
     parameter: tuple[tuple[int, ...], float] | None = None
+    #: the key of the value whose spatial size `module` (then a call of `F.interpolate`, no
+    #: module) resizes to, read at run time: `F.interpolate(x, size=c1.shape[2:], mode="nearest")`
+    size_from: str | None = None
 
 
 def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
@@ -87,7 +90,13 @@ lowers = LOWERINGS.registers
 
 
 def lower(node: LayerNode) -> Lowering:
-    return LOWERINGS[node.kind](node.params, node.in_shape, node.out_shape)
+    lowering = LOWERINGS[node.kind](node.params, node.in_shape, node.out_shape)
+    if node.size_from is not None:
+        # to another value's size, read in the forward, as torchvision's FPN resizes: the
+        # module's options but its size (`mode`, `align_corners`) are F.interpolate's
+        kwargs = tuple((k, v) for k, v in lowering.module.kwargs if k not in ("size", "scale_factor"))
+        return replace(lowering, module=ModuleCall("interpolate", (), kwargs), size_from=node.size_from)
+    return lowering
 
 
 # ---------------------------------------------------------------- convolutions

@@ -196,7 +196,8 @@ class SourceEmitter:
         items = opened(seq.items)
         prefix = seq.scope + "."
         plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
-                    and self.lowerings[item.path].parameter is None or item.node == "seq" and not is_mark(item)
+                    and self.lowerings[item.path].parameter is None and self.lowerings[item.path].size_from is None
+                    or item.node == "seq" and not is_mark(item)
                     for item in items)
         # a scope that a dotted label adds to stays a class: an nn.Sequential would run the addition too
         numbered = plain and seq.scope not in self.reopened and [
@@ -252,6 +253,9 @@ class SourceEmitter:
             body.init.append(self.place(name, parameter, body, register="register_parameter"))
             body.members.add(name)
             self.attribute_of[node.path] = name
+            return
+        if lowering.size_from is not None:
+            # a call in the forward, no module
             return
         constructor = self.layer_constructor(node)
         if node.path not in self.stateful and name.isdigit():
@@ -322,6 +326,10 @@ class SourceEmitter:
             lowering = self.lowerings[item.path]
             if lowering.parameter is not None:
                 return f"{self.member(self.attribute_of[item.path], parameter=True)} * {source}"
+            if lowering.size_from is not None:
+                self.uses_functional = True
+                options = "".join(f", {k}={v!r}" for k, v in lowering.module.kwargs)
+                return f"F.{lowering.module.name}({source}, size={value_variable(lowering.size_from)}.shape[2:]{options})"
             if lowering.pad is not None:
                 self.uses_functional = True
                 mode = "" if lowering.pad_mode == "constant" else f", mode={lowering.pad_mode!r}"

@@ -435,6 +435,10 @@ class LayerKind:
     #: options the shape rule alone decides (which inputs the layer takes, its output shape):
     #: the lowerings see them in the shapes
     shape_only: ClassVar[tuple[str, ...]] = ()
+    #: an option that may name a value instead of a size (`upsample size=c1`): the layer then
+    #: resizes to that value's spatial size, which the checker knows and the backends read from
+    #: the value at run time; the value gives no receptive field, only its size
+    size_from_value: ClassVar[str | None] = None
 
     def infer_shape(self, p: Params, shape: Shape) -> Shape:
         """The output shape for one sample, or `LayerError`."""

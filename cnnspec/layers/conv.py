@@ -405,9 +405,10 @@ class Upsample(LayerKind):
     Params = UpsampleParams
     positional = ("scale",)
     flags = {"nearest": ("mode", "nearest"), "bilinear": ("mode", "bilinear")}
-    summary = "upsampling by an integer factor or to a size (nearest or bilinear)"
+    summary = "upsampling by an integer factor or to a size (nearest or bilinear); `size=c1` to a value's size"
     pytorch_names = {"upsamplingnearest": None, "upsamplingbilinear": "upsample 2 bilinear"}
     field = "reads"
+    size_from_value = "size"
     ranges = {
         "scale": PerDim(Ints(1, 2)),
         "size": PerDim(Ints(1, 14), when=lambda w: "scale" not in w.fields, chance=1.0),
