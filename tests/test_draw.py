@@ -125,11 +125,9 @@ def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth
         assert 0 <= item.y and item.y + item.h <= drawing.height + EPS
 
 
-@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "unet", "densenet121"])
-def test_lines_connect_the_input_to_the_output(networks, name):
-    """The segments and boxes form one connected picture: every box is reached from the input
-    through lines that meet at their ends or at a box's border."""
-    drawing = layout(networks(name), None, "right")
+def connected_boxes(drawing) -> list[set[int]]:
+    """The boxes (by index) that lines join into one picture, in groups: segments meeting at
+    their ends, on another segment (a rail) or at a box's border."""
     points = {}
 
     def find(p):
@@ -147,7 +145,6 @@ def test_lines_connect_the_input_to_the_output(networks, name):
     for x1, y1, x2, y2 in drawing.segments:
         union(key(x1, y1), key(x2, y2))
         ends += [(x1, y1), (x2, y2)]
-    # a segment may start on another one (a rail), or at a box's border
     segments = Grid([segment_rect(s) for s in drawing.segments])
     boxes = Grid([rect(b) for b in drawing.boxes])
     for x, y in ends:
@@ -160,8 +157,44 @@ def test_lines_connect_the_input_to_the_output(networks, name):
             bx, by, bw, bh = boxes.rects[i]
             if bx - EPS <= x <= bx + bw + EPS and by - EPS <= y <= by + bh + EPS:
                 union(("box", i), key(x, y))
-    components = {find(("box", i)) for i in range(len(drawing.boxes))}
-    assert len(components) == 1
+    groups: dict = {}
+    for i in range(len(drawing.boxes)):
+        groups.setdefault(find(("box", i)), set()).add(i)
+    return list(groups.values())
+
+
+@pytest.mark.parametrize("name", ["resnet50", "inception_v3", "unet", "densenet121"])
+def test_lines_connect_the_input_to_the_output(networks, name):
+    """The segments and boxes form one connected picture: every box is reached from the input
+    through lines that meet at their ends or at a box's border."""
+    assert len(connected_boxes(layout(networks(name), None, "right"))) == 1
+
+
+@pytest.mark.parametrize("direction", ["down", "right"])
+def test_a_statement_from_a_named_value_starts_at_its_tag_with_no_line_into_it(direction):
+    network = cnnspec.loads(BRANCHY_VALUES)
+    drawing = layout(network, None, direction)
+    tags = [b.text[0] for b in drawing.boxes if b.kind == "value"]
+    reads = [f"from {name}" for row in network.rows for name in row.extra.get("reads", ())]
+    binds = [f"as {row.extra['binds']}" for row in network.rows if "binds" in row.extra]
+    assert sorted(tags) == sorted(reads + binds)
+    groups = connected_boxes(drawing)
+    # every box is reached from the input or from the tag of a value it reads ...
+    for group in groups:
+        starts = [drawing.boxes[i].text[0] for i in group if drawing.boxes[i].kind in ("input", "value")
+                  and drawing.boxes[i].text[0].startswith(("from ", "x:"))]
+        assert starts, [drawing.boxes[i].text for i in group]
+    # ... and a `from` tag is where a line starts, never where one ends
+    def on_entry(box, x, y):
+        if direction == "down":
+            return abs(y - box.y) <= EPS and box.x - EPS <= x <= box.x + box.w + EPS
+        return abs(x - box.x) <= EPS and box.y - EPS <= y <= box.y + box.h + EPS
+
+    ends = [(x, y) for x1, y1, x2, y2 in drawing.segments for x, y in ((x1, y1), (x2, y2))]
+    for box in drawing.boxes:
+        if box.text[0].startswith("from "):
+            assert not any(on_entry(box, x, y) for x, y in ends), box.text
+    assert len(groups) == 7
 
 
 def test_boxes_say_the_kind_and_key_options(networks):
@@ -229,6 +262,45 @@ def test_png_and_dot(networks, tmp_path):
     assert dot.startswith('digraph "resnet18"') and dot.count("subgraph cluster_") == 4
     nodes = dot.count("shape=box3d")
     assert nodes == 8 and dot.count("->") == len(summary_rows(network, 2)) + 1
+
+
+BRANCHY_VALUES = """network branchy
+input x: 3x24x24
+c1 = stem: { conv 8 3x3 pad=1; bn; relu }
+gate = c1 -> avgpool global, conv 8 1x1, sigmoid
+g = scale(c1, gate)
+down = g -> conv 16 3x3 stride=2 pad=1, relu
+side = c1 -> maxpool 2x2, conv 16 1x1
+both = concat(down, side)
+head = both -> avgpool global, flatten, linear 5
+output head, side
+"""
+
+
+def dot_edges(dot: str) -> set[tuple[str, str]]:
+    """The DOT text's edges as (source label, target label); the labels are unique in the specs below."""
+    import re
+
+    labels = dict(re.findall(r'^\s*(n\d+) \[label="([^"]*)"', dot, re.M))
+    return {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(n\d+) -> (n\d+)", dot, re.M)}
+
+
+def test_dot_wires_named_values_inputs_and_outputs_where_the_tensors_flow():
+    network = cnnspec.loads("""input x: 3x16x16
+input y: 3x16x16
+a = conv 4 1x1
+b = a -> conv 6 3x3 pad=1
+c = y -> conv 5 1x1
+joined = concat(a, b, c)
+top = joined -> maxpool 2x2
+side = b -> sigmoid
+output top, side, a
+""")
+    assert dot_edges(render(network, "dot").decode()) == {
+        ("x: 3x16x16", "conv 4 1x1"), ("conv 4 1x1", "conv 6 3x3"), ("y: 3x16x16", "conv 5 1x1"),
+        ("conv 4 1x1", "++"), ("conv 6 3x3", "++"), ("conv 5 1x1", "++"), ("++", "maxpool 2x2"),
+        ("conv 6 3x3", "sigmoid"), ("maxpool 2x2", "top: 15x8x8"), ("sigmoid", "side: 6x16x16"),
+        ("conv 4 1x1", "a: 4x16x16")}
 
 
 def test_draw_command_errors_are_diagnostics(tmp_path):

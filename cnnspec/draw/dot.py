@@ -1,4 +1,6 @@
-"""Graphviz DOT text of a network at a depth: the same boxes as the diagram, frames as clusters.
+"""Graphviz DOT text of a network at a depth: the same boxes as the diagram, frames as clusters,
+and every edge where the tensor really flows: a statement that starts from a named value is
+wired from where that value was bound, each input and each declared output is a node of its own.
 
 cnnspec does not run Graphviz; `dot -Tsvg` renders this where it is installed."""
 
@@ -15,6 +17,9 @@ class _Dot:
         self.layout = Layout(network, depth, "down")
         self.lines: list[str] = []
         self.count = 0
+        #: the named values bound so far in the module being wired: key -> (ends, shape); a
+        #: scope (a block call, a labelled group) reads only its input and starts its own
+        self.values: dict[str, tuple[list[str], tuple]] = {}
 
     def _node(self, text: str, shape: str = "box") -> str:
         self.count += 1
@@ -46,8 +51,17 @@ class _Dot:
             for branch_ends, branch_shape in outs:
                 self._edge(branch_ends, join, branch_shape)
             return [join], item.out_shape
+        if item.source is not None and item.source in self.values:
+            ends, shape = self.values[item.source]
         if item.scope is None:
-            return self.sequence(item.items, outer, ends, shape)
+            ends, shape = self.sequence(item.items, outer, ends, shape)
+        else:
+            ends, shape = self.scope(item, outer, ends, shape)
+        if item.bind is not None:
+            self.values[item.bind] = (ends, shape)
+        return ends, shape
+
+    def scope(self, item, outer, ends, shape):
         title = scope_title(item, outer[-1] if outer else None, self.layout.network.sources)
         if self.layout.depth is not None and len(outer) + 1 >= self.layout.depth:
             row = self.layout.collapsed.get(item.scope)
@@ -58,22 +72,32 @@ class _Dot:
             return [node], row.out_shape
         self.count += 1
         self.lines.append(f"subgraph cluster_{self.count} {{ label={json.dumps(title, ensure_ascii=False)}; style=dashed;")
+        outside, self.values = self.values, {}
         result = self.sequence(item.items, outer + (item.scope,), ends, shape)
+        self.values = outside
         self.lines.append("}")
         return result
 
 
 def to_dot(network, depth: int | None = None, scope: str | None = None) -> str:
     dot = _Dot(network, depth)
+    graph = network.graph
     if scope is None:
-        name, shapes = network.graph.input_name, (network.input_shape, network.output_shape)
-        items, outer = network.graph.body.items, ()
+        inputs = graph.inputs or ((graph.input_name, graph.input_name, network.input_shape),)
+        items, outer = graph.body.items, ()
     else:
         seq, outer = find_scope(network, scope)
-        name, shapes, items = "in", scope_shapes(seq), (seq,)
-    source = dot._node(f"{name}: {describe_shape(shapes[0])}", shape="oval")
-    ends, shape = dot.sequence(items, outer, [source], shapes[0])
-    sink = dot._node(f"output {describe_shape(shapes[1])}", shape="oval")
-    dot._edge(ends, sink, shape)
+        inputs, items = (("in", "in", scope_shapes(seq)[0]),), (seq,)
+    for name, key, shape in inputs:
+        dot.values[key] = ([dot._node(f"{name}: {describe_shape(shape)}", shape="oval")], shape)
+    first = dot.values[inputs[0][1]]
+    ends, shape = dot.sequence(items, outer, *first)
+    if scope is None and graph.outputs:
+        for name, key, out_shape, _ in graph.outputs:
+            value_ends, value_shape = dot.values.get(key, (ends, shape))
+            dot._edge(value_ends, dot._node(f"{name}: {describe_shape(out_shape)}", shape="oval"), value_shape)
+    else:
+        out_shape = network.output_shape if scope is None else scope_shapes(seq)[1]
+        dot._edge(ends, dot._node(f"output {describe_shape(out_shape)}", shape="oval"), shape)
     body = "\n  ".join(dot.lines)
     return f"digraph {json.dumps(network.name)} {{\n  rankdir=TB; node [fontname=monospace];\n  {body}\n}}\n"

@@ -98,6 +98,11 @@ def describe_layer(node) -> str:
     return " ".join([node.kind, *REGISTRY[node.kind].brief(node.params, max(len(node.in_shape) - 1, 1))])
 
 
+def value_name(key: str) -> str:
+    """The name a value key stands for: `c2` of `:c2` or `layer1:c2#2` (a module's second `c2`)."""
+    return key.rsplit(":", 1)[-1].split("#", 1)[0]
+
+
 def _short_name(path: str) -> str | None:
     """A layer's own label (`conv1` of `layer1.0.conv1`), None for a positional one."""
     last = path.rsplit(".", 1)[-1]
@@ -145,6 +150,8 @@ class Piece:
     port: float
     out_shape: tuple
     prims: list
+    #: it starts from a named value, not from what comes before it: nothing is wired into it
+    detached: bool = False
 
 
 def _shift(prims, du, dv):
@@ -170,6 +177,8 @@ class Layout:
         self.down = direction == "down"
         self.direction = direction
         self.rows = {row.id: row for row in network.rows}
+        #: each named value's shape, by key, once its binding is laid out
+        self.value_shapes: dict[str, tuple] = {key: shape for _, key, shape in network.graph.inputs}
         self.collapsed = {row.path: row for row in collapse(self._copies(network.rows), depth, network.scope_blocks)
                           if "collapsed" in row.extra}
 
@@ -209,9 +218,29 @@ class Layout:
                                   kind=item.kind, out_shape=item.out_shape)
         if item.node == "merge":
             return self.merge(item, outer)
-        if item.scope is None:
-            return self.sequence(item.items, outer)
-        return self.scope(item, outer)
+        piece = self.sequence(item.items, outer) if item.scope is None else self.scope(item, outer)
+        if item.source is None and (item.bind is None or piece is None):
+            return piece
+        return self.with_values(item, piece)
+
+    def with_values(self, seq, piece: Piece | None) -> Piece:
+        """A statement's piece between the tags of the values it reads (`from c2`, with nothing
+        wired into it) and binds (`as p4`, the line going on); a merge's operand is the tag alone."""
+        parts = []
+        if seq.source is not None:
+            shape = self.value_shapes.get(seq.source, piece.out_shape if piece is not None else ())
+            parts.append(self._text_box([f"from {value_name(seq.source)}"], "io", path=None, row=None, kind="value",
+                                        out_shape=shape))
+        if piece is not None:
+            parts.append(piece)
+        if seq.bind is not None:
+            shape = parts[-1].out_shape
+            self.value_shapes[seq.bind] = shape
+            parts.append(self._text_box([f"as {value_name(seq.bind)}"], "io", path=None, row=None, kind="value",
+                                        out_shape=shape))
+        whole = self.stack(parts)
+        whole.detached = seq.source is not None
+        return whole
 
     def sequence(self, items, outer: tuple) -> Piece | None:
         return self.stack([p for p in (self.node(item, outer) for item in items) if p is not None])
@@ -233,15 +262,16 @@ class Layout:
             u += piece.length
             if i < len(gaps):
                 gap, _, _, text = gaps[i]
-                prims.append(("seg", u, port, u + gap, port))
-                prims.append(self._label(u, gap, port, text))
+                if not pieces[i + 1].detached:
+                    prims.append(("seg", u, port, u + gap, port))
+                    prims.append(self._label(u, gap, port, text))
                 u += gap
-        return Piece(u, width, port, pieces[-1].out_shape, prims)
+        return Piece(u, width, port, pieces[-1].out_shape, prims, detached=pieces[0].detached)
 
     def merge(self, node, outer: tuple) -> Piece:
         columns = []  # (piece or None, end label or None)
         for branch in node.branches:
-            piece = self.sequence(branch.items, outer) if branch.scope is None else self.scope(branch, outer)
+            piece = self.node(branch, outer)
             shape = piece.out_shape if piece is not None else node.in_shape
             label = describe_shape(shape) if tuple(shape) != tuple(node.out_shape) else None
             columns.append((piece, label))
@@ -267,16 +297,21 @@ class Layout:
         else:
             port = (ports[0] + ports[-1]) / 2
         rail_in, rail_out = FORK / 2, ends
-        prims = [("seg", 0, port, rail_in, port)]
+        # a merge of named values (`add(a, b)`) takes nothing from what comes before it
+        detached = all(piece is not None and piece.detached for piece, _, _, _, _ in placed)
+        prims = [] if detached else [("seg", 0, port, rail_in, port)]
         low, high = min(ports + [port]), max(ports + [port])
+        wired = [line for (piece, *_), line in zip(placed, ports) if piece is None or not piece.detached]
+        if wired and not detached and max(wired + [port]) > min(wired + [port]):
+            prims.append(("seg", rail_in, min(wired + [port]), rail_in, max(wired + [port])))
         if high > low:
-            prims.append(("seg", rail_in, low, rail_in, high))
             prims.append(("seg", rail_out, low, rail_out, high))
         for (piece, label, v0, col_port, length), line in zip(placed, ports):
             if piece is None:
                 prims.append(("seg", rail_in, line, rail_out, line))
                 continue
-            prims.append(("seg", rail_in, line, FORK, line))
+            if not piece.detached:
+                prims.append(("seg", rail_in, line, FORK, line))
             prims += _shift(piece.prims, FORK, v0 + col_port - piece.port)
             prims.append(("seg", FORK + length, line, rail_out, line))
             if label is not None:
@@ -285,7 +320,7 @@ class Layout:
         row = self.rows.get(node.id)
         prims.append(("box", rail_out + 8, port - JOIN / 2, JOIN, JOIN, "join", (JOIN_SYMBOL[node.op],),
                       {"path": node.path, "row": row, "kind": row.kind if row is not None else node.op}))
-        return Piece(rail_out + 8 + JOIN, total, port, node.out_shape, prims)
+        return Piece(rail_out + 8 + JOIN, total, port, node.out_shape, prims, detached=detached)
 
     def scope(self, seq, outer: tuple) -> Piece | None:
         if self.depth is not None and len(outer) + 1 >= self.depth:
@@ -331,8 +366,10 @@ class Layout:
             name, shapes = "in", scope_shapes(seq)
         source = self._text_box([f"{name}: {describe_shape(shapes[0])}"], "io", out_shape=shapes[0], path=None,
                                 row=None, kind="input")
-        sink = self._text_box([f"output {describe_shape(shapes[1])}"], "io", out_shape=shapes[1], path=None, row=None,
-                              kind="output")
+        outputs = net.graph.outputs if scope is None else ()
+        sink_text = ("outputs " + ", ".join(name for name, *_ in outputs) if outputs
+                     else f"output {describe_shape(shapes[1])}")
+        sink = self._text_box([sink_text], "io", out_shape=shapes[1], path=None, row=None, kind="output")
         whole = self.stack([source] + ([body] if body else []) + [sink])
         margin = 10
         drawing = Drawing(net.name, self.direction, 0, 0)
