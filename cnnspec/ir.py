@@ -274,6 +274,8 @@ class InputDecl(Node):
     dims: tuple[int, ...]
     span: Span
     dims_span: Span
+    #: the input's name, where an editor renames it
+    name_span: Span | None = None
 
 
 class OutputDecl(Node):

@@ -451,6 +451,70 @@ async def test_quoted_and_dotted_labels_in_the_outline_and_renamed(client, tmp_p
     close(client, path)
 
 
+VALUES_SPEC = """input x: 8x16x16
+c1 = conv 8 3x3 pad=1
+gate = c1 -> avgpool global, conv 8 1x1, sigmoid
+g = scale(c1, gate)
+block inner() {
+  c1 = conv 8 1x1
+  c1 -> relu
+}
+head: { c1 = conv 4 1x1; c1 -> relu }
+top = g -> inner()
+c1 = top -> conv 8 1x1
+out = add(c1, x)
+expect c1 8x16x16
+output out, g, x
+"""
+
+
+async def test_named_values_have_definitions_references_and_renames_in_their_module(client, tmp_path):
+    path = tmp_path / "values.cnn"
+    # binding `c1` again on line 11 is shadowing, the warning W003
+    assert [d.code for d in await open_text(client, path, VALUES_SPEC)] == ["W003"]
+    lines = VALUES_SPEC.split("\n")
+
+    def at(line: int, word: str, nth: int = 0) -> types.Position:
+        column = -1
+        for _ in range(nth + 1):
+            column = lines[line - 1].index(word, column + 1)
+        return types.Position(line=line - 1, character=column + 1)
+
+    # the first `c1`'s reads: the gate's source and `scale`'s operand; not the block's, the labelled
+    # group's, nor the reads after it is bound again on line 11
+    references = await client.text_document_references_async(types.ReferenceParams(
+        text_document=ident(path.as_uri()), position=at(4, "c1"), context=types.ReferenceContext(include_declaration=True)))
+    assert sorted((r.range.start.line + 1, r.range.start.character) for r in references) == [(2, 0), (3, 7), (4, 10)]
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=ident(path.as_uri()), position=at(12, "c1")))
+    assert (found.range.start.line + 1, found.range.start.character) == (11, 0)
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=ident(path.as_uri()), position=at(12, "x")))
+    assert (found.range.start.line + 1, found.range.start.character) == (1, 6)
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=at(3, "c1"), new_name="stem"))
+    renamed = apply_edits(VALUES_SPEC, edit.changes[path.as_uri()])
+    assert renamed.split("\n")[:4] == ["input x: 8x16x16", "stem = conv 8 3x3 pad=1",
+                                       "gate = stem -> avgpool global, conv 8 1x1, sigmoid", "g = scale(stem, gate)"]
+    assert renamed.split("\n")[4:] == lines[4:]
+    # the input, read by `add` and returned by `output`; the rename checks the same
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=at(14, "x"), new_name="image"))
+    renamed = apply_edits(VALUES_SPEC, edit.changes[path.as_uri()])
+    assert renamed == VALUES_SPEC.replace("input x:", "input image:").replace("add(c1, x)", "add(c1, image)").replace(
+        "g, x\n", "g, image\n")
+    before, after = cnnspec.loads(VALUES_SPEC), cnnspec.loads(renamed)
+    assert [(r.path, r.out_shape) for r in before.rows] == [(r.path, r.out_shape) for r in after.rows]
+    assert list(after.output_shapes) == ["out", "g", "image"]
+    # a value bound at the end of its module, the `expect` naming it: bound on line 11
+    edit = await client.text_document_rename_async(types.RenameParams(
+        text_document=ident(path.as_uri()), position=at(13, "c1"), new_name="late"))
+    renamed = apply_edits(VALUES_SPEC, edit.changes[path.as_uri()])
+    assert renamed.split("\n")[10:13] == ["late = top -> conv 8 1x1", "out = add(late, x)", "expect late 8x16x16"]
+    assert await change(client, path, renamed) == []  # no longer shadowing
+    close(client, path)
+
+
 # ---------------------------------------------------------------- completion, formatting, code actions
 
 async def completions(client, path: Path, text: str) -> set[str]:

@@ -99,3 +99,89 @@ def _item_bindings(item, name: str):
             yield from bindings(item.shortcut.body.body, name)
     elif node in ("concat", "add", "scale"):
         yield from bindings(item.body.body, name)
+
+
+@dataclass(frozen=True)
+class ValueMention:
+    """One place a spec writes a value's name: where it is bound (`binding`), or read with the
+    binding it reads (`bound_at`: the binding's span, an input declaration's for an input, None
+    for a read nothing binds above it)."""
+
+    name: str
+    span: ir.Span
+    bound_at: ir.Span | None
+    binding: bool = False
+
+
+def value_mentions(spec: ir.SpecFile, blocks=()) -> list[ValueMention]:
+    """Every binding and read of a named value in the spec's text and in `blocks`' bodies, each
+    read paired with the binding it reads by the rule above: a module's bindings so far, its
+    unlabelled groups, `when` arms and branches spliced in, a labelled group or a block body a
+    module of its own. Read from the parse alone, so an editor can follow values in a spec that
+    does not check."""
+    found: list[ValueMention] = []
+    inputs = {s.name: s.name_span or s.span for s in spec.statements if s.node == "input"}
+    found += [ValueMention(name, span, span, binding=True) for name, span in inputs.items()]
+    _module(spec.statements, dict(inputs), found)
+    for block in blocks:
+        _module(block.body.body, {}, found)
+    return found
+
+
+def _module(statements, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
+    for st in statements:
+        _statement(st, bound, found)
+
+
+def _read(name: ir.ValueName, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
+    found.append(ValueMention(name.name, name.span, bound.get(name.name)))
+
+
+def _statement(st, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
+    node = st.node
+    if node == "output":
+        for name in st.names:
+            _read(name, bound, found)
+    elif node == "expect_shape" and st.metric in bound:
+        start = st.span.column + len("expect ")
+        span = st.span.model_copy(update={"column": start, "end_line": st.span.line, "end_column": start + len(st.metric)})
+        found.append(ValueMention(st.metric, span, bound[st.metric]))
+    elif node == "items":
+        if st.source is not None:
+            _read(st.source, bound, found)
+        inner = bound if st.label is None else {}
+        for item in st.chain:
+            _item(item, inner, found)
+        if st.binding is not None:
+            bound[st.binding.name] = st.binding.span
+            found.append(ValueMention(st.binding.name, st.binding.span, st.binding.span, binding=True))
+    else:
+        _item(st, bound, found)
+
+
+def _item(item, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
+    node = item.node
+    if node == "repeat":
+        _item(item.item, bound, found)
+    elif node == "group":
+        _module(item.body, bound, found)
+    elif node == "when":
+        _module(item.then.body, bound, found)
+        if item.otherwise is not None:
+            _module(item.otherwise.body, bound, found)
+    elif node == "residual":
+        _module(item.main.body, bound, found)
+        if item.shortcut is not None:
+            _module(item.shortcut.body.body, bound if item.shortcut.label is None else {}, found)
+    elif node in ("concat", "add", "scale"):
+        _module(item.body.body, bound, found)
+    elif node == "value_merge":
+        for name in item.operands:
+            _read(name, bound, found)
+    elif node == "layer":
+        # an option naming a bound value reads it (`upsample size=c1`); any other name is a
+        # block parameter or unknown, which the checker reports
+        for option in item.options:
+            ref = option.value
+            if ref.node == "ref" and ref.attr is None and ref.name in bound:
+                found.append(ValueMention(ref.name, ref.span, bound[ref.name]))

@@ -246,7 +246,7 @@ class SpecBuilder(Transformer):
     def input_decl(self, children):
         _keyword, name, _colon, shape = children
         return {"node": "input", "name": str(name), "dims": self._dims(shape), "span": self._span(children),
-                "dims_span": self._tspan(shape)}
+                "dims_span": self._tspan(shape), "name_span": self._tspan(name)}
 
     def block_def(self, children):
         _keyword, name, params, group = children

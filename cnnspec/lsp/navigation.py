@@ -1,7 +1,9 @@
 """Definitions, references, the outline and renames, read from the parsed spec (the IR's spans).
 
 A block is defined once among the files a spec sees (itself and its imports) and used by its
-calls; a label names one layer or group of its scope; an import's path leads to its file.
+calls; a label names one layer or group of its scope; an import's path leads to its file; a
+named value is bound by a statement (or an input declaration) and read below it in its module,
+each read paired with its binding by `cnnspec.analysis.values.value_mentions`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from lsprotocol import types
 from pydantic import BaseModel
 
 from cnnspec import ir
+from cnnspec.analysis.values import value_mentions
 from cnnspec.frontend.build import label_problem
 from cnnspec.frontend.printer import BARE_LABEL, label_text
 from cnnspec.lsp.convert import path_to_uri
@@ -25,11 +28,13 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 @dataclass(frozen=True)
 class Name:
-    """One occurrence of a name: a block's definition or call, a label, an import."""
+    """One occurrence of a name: a block's definition or call, a label, an import, a value."""
 
-    what: str  # "block", "call", "label" or "import"
+    what: str  # "block", "call", "label", "import" or "value"
     name: str
     span: ir.Span
+    #: for a value, where the value it names is bound (None: a read that nothing binds)
+    bound_at: ir.Span | None = None
 
 
 #: nodes that hold no block, call, label or import: their fields are not walked (a layer's
@@ -89,6 +94,7 @@ def every_name(program) -> list[Name]:
             if (n.span.file, n.span.line, n.span.column) not in seen:
                 seen.add((n.span.file, n.span.line, n.span.column))
                 found.append(n)
+    found += [Name("value", m.name, m.span, m.bound_at) for m in value_mentions(program.spec, program.blocks.values())]
     return found
 
 
@@ -140,6 +146,8 @@ def definition(result, positions, position: types.Position):
     if name.what in ("call", "block"):
         block = result.program.blocks.get(name.name)
         return _location(result, positions, block.name_span) if block is not None else None
+    if name.what == "value":
+        return _location(result, positions, name.bound_at) if name.bound_at is not None else None
     return _location(result, positions, name.span)
 
 
@@ -147,6 +155,10 @@ def _uses(result, name: Name) -> list[Name]:
     """Every occurrence of what `name` names: a block's definition and calls, or the label itself."""
     if name.what in ("call", "block"):
         return [n for n in every_name(result.program) if n.what in ("call", "block") and n.name == name.name]
+    if name.what == "value":
+        if name.bound_at is None:
+            return [name]
+        return [n for n in every_name(result.program) if n.what == "value" and n.bound_at == name.bound_at]
     return [name]
 
 
@@ -156,13 +168,13 @@ def references(result, positions, position: types.Position, include_declaration:
         return []
     uses = _uses(result, name)
     if not include_declaration:
-        uses = [n for n in uses if n.what not in ("block", "label")]
+        uses = [n for n in uses if n.what not in ("block", "label") and not (n.what == "value" and n.span == n.bound_at)]
     return [_location(result, positions, n.span) for n in uses]
 
 
 def prepare_rename(result, positions, position: types.Position):
     name = name_at(result, positions, position)
-    if name is None or name.what == "import":
+    if name is None or name.what == "import" or (name.what == "value" and name.bound_at is None):
         return None
     if name.what == "call" and name.name not in result.program.blocks:
         return None  # a layer written with parentheses, or an unknown block
