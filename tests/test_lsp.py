@@ -526,6 +526,28 @@ async def completions(client, path: Path, text: str) -> set[str]:
     return {item.label for item in items}
 
 
+async def test_completion_offers_the_named_values_bound_above_in_the_module(client, tmp_path):
+    path = tmp_path / "values.cnn"
+    head = ("input x: 3x16x16\nc1 = conv 8 3x3 pad=1\nblock unit() {\n  inner = conv 4 1x1\n  relu\n}\n"
+            "gate = c1 -> avgpool global, conv 8 1x1, sigmoid\n")
+    await open_text(client, path, head)
+    top = {"x", "c1", "gate"}
+    assert await completions(client, path, head + "g = scale(c1, ") >= top
+    assert "inner" not in await completions(client, path, head + "g = scale(c1, ")
+    assert await completions(client, path, head + "both = concat crop(") >= top
+    assert await completions(client, path, head + "output ") == top
+    assert top <= await completions(client, path, head + "up = gate -> upsample size=")
+    starts = await completions(client, path, head + "")
+    assert top <= starts and "conv" in starts and "output" in starts
+    # inside a block, its own values alone: a block is a module that reads only its input
+    text = "input x: 3x16x16\nc1 = conv 8 1x1\nblock unit() {\n  inner = conv 4 1x1\n  out = add(\n}\n"
+    await change(client, path, text, wait=False)
+    answer = await client.text_document_completion_async(types.CompletionParams(
+        text_document=ident(path.as_uri()), position=types.Position(line=4, character=len("  out = add("))))
+    assert {item.label for item in (answer.items if isinstance(answer, types.CompletionList) else answer)} == {"inner"}
+    close(client, path)
+
+
 async def test_completion_offers_kinds_options_values_and_blocks(client, tmp_path):
     path = tmp_path / "complete.cnn"
     head = "input x: 3x16x16\nblock unit(c, stride=1) {\n  conv c 3x3\n}\n"

@@ -1,6 +1,8 @@
-"""Completion from the text before the cursor: layer kinds, keywords and blocks where a statement
-starts; a kind's options and their value sets (from the layer registry's parameter models);
-a block's parameters inside its call; `in.c` ...; import paths in the spec's folder tree."""
+"""Completion from the text before the cursor: layer kinds, keywords, blocks and named values where
+a statement starts; a kind's options and their value sets (from the layer registry's parameter
+models); a block's parameters inside its call; named values as the operands of `add(`, `scale(`,
+`concat(`, after `output` and as `upsample size=`; `in.c` ...; import paths in the spec's folder
+tree."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from cnnspec.analysis.values import value_mentions
 from cnnspec.layers import REGISTRY, option_names
 
-KEYWORDS = ("network", "input", "import", "block", "residual", "shortcut", "concat", "add", "scale", "when",
-            "else", "expect")
+KEYWORDS = ("network", "input", "output", "import", "block", "residual", "shortcut", "concat", "add", "scale",
+            "when", "else", "expect")
+#: the merges whose parentheses hold named values
+VALUE_MERGES = ("add", "scale", "concat")
 IN_ATTRIBUTES = {"c": "channels", "h": "height", "w": "width", "l": "length", "d": "depth", "rank": "spatial rank"}
 #: most import paths offered
 MAX_PATHS = 200
@@ -75,18 +80,27 @@ def complete(lines: list[str], positions, position: types.Position, path: str, p
     segment = _statement_before(before)
     call = _open_call(segment)
     if call is not None:
+        if re.match(r"\s*(\w+\s*=\s*)?(\w+\s*->\s*)?(add|scale|concat)\b", segment) and call in VALUE_MERGES + ("crop",):
+            return _values(program, path, line)
         return _call_arguments(blocks.get(call), _params_in_scope(program, path, line))
+    segment = re.sub(r"^\s*[A-Za-z_]\w*\s*=(?!=)", "", segment)  # a binding, `p4 = `
+    segment = re.sub(r"^\s*[A-Za-z_]\w*\s*->", "", segment)  # a source, `c2 -> `
     segment = LABEL.sub("", segment)
     words = segment.split()
+    if words[:1] == ["output"]:
+        return _values(program, path, line)
     if not words or (len(words) == 1 and not segment[-1:].isspace()):
-        return _statement_starts(blocks)
+        return _statement_starts(blocks) + _values(program, path, line)
     kind = REGISTRY.get(words[0].lstrip("*"))
     if kind is None:
         return []
     current = "" if segment[-1:].isspace() else words[-1]
     if "=" in current:
         option = current.split("=")[0]
-        return [_item(v, types.CompletionItemKind.EnumMember, f"{option}={v}") for v in value_set(kind, option)]
+        values = [_item(v, types.CompletionItemKind.EnumMember, f"{option}={v}") for v in value_set(kind, option)]
+        if option == getattr(kind, "size_from_value", None):
+            values += _values(program, path, line)
+        return values
     given = {w.split("=")[0] for w in words[1:]}
     items = [_item(f"{name}=", types.CompletionItemKind.Property, f"option of `{words[0]}`", name)
              for name in option_names(kind.name) if name not in given]
@@ -151,6 +165,27 @@ def _params_in_scope(program, path: str, line: int) -> list[str]:
         if block.span.file == path and block.span.line <= line <= block.span.end_line:
             return [p.name for p in block.params]
     return []
+
+
+def _values(program, path: str, line: int) -> list[types.CompletionItem]:
+    """The named values bound above `line` in its module: in the block whose body holds it, else
+    at the top level (the network's inputs included)."""
+    if program is None:
+        return []
+    body = next((b.span for b in program.blocks.values() if b.span.file == path and b.span.line <= line <= b.span.end_line),
+                None)
+    inside_blocks = [b.span for b in program.blocks.values() if b.span.file == path]
+
+    def visible(span) -> bool:
+        if span.file != path or span.line >= line:
+            return False
+        if body is not None:
+            return body.line <= span.line <= body.end_line
+        return not any(b.line <= span.line <= b.end_line for b in inside_blocks)
+
+    names = dict.fromkeys(m.name for m in value_mentions(program.spec, program.blocks.values())
+                          if m.binding and visible(m.span))
+    return [_item(name, types.CompletionItemKind.Variable, "named value") for name in names]
 
 
 def _statement_starts(blocks) -> list[types.CompletionItem]:
