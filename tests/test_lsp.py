@@ -21,6 +21,7 @@ from lsprotocol import types  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 
 import cnnspec  # noqa: E402
+from cnnspec.analysis.stats import describe_field  # noqa: E402
 from cnnspec.layers import REGISTRY  # noqa: E402
 from cnnspec.layers.base import describe_shape  # noqa: E402
 
@@ -270,6 +271,24 @@ async def test_hover_shows_the_summary_figures_on_resnet50(client):
     shown = await hover_text(client, path.as_uri(), position_of(text, "layer3:", shift=1))
     assert describe_shape(stage[-1].out_shape) == "1024x14x14" and "`1024x14x14`" in shown
     assert f"{sum(r.params for r in stage):,} params" in shown
+    close(client, path)
+
+
+async def test_hover_on_a_named_value_shows_its_shape_and_field_where_it_is_bound(client, tmp_path):
+    path = tmp_path / "values.cnn"
+    await open_text(client, path, VALUES_SPEC)
+    network = cnnspec.loads(VALUES_SPEC)
+    lines = VALUES_SPEC.split("\n")
+    gate = next(r for r in network.rows if r.extra.get("binds") == "gate")
+    # read on line 4 (`scale(c1, gate)`): bound on line 3
+    shown = await hover_text(client, path.as_uri(), types.Position(line=3, character=lines[3].index("gate") + 1))
+    assert "`gate`, bound on line 3" in shown and f"`{describe_shape(gate.out_shape)}` · RF {describe_field(gate.rf)}" in shown
+    # the second `c1` (line 11), read by `add` on line 12
+    late = next(r for r in network.rows if r.extra.get("binds") == "c1" and r.line == 11)
+    shown = await hover_text(client, path.as_uri(), types.Position(line=11, character=lines[11].index("c1") + 1))
+    assert "bound on line 11" in shown and f"`{describe_shape(late.out_shape)}`" in shown
+    shown = await hover_text(client, path.as_uri(), types.Position(line=11, character=lines[11].index("x)") + 1))
+    assert "(an input)" in shown and "`8x16x16`" in shown
     close(client, path)
 
 

@@ -1,5 +1,6 @@
-"""Hover: the summary's figures for the layer, merge, call or label under the cursor; a block's
-signature and comment; a layer kind's `cnnspec layers` entry; a code's page."""
+"""Hover: the summary's figures for the layer, merge, call or label under the cursor; a named
+value's shape and receptive field where it is bound; a block's signature and comment; a layer
+kind's `cnnspec layers` entry; a code's page."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 
 from lsprotocol import types
 
+from cnnspec.analysis.stats import describe_field
 from cnnspec.codes import CODES, page_path
 from cnnspec.lsp.sites import Figures, Site
 from cnnspec.summary import _size
@@ -37,13 +39,42 @@ def hover(result, positions, position: types.Position) -> types.Hover | None:
     word = word_at(text, column)
     if site is None and word is not None and text[word[1] - 1 + len(word[0]):].lstrip().startswith(":"):
         site = result.index.after(line, word[1])  # a label: what it names
-    if site is not None:
+    value = value_hover(result, positions, position)
+    if value is not None:
+        parts.append(value)
+    elif site is not None:
         parts.append(describe_site(site))
-    if word is not None:
+    if word is not None and value is None:
         parts += _word_hover(result, word[0])
     if not parts:
         return None
     return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)))
+
+
+def value_hover(result, positions, position: types.Position) -> str | None:
+    """For a named value under the cursor: where it is bound, and its shape and receptive field
+    there (each instance's, for a value inside a block called several times)."""
+    from cnnspec.lsp.navigation import name_at
+
+    # name_at maps a file's lines to its positions; a hover is in the document's own
+    name = name_at(result, lambda lines: positions, position)
+    if name is None or name.what != "value" or name.bound_at is None:
+        return None
+    where = name.bound_at
+    network = result.network
+    head = f"**value** `{name.name}`, bound on line {where.line}"
+    if where.file != result.path:
+        head += f" of `{where.file}`"
+    if network is None or not hasattr(network, "rows"):
+        return head
+    inputs = getattr(network, "input_shapes", {})
+    if where.line in {d.span.line for d in result.program.spec.statements if d.node == "input"} and name.name in inputs:
+        return f"{head} (an input)\n\n`{'x'.join(map(str, inputs[name.name]))}` · RF 1"
+    rows = [r for r in network.rows if r.extra.get("binds") == name.name and r.line == where.line]
+    shown = [f"`{'x'.join(map(str, r.out_shape))}` · RF {describe_field(r.rf)}" for r in rows]
+    if len(set(shown)) == 1:
+        return f"{head}\n\n{shown[0]}"
+    return "\n".join([head] + [f"- `{r.scopes[0] if r.scopes else '-'}`: {s}" for r, s in zip(rows, shown)][:SHOWN_INSTANCES])
 
 
 def comment_start(text: str) -> int | None:
