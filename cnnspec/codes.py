@@ -62,6 +62,9 @@ class Code(StrEnum):
     # named values
     UNKNOWN_VALUE = "E150", "no value of that name where it is read"
     VALUE_BEFORE_BINDING = "E151", "value read before it is bound"
+    # shared modules
+    UNKNOWN_MODULE = "E152", "no labelled module of that name to apply again"
+    SHARED_MODULE_MISMATCH = "E153", "a shared module applied where its parameters would change shape"
     # shapes
     RESIDUAL_MISMATCH = "E201", "residual branches disagree"
     CONCAT_MISMATCH = "E202", "concat branches disagree"

@@ -42,6 +42,8 @@ class LayerNode(GraphNode):
     #: the key of the value whose spatial size the layer takes at run time (`upsample size=c1`;
     #: `params` hold that size as checked); none for a layer that reads its input alone
     size_from: str | None = None
+    #: an application of a module defined earlier (`use`): its state is that layer's, at `path`
+    shared: bool = False
 
 
 class MergeNode(GraphNode):
@@ -75,6 +77,8 @@ class SeqNode(GraphNode):
     #: a block call's arguments as bound (defaults included), in declaration order
     args: tuple[tuple[str, Any], ...] = ()
     span: Span | None = None
+    #: an application of a scope defined earlier (`use`): its modules are that scope's, at `scope`
+    shared: bool = False
 
 
 class Graph(GraphNode):
@@ -93,7 +97,7 @@ class Graph(GraphNode):
     inputs: tuple[tuple[str, str, Shape], ...] = ()
 
     def layers(self) -> Iterator[LayerNode]:
-        """Every layer in execution order."""
+        """Every layer in execution order, a shared module's at its first application only."""
         return layers_under(self.body)
 
 
@@ -111,8 +115,19 @@ def walk(node: GraphNode) -> Iterator[GraphNode]:
 
 
 def layers_under(node: GraphNode) -> Iterator[LayerNode]:
-    """The layers from `node` down, in execution order."""
-    return (item for item in walk(node) if item.node == "layer")
+    """The layers from `node` down, in execution order, each module once: a shared module's
+    applications after its first (`use`) hold no layers of their own."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node.node == "layer":
+            if not node.shared:
+                yield node
+        elif node.node == "seq":
+            if not node.shared:
+                stack.extend(reversed(node.items))
+        else:
+            stack.extend(reversed(node.branches))
 
 
 def opened(items, scopes: bool = False) -> list:
@@ -140,7 +155,7 @@ def scopes_under(node: GraphNode, outer: tuple[str, ...] = ()) -> Iterator[tuple
         node, outer = stack.pop()
         if node.node == "merge":
             stack.extend((branch, outer) for branch in reversed(node.branches))
-        elif node.node == "seq":
+        elif node.node == "seq" and not node.shared:
             if node.scope is not None:
                 yield node, outer
                 outer = outer + (node.scope,)

@@ -232,6 +232,16 @@ class ValueMerge(Node):
     span: Span
 
 
+class Use(Node):
+    """`use encoder`: the labelled module `label` (its state_dict path below the current scope)
+    applied again to the tensor flowing in, sharing its parameters."""
+
+    node: Literal["use"] = "use"
+    label: str
+    label_span: Span
+    span: Span
+
+
 class Repeat(Node):
     """`item * n`."""
 
@@ -242,7 +252,7 @@ class Repeat(Node):
 
 
 Item = Annotated[
-    Union[Layer, Call, Group, Residual, Concat, Add, Scale, When, ValueMerge, Repeat],
+    Union[Layer, Call, Group, Residual, Concat, Add, Scale, When, ValueMerge, Use, Repeat],
     Field(discriminator="node"),
 ]
 

@@ -62,12 +62,17 @@ def _record(row: Row) -> dict:
         record["reads"] = list(row.extra["reads"])
     if "binds" in row.extra:
         record["binds"] = row.extra["binds"]
+    if "uses" in row.extra:
+        record["uses"] = row.extra["uses"]
     return record
 
 
 def dataflow(row: Row) -> str:
-    """The named values a row reads and binds: `from up, c1`, `as gate`, `from c2, gate; as g`."""
+    """The named values a row reads and binds, and the shared module its application starts:
+    `from up, c1`, `as gate`, `from c2, gate; as g`, `use encoder; from b`."""
     parts = []
+    if "uses" in row.extra:
+        parts.append("use " + row.extra["uses"])
     if "reads" in row.extra:
         parts.append("from " + ", ".join(row.extra["reads"]))
     if "binds" in row.extra:
@@ -100,7 +105,7 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
                     **totals(network), "layers": [_record(r) for r in rows]}
         return json.dumps(document, indent=2)
     # a spec with named values gets a column saying which value each row reads and binds
-    values = any("reads" in r.extra or "binds" in r.extra for r in rows)
+    values = any("reads" in r.extra or "binds" in r.extra or "uses" in r.extra for r in rows)
     if format == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -17,6 +17,7 @@ position" means, and the size of the layer's period, to know which neighbours to
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from contextlib import contextmanager
@@ -144,14 +145,22 @@ def merges_recorded(into: dict):
 def run_recorded(network, model: nn.Module, x: torch.Tensor, layerscales) -> dict[int, torch.Tensor]:
     """Every row's output tensor, by row id: layers by forward hooks, layer scales (a bare
     parameter, no module) through `outputs`, merges as they are made."""
-    by_path = {row.path: row.id for row in network.rows if row.kind in REGISTRY}
+    # a module applied again (`use`) has a row per application, met in the rows' order
+    by_path: dict[str, list[int]] = {}
+    for row in network.rows:
+        if row.kind in REGISTRY:
+            by_path.setdefault(row.path, []).append(row.id)
     seen: dict[int, torch.Tensor] = {}
-    handles = []
-    for path, module in model.named_modules():
-        if path in by_path:
-            def hook(module, inputs, output, row=by_path[path]):
-                seen[row] = output
-            handles.append(module.register_forward_hook(hook))
+
+    def recorder(rows: list[int]):
+        order = itertools.cycle(rows)
+
+        def hook(module, inputs, output):
+            seen[next(order)] = output
+        return hook
+
+    handles = [module.register_forward_hook(recorder(by_path[path]))
+               for path, module in model.named_modules() if path in by_path]
     try:
         with merges_recorded(seen):
             result = model(*x) if isinstance(x, tuple) else model(x)
@@ -160,7 +169,7 @@ def run_recorded(network, model: nn.Module, x: torch.Tensor, layerscales) -> dic
             handle.remove()
     if isinstance(result, dict):
         for path in layerscales:
-            seen[by_path[path]] = result[path]
+            seen[by_path[path][-1]] = result[path]
     return seen
 
 

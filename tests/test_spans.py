@@ -30,6 +30,7 @@ RULES = {
     ir.Num: {"INT", "FLOAT"}, ir.Dims: {"DIMS"}, ir.Str: {"STRING"},
     ir.ValueName: {"NAME"}, ir.ValueMerge: {"value_add", "value_scale", "value_concat"},
     ir.OutputDecl: {"output_decl"},
+    ir.Use: {"use"},
 }
 EXPRESSIONS = (ir.BinOp, ir.UnaryOp, ir.Ref, ir.Func, ir.TupleLit, ir.ListLit, ir.Bool, ir.Num, ir.Dims, ir.Str)
 
@@ -43,6 +44,7 @@ SNIPPETS = [
     "{ relu } * (1 + 1)\n*b(3)\nconv 3 3x3 pad=[1, 1] stride=(1, 1) dilation=max(1, 1) bias=false\n"
     "flatten\nlinear 10\n",
     "input x: 3x8x8\na = conv 3 1x1\nb = x -> s: relu, relu\nc = add(a, b)\nscale(a, c)\nconcat crop(a, b, c)\noutput a, c\n",
+    "input x: 3x8x8\ninput y: 3x8x8\nenc: { conv 3 1x1 }\nf = y -> use enc\nuse enc.0\n",
 ]
 
 
@@ -89,7 +91,7 @@ CORPUS = sorted(SPECS.rglob("*.cnn")) + sorted(p for p in (TESTS / "golden").rgl
 
 
 @pytest.mark.parametrize("text", [p.read_text() for p in CORPUS] + SNIPPETS,
-                         ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values"])
+                         ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values", "sharing"])
 def test_every_span_is_the_extent_lark_gives_its_rule(text):
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     reference = extents(lark_extents().parse(text))

@@ -30,6 +30,7 @@ from cnnspec.analysis.expansion import LayerBound
 from cnnspec.analysis.expressions import Word, describe_value, item_name
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
+from cnnspec.analysis.sharing import Sharing
 from cnnspec.analysis.stats import Row, describe_field, layer_field, start_field
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
@@ -65,7 +66,7 @@ class Elaboration:
     skipped: tuple = ()
 
 
-class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
+class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
     def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False,
                  blocks_complete: bool = True):
         """`overridden_input`: the input is not the one the spec declares (`--input`, `input=`), so
@@ -99,6 +100,8 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         self.misread = set()
         #: (code, span) of the warnings raised once for all calls of a block
         self.reported: set = set()
+        self.definitions = {}
+        self.sharing = 0
 
     # ---------------------------------------------------------------- entry
     def run(self, spec: ir.SpecFile, name: str, input_decls, statements) -> Elaboration:
@@ -177,15 +180,23 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         return self.labelled(path, st.chain, flow, scope, env, items, st.span)
 
     def labelled(self, path: str, chain, flow: Flow, scope: Scope, env: Env, items: list, span: ir.Span) -> Flow:
-        """A labelled chain: a single layer or call takes the name, anything else becomes a scope."""
+        """A labelled chain: a single layer or call takes the name, anything else becomes a scope;
+        either is a module that `use` may apply again."""
+        before, in_shape = len(items), flow.shape
         if len(chain) == 1 and chain[0].node in ("layer", "call"):
-            return self.item(chain[0], flow, scope, env, items, path=path)
-        inner, sub = self.open_scope(path), []
-        inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,),
-                        env.values.module(path, chain))
-        for item in chain:
-            flow = self.item(item, flow, inner, inner_env, sub)
-        items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=span))
+            flow = self.item(chain[0], flow, scope, env, items, path=path)
+        elif len(chain) == 1 and chain[0].node == "use":
+            self.error(Code.INVALID_LABEL, "`use` applies a module under its own label, and takes no other",
+                       span, label="labelled here", help=f"write `use {chain[0].label}` alone")
+            return Flow(None, ())
+        else:
+            inner, sub = self.open_scope(path), []
+            inner_env = Env(env.names, env.in_shape, env.frames, env.calls, env.scopes + (path,),
+                            env.values.module(path, chain))
+            for item in chain:
+                flow = self.item(item, flow, inner, inner_env, sub)
+            items.append(SeqNode.model_construct(items=tuple(sub), scope=path, span=span))
+        self.define(path, chain, scope, env, span, in_shape, items, before)
         return flow
 
     def claim(self, scope: Scope, label: str, span: ir.Span) -> str:
@@ -197,7 +208,8 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
         for part in parents:
             self.check_reserved(part, span)
             target = self.reopen(target, part, label, span)
-        if name in target.labels:
+        if name in target.labels and not self.sharing:
+            # (a shared module's application claims its labels again, in the scopes its first made)
             first = target.labels[name]
             if name in target.positions:
                 self.error(Code.DUPLICATE_LABEL, f"label `{name}` is the position of an unlabelled item of this scope",
@@ -303,6 +315,8 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
             return self.scale(item, flow, scope, env, items)
         if node == "value_merge":
             return self.value_merge(item, flow, env, items)
+        if node == "use":
+            return self.use(item, flow, scope, env, items)
         raise AssertionError(node)
 
     def unknown_layer_help(self, name: str) -> str:
@@ -449,6 +463,9 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
             self.error(note.code, note.message, spans.get(note.arg, span), help=note.help)
         self.check_activation(out, span)
         rf = layer_field(kind, params, flow.shape, out, window, flow.rf)
+        if self.sharing:
+            # a shared module's parameters and buffers are its first application's
+            counts = count_state(())
         node_id = self.new_id()
         items.append(LayerNode.model_construct(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
                                out_shape=out, span=span, size_from=resized and size_from))
@@ -470,7 +487,7 @@ class Elaborator(Binding, Merges, Dataflow, Contracts, LayerLimits):
             frame.buffers += row.buffers
             frame.macs += row.macs
             frame.memory += row.activation_bytes
-            frame.layers += row.kind not in ("add", "concat", "mul")
+            frame.layers += row.kind not in ("add", "concat", "mul") and not self.sharing
         self.check_params(env.frames[0].params, row.params, span)
 
 

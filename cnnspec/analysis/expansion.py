@@ -88,7 +88,8 @@ class LayerBound:
             return int(name in REGISTRY and not (node == "call" and item.splice))
         if node == "repeat":
             return min(CAP, self.count(item.count, names, in_shape) * self.item(item.item, names, in_shape))
-        if node == "value_merge":
+        if node in ("value_merge", "use"):
+            # `use` applies layers counted where they are defined; past the limit it is E124 as it runs
             return 0
         parts = self.parts(item, names, in_shape)
         if parts is None:

@@ -60,6 +60,8 @@ class GraphBuilder:
     names: set[str] = field(default_factory=set)
     #: the per-sample shape of each layer's and merge's output tensor, as cnnspec inferred it
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: each conv's initializers with a batch norm folded in, by the conv's path
+    folded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def fresh(self, base: str) -> str:
         name = unique_name(base, self.names, "_")
@@ -155,7 +157,7 @@ def onnx_pads(pairs) -> list[int]:
 # ---------------------------------------------------------------- convolutions
 
 @lowers("conv")
-def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | None = None) -> str:
+def lower_conv(ctx: Context, x: str, folded: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> str:
     p = ctx.node.params
     g = conv_geometry(p, ctx.node.in_shape)
     b = ctx.builder
@@ -180,10 +182,15 @@ def lower_conv(ctx: Context, x: str, folded: tuple[np.ndarray, np.ndarray] | Non
 
 
 def conv_inputs(ctx: Context, x: str, folded) -> list[str]:
-    """The input, the weight and the bias (with a following batch norm folded in, if given)."""
+    """The input, the weight and the bias; with `folded` (which makes them with the following batch
+    norm folded in), those initializers, made at the conv's first application and shared by the
+    others (`use`)."""
     b = ctx.builder
     if folded is not None:
-        return [x, b.constant(f"{ctx.path}.weight", folded[0]), b.constant(f"{ctx.path}.bias", folded[1])]
+        if ctx.path not in b.folded:
+            weight, bias = folded()
+            b.folded[ctx.path] = (b.constant(f"{ctx.path}.weight", weight), b.constant(f"{ctx.path}.bias", bias))
+        return [x, *b.folded[ctx.path]]
     return [x, ctx.weight("weight")] + ([ctx.weight("bias")] if ctx.node.params.bias else [])
 
 
@@ -685,6 +692,8 @@ class Lowerer:
     input_shape: tuple[int, ...]
     #: the tensor of each named value, by key (a key names its scope: `layer1:c2`)
     values: dict[str, str] = field(default_factory=dict)
+    #: the convs folded with the normalisation after them (see `foldable_convs`)
+    foldable: frozenset[str] = frozenset()
 
     def sequence(self, items, x: str) -> str:
         items = opened(items, scopes=True)
@@ -703,10 +712,9 @@ class Lowerer:
                 x = self.merge(item, x)
             else:
                 following = items[index + 1] if index + 1 < len(items) else None
-                if (self.fold_bn and isinstance(item.params, ConvParams) and following is not None
-                        and following.node == "layer" and REGISTRY[following.kind].traits.running_statistics):
+                if self.fold_bn and item.path in self.foldable:
                     ctx = Context(self.builder, self.weights, item)
-                    x = lower_conv(ctx, x, folded=fold_batch_norm(ctx, following, self.weights))
+                    x = lower_conv(ctx, x, folded=lambda ctx=ctx, bn=following: fold_batch_norm(ctx, bn, self.weights))
                     index += 1
                 else:
                     x = LOWERINGS[item.kind](Context(self.builder, self.weights, item, self.values), x)
@@ -749,6 +757,28 @@ class Lowerer:
         return cropped
 
 
+def foldable_convs(items) -> frozenset[str]:
+    """The convs a normalisation by running statistics follows at every application: a module
+    applied again (`use`) runs its layers more than once, and a conv is folded only where each
+    run has the same normalisation after it."""
+    followers: dict[str, set] = {}
+
+    def visit(items) -> None:
+        items = opened(items, scopes=True)
+        for index, item in enumerate(items):
+            if item.node == "merge":
+                for branch in item.branches:
+                    visit(branch.items)
+            elif item.node == "layer" and isinstance(item.params, ConvParams):
+                following = items[index + 1] if index + 1 < len(items) else None
+                normalised = following is not None and following.node == "layer" and \
+                    REGISTRY[following.kind].traits.running_statistics
+                followers.setdefault(item.path, set()).add(following.path if normalised else None)
+
+    visit(items)
+    return frozenset(path for path, after in followers.items() if None not in after and len(after) == 1)
+
+
 def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = DEFAULT_OPSET, fold_bn: bool = True,
             batch: int | None = None, seed: int = 0, memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
             budget_option: str = "memory_budget", dynamic: str = "batch") -> onnx.ModelProto:
@@ -784,7 +814,8 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     # declared outputs keep their names: the graph's tensors (the input too) are named around them
     builder.names.update(name for name, _, _, _ in graph.outputs)
     input_name = builder.fresh(graph.input_name)
-    lowerer = Lowerer(builder, weights, fold_bn, network.input_shape)
+    lowerer = Lowerer(builder, weights, fold_bn, network.input_shape,
+                      foldable=foldable_convs(graph.body.items) if fold_bn else frozenset())
     # one graph input per declared input, named as declared; the later ones are values by key
     later_inputs = [(builder.fresh(name), key, shape) for name, key, shape in graph.inputs[1:]]
     for tensor, key, shape in later_inputs:

@@ -46,10 +46,9 @@ class SpecModule(nn.Module):
         self._seq = seq
         self._prefix = prefix
         self._recorder = recorder
-        self._pads = {}
-        self._parameter_paths: set[str] = set()
-        #: the layers that resize to a value's size: path -> (value key, F.interpolate's options)
-        self._resizes: dict[str, tuple[str, dict]] = {}
+        # every layer's lowering (the network's, shared by its scopes): a layer applied again by
+        # `use` may be a submodule of a scope below this one
+        self._lowerings = lowerings
         self._build(seq.items, lowerings)
 
     def _relative(self, path: str) -> str:
@@ -57,20 +56,20 @@ class SpecModule(nn.Module):
 
     def _build(self, items, lowerings) -> None:
         for item in items:
+            if item.node != "merge" and item.shared:
+                # a module applied again (`use`) is the one its first application built
+                continue
             if item.node == "layer":
                 lowering = lowerings[item.path]
                 if lowering.parameter is not None:
                     shape, value = lowering.parameter
                     # saved under the layer's own name, as torchvision's `layer_scale`
                     self._place(self._relative(item.path), nn.Parameter(torch.full(shape, value)))
-                    self._parameter_paths.add(item.path)
                     continue
                 if lowering.size_from is not None:
-                    self._resizes[item.path] = (lowering.size_from, dict(lowering.module.kwargs))
+                    # F.interpolate to a value's size, in the forward: no module
                     continue
                 self._place(self._relative(item.path), instantiate(lowering))
-                if lowering.pad is not None:
-                    self._pads[item.path] = (lowering.pad, lowering.pad_mode)
             elif item.node == "merge":
                 for branch in item.branches:
                     self._build(branch.items, lowerings)
@@ -101,14 +100,13 @@ class SpecModule(nn.Module):
         """Run `items` on `x`; `values` holds this scope's named values by key."""
         for item in items:
             if item.node == "layer":
-                if item.path in self._pads:
-                    pads, mode = self._pads[item.path]
-                    x = F.pad(x, pads, mode=mode)
+                lowering = self._lowerings[item.path]
+                if lowering.pad is not None:
+                    x = F.pad(x, lowering.pad, mode=lowering.pad_mode)
                 relative = self._relative(item.path)
-                if item.path in self._resizes:
-                    key, kwargs = self._resizes[item.path]
-                    x = F.interpolate(x, size=values[key].shape[2:], **kwargs)
-                elif item.path in self._parameter_paths:
+                if lowering.size_from is not None:
+                    x = F.interpolate(x, size=values[lowering.size_from].shape[2:], **dict(lowering.module.kwargs))
+                elif lowering.parameter is not None:
                     x = self.get_parameter(relative) * x
                 else:
                     x = self.get_submodule(relative)(x)

@@ -89,7 +89,7 @@ def containers(items, prefix: str):
             for branch in item.branches:
                 yield from containers(branch.items, prefix)
             continue
-        if is_mark(item):
+        if is_mark(item) or item.shared:
             continue
         parts = (item.path if item.node == "layer" else item.scope)[len(prefix):].split(".")
         for depth in range(1, len(parts)):
@@ -231,7 +231,8 @@ class SourceEmitter:
             if item.node == "merge":
                 for branch in item.branches:
                     yield from self.members_of(branch.items)
-            elif not is_mark(item):
+            elif not is_mark(item) and not item.shared:
+                # (a module applied again by `use` is declared at its first application)
                 yield item
 
     def declare(self, items, prefix: str, body: ScopeBody, shared: dict[str, str]) -> None:
@@ -324,8 +325,10 @@ class SourceEmitter:
         """`self.conv1(x)` for a layer or child scope; `None` for what needs several lines."""
         if item.node == "layer":
             lowering = self.lowerings[item.path]
+            # a labelled layer applied again (`use`) may belong to a scope below this class
+            attribute = self.relative(item, prefix) if item.shared else self.attribute_of.get(item.path)
             if lowering.parameter is not None:
-                return f"{self.member(self.attribute_of[item.path], parameter=True)} * {source}"
+                return f"{self.member(attribute, parameter=True)} * {source}"
             if lowering.size_from is not None:
                 self.uses_functional = True
                 options = "".join(f", {k}={v!r}" for k, v in lowering.module.kwargs)
@@ -334,7 +337,7 @@ class SourceEmitter:
                 self.uses_functional = True
                 mode = "" if lowering.pad_mode == "constant" else f", mode={lowering.pad_mode!r}"
                 source = f"F.pad({source}, {lowering.pad}{mode})"
-            return f"{self.member(self.attribute_of[item.path])}({source})"
+            return f"{self.member(attribute)}({source})"
         if item.node == "seq" and item.scope is not None:
             return f"{self.member(self.relative(item, prefix))}({source})"
         return None

@@ -338,6 +338,10 @@ class SpecBuilder(Transformer):
     def value_concat(self, children):
         return self._value_merge("concat", children)
 
+    def use(self, children):
+        _keyword, label = children
+        return {"node": "use", "label": str(label), "label_span": self._tspan(label), "span": self._span(children)}
+
     def chain(self, children):
         return tuple(children)
 

@@ -150,6 +150,8 @@ class Printer:
             return attach(Line(f"concat{flags} "), self.group(it.body, depth))
         if node in ("add", "scale"):
             return attach(Line(f"{node} "), self.group(it.body, depth))
+        if node == "use":
+            return [Line(f"use {label_text(it.label)}")]
         if node == "value_merge":
             flags = "".join(f" {f}" for f in it.flags)
             return [Line(f"{it.op}{flags}({', '.join(o.name for o in it.operands)})")]

@@ -17,7 +17,7 @@ from cnnspec.analysis.values import value_mentions
 from cnnspec.layers import REGISTRY, option_names
 
 KEYWORDS = ("network", "input", "output", "import", "block", "residual", "shortcut", "concat", "add", "scale",
-            "when", "else", "expect")
+            "when", "else", "expect", "use")
 #: the merges whose parentheses hold named values
 VALUE_MERGES = ("add", "scale", "concat")
 IN_ATTRIBUTES = {"c": "channels", "h": "height", "w": "width", "l": "length", "d": "depth", "rank": "spatial rank"}
