@@ -470,8 +470,9 @@ def export(spec, output, weights, opset, no_fold_bn, batch, dynamic, seed, budge
     and stored in the metadata too.
     """
     with _backend("cnnspec export --int8" if deployment["int8"] else "cnnspec export", weights):
-        from cnnspec.backends.onnx_io import export_model
+        from cnnspec.backends.onnx_io import export_model, large_buffers_returned
 
+        large_buffers_returned()
         network = _load_network(spec)
         with _StageBar(sys.stderr) as progress:
             summary = export_model(network, output or f"{network.name}.onnx", weights=weights, opset=opset,

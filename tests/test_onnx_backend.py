@@ -68,6 +68,56 @@ def test_exports_are_byte_identical(tmp_path):
     assert (tmp_path / "first.onnx").read_bytes() == (tmp_path / "second.onnx").read_bytes()
 
 
+@pytest.mark.parametrize("name", ["resnet18", "lenet5", "efficientnet_b0"])
+def test_the_writer_writes_the_serialised_model_and_knows_where_each_tensors_bytes_lie(name):
+    import io
+
+    from cnnspec.backends.onnx_write import write_model
+
+    model = cnnspec.load(SPECS / f"{name}.cnn").to_onnx()
+    handle = io.BytesIO()
+    placements = write_model(model, handle)
+    written = handle.getvalue()
+    assert written == model.SerializeToString()
+    assert len(placements) == len(model.graph.initializer)
+    for tensor, placement in zip(model.graph.initializer, placements):
+        assert placement.name == tensor.name
+        assert written[placement.offset:placement.offset + placement.length] == tensor.raw_data
+
+
+def test_the_export_check_refuses_what_onnxs_checker_refuses(tmp_path):
+    """The check of a written file (its graph with the weights referenced in place, each weight
+    checked on its own) fails where onnx.checker.check_model on the whole file fails."""
+    from cnnspec.backends.onnx_write import write_model
+
+    good = cnnspec.load(SPECS / "lenet5.cnn").to_onnx()
+    broken_graph = onnx.ModelProto()
+    broken_graph.CopyFrom(good)
+    broken_graph.graph.node[1].input[0] = "nowhere"
+    short_weight = onnx.ModelProto()
+    short_weight.CopyFrom(good)
+    short_weight.graph.initializer[0].raw_data = short_weight.graph.initializer[0].raw_data[:-4]
+    wrong_shape = onnx.ModelProto()
+    wrong_shape.CopyFrom(good)
+    wrong_shape.graph.initializer[0].dims[0] += 1
+    for name, model in (("good", good), ("graph", broken_graph), ("short", short_weight), ("shape", wrong_shape)):
+        path = tmp_path / f"{name}.onnx"
+        with open(path, "wb") as handle:
+            placements = write_model(model, handle)
+        try:
+            onnx.checker.check_model(str(path), full_check=True)
+            whole = None
+        except Exception as error:
+            whole = type(error)
+        try:
+            onnx_io.check_written(model, path, placements)
+            ours = None
+        except Exception as error:
+            ours = type(error)
+        assert (ours is None) == (whole is None) == (name == "good"), (name, ours, whole)
+        assert list(tmp_path.glob(".*")) == []  # the graph's copy is removed, checked or not
+
+
 def test_batch_is_symbolic_unless_fixed(tmp_path):
     network = cnnspec.load(SPECS / "lenet5.cnn")
     x = np.zeros((3, 1, 28, 28), np.float32)

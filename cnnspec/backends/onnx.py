@@ -22,7 +22,7 @@ from cnnspec.analysis.sizes import dynamic_sizes
 from cnnspec.backends import onnx_dynamic
 from cnnspec.backends.naming import unique_name
 from cnnspec.backends.onnx_shapes import declare_shapes
-from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, check_budget, prepare_weights, random_weights
+from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, DrawnWeights, check_budget, prepare_weights
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.graph import LayerNode, MergeNode, opened
@@ -802,7 +802,8 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     sizes = dynamic_sizes(network) if dynamic == "hw" else None
     if weights is None:
         check_budget(network, memory_budget, budget_option)
-        weights = random_weights(network, seed)
+        # drawn as the lowering takes them: never all of them beside the initializers
+        weights = DrawnWeights(network, seed)
     else:
         weights = prepare_weights(network, weights, memory_budget, budget_option)
     graph = network.graph

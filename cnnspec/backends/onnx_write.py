@@ -6,14 +6,20 @@ number and wire type), then for a message or bytes its length and its content; a
 is that once per element. So the model is written field by field, and its graph field (7) as
 the tag, the graph's length (summed from `ByteSize()` of its parts) and the graph's own fields,
 its initializers (field 5) each serialised on its own.
+
+Each initializer's `raw_data` (field 9) is the last field its serialisation holds (cnnspec's
+tensors carry only dims, type, name and raw data, and fields are written in number order), so
+the writer knows where in the file each tensor's bytes lie (`Placement`): a check can then read
+the graph alone, its tensors referenced where they lie, instead of the whole file.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO
 
-#: the field numbers of ModelProto.graph and GraphProto.initializer
-GRAPH_FIELD, INITIALIZER_FIELD = 7, 5
+#: the field numbers of ModelProto.graph, GraphProto.initializer and TensorProto.raw_data
+GRAPH_FIELD, INITIALIZER_FIELD, RAW_DATA_FIELD = 7, 5, 9
 #: protobuf's wire type of a length-delimited field
 LENGTH_DELIMITED = 2
 
@@ -53,8 +59,18 @@ def only(message, field_name: str):
     return part
 
 
-def write_model(model, handle: BinaryIO) -> int:
-    """Write `model` to `handle` as `model.SerializeToString()`; the bytes written."""
+@dataclass(frozen=True)
+class Placement:
+    """Where an initializer's raw bytes lie in the written file."""
+
+    name: str
+    offset: int
+    length: int
+
+
+def write_model(model, handle: BinaryIO) -> list[Placement]:
+    """Write `model` to `handle` as `model.SerializeToString()`; where each initializer's raw data
+    lies in what was written (None for one that holds its numbers otherwise)."""
     graph = model.graph
     graph_parts = []
     for descriptor, _ in graph.ListFields():
@@ -67,6 +83,7 @@ def write_model(model, handle: BinaryIO) -> int:
         size = tensor.ByteSize()
         graph_size += len(length_prefix(INITIALIZER_FIELD, size)) + size
     written = 0
+    placements: list[Placement | None] = []
     for descriptor, _ in model.ListFields():
         if descriptor.number != GRAPH_FIELD:
             written += handle.write(only(model, descriptor.name).SerializeToString())
@@ -79,4 +96,9 @@ def write_model(model, handle: BinaryIO) -> int:
             for tensor in graph.initializer:
                 written += handle.write(length_prefix(INITIALIZER_FIELD, tensor.ByteSize()))
                 written += handle.write(tensor.SerializeToString())
-    return written
+                # fields are written in number order: the raw data's bytes end the tensor's when
+                # no field numbered after it is set
+                last = max(descriptor.number for descriptor, _ in tensor.ListFields())
+                raw = len(tensor.raw_data)
+                placements.append(Placement(tensor.name, written - raw, raw) if raw and last == RAW_DATA_FIELD else None)
+    return placements

@@ -8,6 +8,7 @@ so weights move between the PyTorch and ONNX backends by name.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -63,28 +64,69 @@ def random_weights(network: "CheckedGraph", seed: int = 0, statistics: bool = Fa
     with `statistics`, random affine parameters and running statistics instead (each entry's
     `spread`), so that a comparison of backends exercises batch norm (and its folding) for real.
     """
+    return dict(random_state(network, seed, statistics))
+
+
+def random_state(network: "CheckedGraph", seed: int = 0, statistics: bool = False):
+    """`random_weights`' entries as (key, array), drawn one after another in execution order."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    out: dict[str, np.ndarray] = {}
     for node in network.graph.layers():
         state = layer_state(node)
         shapes = {tensor.key: tensor.shape for tensor in state}
         for tensor in state:
             key, init = state_key(node, tensor), tensor.init
             if tensor.role == "counter":
-                out[key] = np.zeros(tensor.shape, dtype=np.int64)
+                yield key, np.zeros(tensor.shape, dtype=np.int64)
             elif isinstance(init, Given):
-                out[key] = np.array(init.values, dtype=np.float32).reshape(tensor.shape)
+                yield key, np.array(init.values, dtype=np.float32).reshape(tensor.shape)
             elif isinstance(init, FanIn):
                 bound = 1 / math.sqrt(fan_in(shapes[init.of]))
-                out[key] = uniform(rng, -bound, bound, tensor.shape)
+                yield key, uniform(rng, -bound, bound, tensor.shape)
             elif statistics and init.spread is not None:
-                out[key] = uniform(rng, *init.spread, tensor.shape)
+                yield key, uniform(rng, *init.spread, tensor.shape)
             else:
                 assert isinstance(init, Constant)
-                out[key] = np.full(tensor.shape, init.value, dtype=np.float32)
-    return out
+                yield key, np.full(tensor.shape, init.value, dtype=np.float32)
+
+
+class DrawnWeights(MutableMapping):
+    """`random_weights(network, seed)` as a mapping whose entries are drawn when first asked for:
+    a consumer that takes them in execution order (the ONNX lowering, which pops each into its
+    initializer) never holds more than a few at once, instead of all of them beside the model.
+    The numbers are those of `random_weights`: the same stream, drawn in the same order."""
+
+    def __init__(self, network: "CheckedGraph", seed: int = 0):
+        self._drawn: dict = {}
+        self._stream = random_state(network, seed)
+
+    def _draw_until(self, key=None) -> None:
+        for drawn, array in self._stream:
+            self._drawn[drawn] = array
+            if drawn == key:
+                return
+
+    def __getitem__(self, key):
+        if key not in self._drawn:
+            self._draw_until(key)
+        return self._drawn[key]
+
+    def __setitem__(self, key, value) -> None:
+        self._drawn[key] = value
+
+    def __delitem__(self, key) -> None:
+        if key not in self._drawn:
+            self._draw_until(key)
+        del self._drawn[key]
+
+    def __iter__(self):
+        self._draw_until()
+        return iter(self._drawn)
+
+    def __len__(self) -> int:
+        self._draw_until()
+        return len(self._drawn)
 
 
 #: values drawn at a time: the float64 draws stay small beside the float32 array they fill
