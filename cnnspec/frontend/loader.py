@@ -24,7 +24,7 @@ from pathlib import Path
 from cnnspec import ir
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label, SourceMap, SpecError
-from cnnspec.frontend.parser import MAX_SOURCE_BYTES, MAX_TOKENS, parse_text
+from cnnspec.frontend.parser import MAX_SOURCE_BYTES, MAX_TOKENS, ParsedParts, parse_text
 
 ZOO_PREFIX = "zoo:"
 #: opening a FIFO to read waits for a writer unless it is opened non-blocking (POSIX only);
@@ -128,8 +128,9 @@ def _unreadable(message: str, span: ir.Span | None, label: str = "", help: str |
 
 
 def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_layers: int | None = None,
-                 texts: Mapping[str | os.PathLike, str] | None = None) -> Program:
-    """The spec at `path` (or `zoo:NAME`) and its imports, parsed; files in `texts` are read from there."""
+                 texts: Mapping[str | os.PathLike, str] | None = None, reuse: ParsedParts | None = None) -> Program:
+    """The spec at `path` (or `zoo:NAME`) and its imports, parsed; files in `texts` are read from
+    there; `reuse` keeps the spec's own parts from one parse to the next (`ParsedParts`)."""
     shown = os.fspath(path)
     real = resolve_name(path)
     if shown.startswith(ZOO_PREFIX):
@@ -138,12 +139,12 @@ def load_program(path: str | os.PathLike, max_tokens: int = MAX_TOKENS, max_laye
     text = _text_of(real, shown, texts)
     origin = real.resolve()
     return program_from_text(text, shown, root=origin.parent, origin=origin, max_tokens=max_tokens,
-                             max_layers=max_layers, texts=texts)
+                             max_layers=max_layers, texts=texts, reuse=reuse)
 
 
 def program_from_text(text: str, shown: str, root: Path, origin: Path | None = None,
                       max_tokens: int = MAX_TOKENS, max_layers: int | None = None,
-                      texts: Mapping[str | os.PathLike, str] | None = None) -> Program:
+                      texts: Mapping[str | os.PathLike, str] | None = None, reuse: ParsedParts | None = None) -> Program:
     """A parsed spec and its imports. `origin` is the file the text is read from (imports are relative
     to its folder); by default `shown` taken relative to `root`. Each file may hold `max_tokens`;
     the spec's own file may write `max_layers` (see `parse_text`). Imports named in `texts`
@@ -151,7 +152,7 @@ def program_from_text(text: str, shown: str, root: Path, origin: Path | None = N
     sources = SourceMap()
     sources.add(shown, text)
     try:
-        spec = parse_text(text, shown, max_tokens, max_layers)
+        spec = parse_text(text, shown, max_tokens, max_layers, reuse=reuse)
     except SpecError as error:
         raise SpecError(error.diagnostics, sources) from None
     program = Program(spec=spec, sources=sources)

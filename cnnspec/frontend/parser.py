@@ -55,14 +55,69 @@ KEYWORD_OPTIONS = ("scale", "add", "concat")
 MAX_SYNTAX_ERRORS = 10
 
 
-def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: int | None = None) -> ir.SpecFile:
+#: lines of top-level statements parsed together as one part (`ParsedParts`)
+PART_LINES = 64
+
+#: what a scan for the ends of top-level statements looks at: strings and comments (skipped),
+#: a line continued with `\`, brackets and newlines
+_PART_SCAN = re.compile(r'"[^"\n]*"?|#[^\n]*|\\\r?\n|[(){}\[\]]|\n')
+#: a line starting with `else`, after blank and comment lines: it continues the statement before
+_ELSE_NEXT = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\r?\n)*[ \t]*else(?![A-Za-z0-9_])")
+
+
+class ParsedParts:
+    """The parts of one file's text parsed last, for the next parse of the file to reuse.
+
+    An editor re-checks a file on every keystroke, and most keystrokes change one statement of
+    it. The text is cut into parts of whole top-level statements (`PART_LINES` lines or a few
+    more, ending where a statement ends at the top level); a part whose text and first line are
+    unchanged keeps its statements, and only the others are parsed. A part is parsed as the
+    whole text is, preceded by newlines so that every span is where it is in the file."""
+
+    def __init__(self) -> None:
+        self.parts: dict[tuple[int, str], tuple] = {}
+
+
+def top_level_parts(text: str) -> list[tuple[int, str]]:
+    """(first line, text) of each part: consecutive top-level statements, cut after a newline
+    outside brackets, strings and comments, once a part holds `PART_LINES` lines, unless the
+    next statement line starts with `else` (which continues a `when`). Joined, the parts are
+    the text."""
+    parts, start, start_line, line, depth = [], 0, 1, 1, 0
+    for match in _PART_SCAN.finditer(text):
+        token = match.group()
+        if token in "([{":
+            depth += 1
+        elif token in ")]}":
+            depth = max(depth - 1, 0)
+        elif token[0] == "\\":
+            line += 1
+        elif token == "\n":
+            line += 1
+            end = match.end()
+            if depth == 0 and line - start_line >= PART_LINES and not _ELSE_NEXT.match(text, end):
+                parts.append((start_line, text[start:end]))
+                start, start_line = end, line
+    if start < len(text) or not parts:
+        parts.append((start_line, text[start:]))
+    return parts
+
+
+def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: int | None = None,
+               reuse: ParsedParts | None = None) -> ir.SpecFile:
     """Parse one spec file's text; raises `SpecError` with located diagnostics. `max_layers`, for
-    the network's own file, refuses more layers written where they are surely expanded.
+    the network's own file, refuses more layers written where they are surely expanded. With
+    `reuse`, the text is parsed in parts and the parts unchanged since its last parse are taken
+    from there (`ParsedParts`); a part that does not parse has the whole text parsed as below.
 
     After a syntax error the offending line is blanked (its braces kept, so the nesting
     stays whole) and the text parsed again, so one run reports every broken line.
     """
     _check_size(text, path, max_tokens, max_layers)
+    if reuse is not None:
+        spec = _parse_in_parts(text, path, reuse)
+        if spec is not None:
+            return spec
     source = text if text.endswith("\n") else text + "\n"
     lines = source.split("\n")
     diagnostics: list[Diagnostic] = []
@@ -94,6 +149,31 @@ def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: i
     if diagnostics:
         raise SpecError(diagnostics)
     return validate(statements, path)
+
+
+def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | None:
+    """The text parsed part by part, unchanged parts reused; None when a part does not parse (or
+    holds a number out of range), for the whole text's parse to report it."""
+    lalr = parser()
+    builder = lalr.options.transformer
+    kept: dict[tuple[int, str], tuple] = {}
+    statements: list = []
+    for key in top_level_parts(text):
+        done = reuse.parts.get(key)
+        if done is None:
+            first_line, part = key
+            builder.begin(path)
+            try:
+                built = lalr.parse("\n" * (first_line - 1) + part)
+            except UnexpectedInput:
+                return None
+            if builder.problems:
+                return None
+            done = validate(built, path).statements
+        kept[key] = done
+        statements.extend(done)
+    reuse.parts = kept
+    return ir.SpecFile.model_construct(path=path, statements=tuple(statements))
 
 
 def _braces_of(line: str) -> str:

@@ -4,7 +4,8 @@ The loader reads the open documents' text (`texts=`) in place of their files: th
 itself and any file it imports, so an import sees what the editor shows. The limits,
 suppressions and `[tool.cnnspec]` are those of `cnnspec.network.check` with the spec's own
 configuration. The spec is parsed once per check: the check, the outline, definitions and
-renames all read that one parse.
+renames all read that one parse; of a document's text, only the parts an edit changed are
+parsed again (`cnnspec.frontend.parser.ParsedParts`).
 
 The server keeps each document's latest result, and a 10,000-layer spec's is some 400,000
 objects: every full pass of the cyclic garbage collector walked all of them (1.2 s), and one
@@ -28,6 +29,9 @@ from cnnspec.frontend import loader
 #: checks between two full passes of the cyclic garbage collector
 CHECKS_PER_COLLECTION = 25
 _kept_since_collection = 0
+#: each open document's parts as last parsed, so a keystroke's re-check parses the part it changed
+#: alone (`ParsedParts`); used from the checking thread only
+_parts: dict[str, loader.ParsedParts] = {}
 
 
 def kept(work, *args):
@@ -98,10 +102,13 @@ def check_document(path: str, texts: dict[str, str]) -> Checked:
     except ConfigError as error:
         return failed(Diagnostic(code=Code.UNUSABLE_CONFIG, message=str(error)))
     limits = resolve_limits(None, config)
+    for closed in set(_parts) - set(texts):
+        del _parts[closed]
     try:
         try:
             with collector_paused():
-                program = loader.load_program(path, limits.max_tokens, limits.max_layers, texts=texts)
+                program = loader.load_program(path, limits.max_tokens, limits.max_layers, texts=texts,
+                                              reuse=_parts.setdefault(path, loader.ParsedParts()))
         except SpecError as error:
             return Checked(path, text, None, error.diagnostics, error.sources,
                            {name for name, _ in error.sources.files()} | {path}, texts=texts)
