@@ -104,6 +104,17 @@ def test_a_sum_of_hundreds_of_terms_is_refused_at_the_sum():
         raise AssertionError("a 400-term sum checked")
 
 
+def test_a_long_run_of_digits_before_a_syntax_error_is_located_at_its_end():
+    """The token soup's slowest input: the syntax error after a line of digits looked for the
+    number before it by a search that scanned the rest of the run from each digit (5.8 s for
+    8,800 digits, growing with the square: some 50 minutes for these 200,000)."""
+    digits = 200_000
+    for after, column, found in ((" ", digits + 1, "end of line"), (" m", digits + 2, "`m`"), ("x", digits + 1, "`x`")):
+        [diagnostic] = diagnostics_of("input x: 3x32x32\n" + "9" * digits + after)
+        assert (diagnostic.code, diagnostic.span.line, diagnostic.span.column, diagnostic.message) == \
+            ("E001", 2, column, f"unexpected {found}")
+
+
 # ---------------------------------------------------------------- numbers, digits, paths, parameters, files
 
 

@@ -103,6 +103,20 @@ def test_the_cli_refuses_in_bounded_memory(name, tmp_path):
     assert peak < REFUSAL_MB, f"{peak:.0f} MB"
 
 
+def test_an_adaptive_pool_over_a_long_axis_checks_in_bounded_memory(tmp_path):
+    """Its bins were listed position by position for the receptive field: 2 GB and 11 s for this
+    axis of 10^8 positions, a MemoryError (a traceback) at the 999,999,999 that the mutated zoo
+    specs of test_fuzz.py write. Each of the two bins of 99,999,999 positions is
+    ceil(99,999,999 / 2) wide, of 32 rows 16."""
+    text = "input x: 3x32x99999999\navgpool adaptive 2\n"
+    spec = tmp_path / "long_axis.cnn"
+    spec.write_text(text)
+    status, output, peak = run_check(spec)
+    assert status == 0 and "output 3x2x2" in output, output[-2000:]
+    assert peak < REFUSAL_MB, f"{peak:.0f} MB"
+    assert cnnspec.loads(text).receptive_field == "16x50000000"
+
+
 def test_a_spec_at_the_layer_limit_checks():
     net = cnnspec.loads(f"input x: 1x8x8\n{{ {{ conv 4 1x1; relu }} * 50 }} * {LAYERS // 100}\n")
     assert len(net.rows) == LAYERS

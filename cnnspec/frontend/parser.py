@@ -415,7 +415,9 @@ def _statement_words(lines: list[str], token: Token) -> list[str]:
 
 def _number_before(lines: list[str], token: Token) -> str:
     """The number written right before `token` (`5` of `5m`), or ''."""
-    match = re.search(r"\d+(\.\d+)?$", _text_before(lines, token))
+    # not preceded by a digit: the same match, found without scanning a long run of digits from
+    # each of its positions (quadratic: 5.8 s for a line of 8,800 digits before a space)
+    match = re.search(r"(?<!\d)\d+(\.\d+)?$", _text_before(lines, token))
     return match.group() if match else ""
 
 

@@ -141,7 +141,7 @@ class Resampled:
     a position (a float32 model, which computes in single precision, can differ there), and one
     at the borders.
 
-    >>> [Resampled(4, 8, "nearest").taps(o) for o in (0, 1, 2)], Resampled(5, 3, "bins").taps(1)
+    >>> [Resampled(4, 8, "nearest").taps(o) for o in (0, 1, 2)], list(Resampled(5, 3, "bins").taps(1))
     ([[0], [0], [1]], [1, 2, 3])
     >>> Resampled(4, 8, "linear").taps(2), Resampled(3, 9, "linear").taps(4), Resampled(3, 5, "corners").taps(2)
     ([0, 1], [1], [1])
@@ -170,7 +170,8 @@ class Resampled:
 
         n, m = self.n, self.m
         if self.rule == "bins":
-            return list(range(o * n // m, -(-(o + 1) * n // m)))
+            # a range, not a list: a bin of a long axis holds millions of positions
+            return range(o * n // m, -(-(o + 1) * n // m))
         if m == n:
             return [o]
         real = 0 <= o < m
