@@ -101,9 +101,10 @@ def layerscales(network) -> list[str]:
     return [row.path for row in network.rows if row.kind == "layerscale" or row.path in resized]
 
 
-def measurable(network) -> nn.Module:
-    """The network built for measuring its receptive fields."""
-    model = network.to_torch(seed=0, outputs=layerscales(network) or None)
+def measurable(network, named_outputs: bool = False) -> nn.Module:
+    """The network built for measuring its receptive fields: returning the layer scales' outputs
+    (which no hook sees), or with `named_outputs` what the network returns (its `output` values)."""
+    model = network.to_torch(seed=0, outputs=None if named_outputs else layerscales(network) or None)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -236,13 +237,16 @@ def positions(row, limit: int = 4) -> list[tuple[dict[int, int], int | None]]:
     return chosen
 
 
-def measure_rows(network, rows, model, x, context: str, tally: Tally, weights_seed: int = 3) -> None:
+def measure_rows(network, rows, model, x, context: str, tally: Tally, weights_seed: int = 3,
+                 seen: dict[int, torch.Tensor] | None = None) -> None:
     """Compare each row's field with the gradient support of its output positions: the first and
     the last input positions a position depends on (`Field_.real`), at every position measured,
     by the borders too; the size figure with the widest field measured over a period of positions
-    away from the borders."""
+    away from the borders. `seen`: the tensors measured, by row id (else each row's output, as
+    the model computes it on `x`)."""
     rank = len(network.input_shape) - 1
-    seen = run_recorded(network, model, x, layerscales(network))
+    if seen is None:
+        seen = run_recorded(network, model, x, layerscales(network))
     generator = torch.Generator().manual_seed(weights_seed)
     for row in rows:
         out = seen[row.id][0]
@@ -297,6 +301,35 @@ def measure_rows(network, rows, model, x, context: str, tally: Tally, weights_se
                 if widest[a] != int(f.r):
                     tally.failures.append(f"{context}: {row.path} ({row.kind}) input axis {a}: size {f.r}, "
                                           f"the widest measured {widest[a]}")
+
+
+def measure_outputs(network, context: str, tally: Tally) -> list[str]:
+    """Each declared output's field (`output a, b`) on the tensor the model returns under its
+    name, against the field of the row that binds the value (the spec binds each output's name
+    once) and the figure the summary gives the output; the problems found besides the tally's."""
+    from cnnspec.analysis.stats import describe_field
+
+    model = measurable(network, named_outputs=True)
+    x = positive_input(network)
+    binding = {row.extra["binds"]: row for row in network.rows if "binds" in row.extra}
+    with merges_recorded({}):
+        returned = model(x)
+    problems = []
+    for name, _, shape, figure in network.graph.outputs:
+        out = returned[name]
+        if tuple(out.shape[1:]) != shape:
+            problems.append(f"{context}: output {name} is {tuple(out.shape[1:])}, cnnspec says {shape}")
+            continue
+        if name == network.graph.input_name:
+            # the input itself: each position sees itself alone
+            if figure != "1" or not torch.equal(out, x):
+                problems.append(f"{context}: output {name}, the input, has the field {figure}")
+            continue
+        row = binding[name]
+        if describe_field(row.rf) != figure:
+            problems.append(f"{context}: output {name}: field {figure}, its row's {describe_field(row.rf)}")
+        measure_rows(network, [row], model, x, f"{context} output {name}", tally, seen={row.id: out})
+    return problems
 
 
 def measure_activations(network, context: str) -> list[str]:

@@ -11,6 +11,8 @@ the IR into text for the checker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -421,6 +423,302 @@ def run_examples(kind: str | None, examples: int, check) -> int:
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(pair=specs(kind))
+    def run(pair):
+        check(*pair, len(passed))
+        passed.append(1)
+
+    run()
+    return len(passed)
+
+
+# ---------------------------------------------------------------- DAGs: several live values
+
+def per_dim_value(sizes):
+    """A per-dimension argument: one integer when every dimension takes it (`2`, not `(2,)`)."""
+    return sizes[0] if len(set(sizes)) == 1 else tuple(sizes)
+
+
+def one_a_line(layers) -> tuple:
+    """Layers as statements, one a line."""
+    return tuple(statement([layer]) for layer in layers)
+
+
+@dataclass
+class DagNode:
+    """One value of a drawn DAG: the path of statements that computes it from the value it reads
+    (`reads[0]`), or a merge (`op`: add, scale, concat) of the values it reads; and its shape,
+    found by the arithmetic of the layers drawn (not by the checker)."""
+
+    reads: tuple[int, ...]
+    shape: tuple[int, ...]
+    statements: tuple = ()
+    op: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+class DagBuilder(Builder):
+    """Grows a spec as a DAG of values (the input first): paths from any earlier value, merges of
+    two or three values whose shapes are made to agree, gates computed from one value and
+    multiplied into another; then one to three named outputs, and the values none of them needs
+    dropped, so that every value left is read."""
+
+    def __init__(self, draw, input_shape):
+        super().__init__(draw)
+        self.nodes = [DagNode(reads=(), shape=tuple(input_shape))]
+        self.used: set[str] = set()
+        self.rank = len(input_shape)
+
+    # ------------------------------------------------------------ drawing
+
+    def add_node(self, node: DagNode) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def mergeable(self) -> list[int]:
+        """The values a merge may join: feature maps of the input's rank."""
+        return [i for i, n in enumerate(self.nodes) if len(n.shape) == self.rank]
+
+    def pick(self, among: list[int]) -> int:
+        # the latest values first: Hypothesis leans to the first of a list
+        return self.draw(st.sampled_from(list(reversed(among))))
+
+    def plain(self, shape):
+        """One layer whose output shape is simple arithmetic: a conv (`(n - 1) // s + 1` with
+        k // 2 padding), a 2x2 max pool (`n // 2`), a 3x3 average of stride 1 (`n`), a nearest
+        upsampling by 2 (`2n`), or a layer that keeps the shape."""
+        draw, sizes = self.draw, shape[1:]
+        options = ["conv", "keep"]
+        if min(sizes) >= 2:
+            options.append("maxpool")
+        if min(sizes) >= 3:
+            options.append("avgpool")  # PyTorch's 3D pooling needs the unpadded input to hold the kernel
+        if product(shape) * 2 ** len(sizes) <= 2048:
+            options.append("upsample")
+        choice = draw(st.sampled_from(options))
+        if choice == "conv":
+            out, kernel, stride = draw(st.integers(1, 6)), draw(st.sampled_from([1, 3])), draw(st.integers(1, 2))
+            return self.conv(out, kernel, stride, kernel // 2), (out, *((n - 1) // stride + 1 for n in sizes))
+        if choice == "maxpool":
+            return write_layer(draw, "maxpool", {"kernel": 2}), (shape[0], *(n // 2 for n in sizes))
+        if choice == "avgpool":
+            return write_layer(draw, "avgpool", {"kernel": 3, "stride": 1, "pad": 1}), tuple(shape)
+        if choice == "upsample":
+            return write_layer(draw, "upsample", {"scale": 2}), (shape[0], *(2 * n for n in sizes))
+        kind = draw(st.sampled_from(["relu", "bn", "sigmoid", "tanh", "identity"]))
+        return write_layer(draw, kind, {}), tuple(shape)
+
+    def path(self, shape):
+        """Statements from a value of `shape`: maybe one unit of the spine's generator (a layer of
+        any kind, a structure, a block call), then one or two plain layers while the map is
+        still spatial, so that the statement binding the value ends with a layer."""
+        statements = []
+        if self.draw(st.integers(0, 2)) == 0:
+            statements, shape = self.unit(shape, self.used, depth=1)
+        for _ in range(self.draw(st.integers(1, 2))):
+            if len(shape) < 2:
+                layer, shape = write_layer(self.draw, "relu", {}), shape
+            else:
+                layer, shape = self.plain(shape)
+            statements.append(statement([layer], self.label(self.used)))
+        return statements, tuple(shape)
+
+    def resized(self, source: int, target) -> int:
+        """A path from value `source` to a new value of shape `target` (channels and spatial
+        sizes), by the arithmetic of each way: a conv at the same size, a strided 3x3 conv
+        (`(n - 1) // s + 1`), an upsampling by an integer factor, an adaptive average pool to a
+        smaller size, or an upsampling to the size; then a 1x1 conv to the channels."""
+        draw = self.draw
+        sizes, wanted = self.nodes[source].shape[1:], tuple(target[1:])
+        channels = target[0]
+        if sizes == wanted:
+            kernel = draw(st.sampled_from([1, 3]))
+            return self.add_node(DagNode((source,), tuple(target), (statement([self.conv(channels, kernel, 1, kernel // 2)]),)))
+        layers = []
+        strides = [s for s in (2, 3, 4) if all((n - 1) // s + 1 == m for n, m in zip(sizes, wanted))]
+        factors = [f for f in (2, 3) if all(n * f == m for n, m in zip(sizes, wanted))]
+        if strides:
+            layers.append(self.conv(channels, 3, strides[0], 1))
+        else:
+            if factors:
+                fields = {"scale": factors[0]}
+                if self.rank == 3 and draw(st.booleans()):
+                    fields.update(mode="bilinear", align_corners=draw(st.booleans()))
+            elif all(m <= n for n, m in zip(sizes, wanted)) and draw(st.booleans()):
+                fields = None
+                layers.append(write_layer(draw, "avgpool", {"adaptive": True, "kernel": per_dim_value(wanted)}))
+            else:
+                fields = {"size": per_dim_value(wanted)}
+            if fields is not None:
+                layers.append(write_layer(draw, "upsample", fields))
+            layers.append(self.conv(channels, 1))
+        return self.add_node(DagNode((source,), tuple(target), one_a_line(layers)))
+
+    def partner(self, target, same_channels: bool, same_sizes: bool = True) -> int:
+        """A value to join with one of shape `target`: an existing one that fits, or a path to
+        one from any feature map (its channels drawn when they need not agree)."""
+        def fits(shape):
+            return (not same_channels or shape[0] == target[0]) and (not same_sizes or shape[1:] == target[1:])
+        existing = [i for i in self.mergeable() if fits(self.nodes[i].shape)]
+        if existing and self.draw(st.booleans()):
+            return self.pick(existing)
+        channels = target[0] if same_channels else self.draw(st.integers(1, 6))
+        sizes = target[1:]
+        if not same_sizes:
+            sizes = tuple(max(1, n + self.draw(st.integers(-2, 2))) for n in target[1:])
+        return self.resized(self.pick(self.mergeable()), (channels, *sizes))
+
+    def gate(self, target) -> int:
+        """A gate for a map of shape `target`, computed from another value: per channel
+        (`avgpool global, conv C 1x1, sigmoid`, C x 1 x 1, squeeze-and-excitation) or per
+        position (`conv 1 1x1, sigmoid` on a map of the same size, 1 x H x W)."""
+        draw = self.draw
+        source = self.pick(self.mergeable())
+        shape = self.nodes[source].shape
+        if shape[1:] == target[1:] and draw(st.booleans()):
+            layers = [self.conv(1, 1), write_layer(draw, "sigmoid", {})]
+            return self.add_node(DagNode((source,), (1, *target[1:]), one_a_line(layers)))
+        layers = [write_layer(draw, "avgpool", {"global_": True})]
+        if draw(st.booleans()):
+            layers += [self.conv(draw(st.integers(1, 4)), 1), write_layer(draw, "relu", {})]
+        layers += [self.conv(target[0], 1), write_layer(draw, "sigmoid", {})]
+        ones = (1,) * (len(target) - 1)
+        return self.add_node(DagNode((source,), (target[0], *ones), one_a_line(layers)))
+
+    def merge(self) -> None:
+        """Two or three values joined: summed (a per-channel vector broadcast over a map among
+        them, sometimes), multiplied by a gate or by another map, or concatenated, with or
+        without cropping to the smallest."""
+        draw = self.draw
+        first = self.pick(self.mergeable())
+        shape = self.nodes[first].shape
+        op = draw(st.sampled_from(["scale", "add", "concat", "crop"]))
+        count = draw(st.integers(2, 3))
+        if op == "add":
+            others = [self.partner(shape, True) for _ in range(count - 1)]
+            if draw(st.integers(0, 3)) == 0:
+                vector = self.add_node(DagNode((first,), (shape[0], *(1,) * (len(shape) - 1)),
+                                               (statement([write_layer(draw, "avgpool", {"global_": True})]),)))
+                others.append(vector)
+            out = shape
+        elif op == "scale":
+            others = [self.gate(shape) if draw(st.integers(0, 2)) else self.partner(shape, True)]
+            if count == 3:
+                others.append(self.gate(shape))
+            out = shape
+        else:
+            crop = op == "crop"
+            others = [self.partner(shape, False, same_sizes=not crop) for _ in range(count - 1)]
+            shapes = [shape] + [self.nodes[i].shape for i in others]
+            out = (sum(s[0] for s in shapes), *(min(s[i] for s in shapes) for i in range(1, len(shape))))
+        operands = [first, *others]
+        if op in ("add", "scale") and draw(st.booleans()):
+            operands.reverse()  # broadcasting is symmetric: the gate may come first
+        flags = ("crop",) if op == "crop" else ()
+        self.add_node(DagNode(tuple(operands), tuple(out), op="concat" if op == "crop" else op, flags=flags))
+
+    def grow(self, steps: int) -> None:
+        for _ in range(steps):
+            merges = len(self.mergeable()) > 0 and all(n > 0 for n in self.nodes[-1].shape)
+            if len(self.nodes) > 1 and merges and self.draw(st.booleans()):
+                self.merge()
+            else:
+                source = self.pick(list(range(len(self.nodes))))
+                shape = self.nodes[source].shape
+                statements, shape = self.path(shape)
+                self.add_node(DagNode((source,), shape, tuple(statements)))
+
+    # ------------------------------------------------------------ outputs and text
+
+    def outputs(self) -> list[int]:
+        """One to three values the network returns, in a drawn order: the last always, the others
+        among the values nothing reads first (so that fewer are dropped), then any."""
+        count = self.draw(st.integers(1, 3))
+        chosen = [len(self.nodes) - 1]
+        read = {i for node in self.nodes for i in node.reads}
+        others = [i for i in range(len(self.nodes) - 1) if i not in read]
+        others += [i for i in range(len(self.nodes) - 1) if i in read]
+        while len(chosen) < count and others:
+            chosen.append(others.pop(self.draw(st.integers(0, len(others) - 1))))
+        return self.draw(st.permutations(chosen))
+
+    def needed(self, outputs) -> list[int]:
+        """The values the outputs read, directly or not, in order (the input always)."""
+        keep, stack = {0}, list(outputs)
+        while stack:
+            i = stack.pop()
+            if i not in keep:
+                keep.add(i)
+                stack.extend(self.nodes[i].reads)
+        return sorted(keep)
+
+    def render(self, input_name: str, outputs) -> tuple[list, dict]:
+        """The statements of the kept values, each bound to a name where anything but the next
+        statement reads it; and the output shapes by name."""
+        kept = self.needed(outputs)
+        nodes = self.nodes
+        readers = {i: [j for j in kept if i in nodes[j].reads] for i in kept}
+
+        def named(i):
+            if i in outputs or i == 0:
+                return True
+            position = kept.index(i)
+            follows = kept[position + 1] if position + 1 < len(kept) else None
+            return any(nodes[j].op is not None or j != follows for j in readers[i])
+        names = {i: input_name if i == 0 else f"v{n}" for n, i in enumerate(kept) if named(i)}
+        statements, flowing = [], 0
+        for i in kept[1:]:
+            node = nodes[i]
+            binding = ir.ValueName(name=names[i], span=SPAN) if i in names else None
+            if node.op is not None:
+                operands = tuple(ir.ValueName(name=names[j], span=SPAN) for j in node.reads)
+                merge = ir.ValueMerge(op=node.op, flags=node.flags, operands=operands, span=SPAN)
+                body = [statement([merge])]
+            else:
+                body = list(node.statements)
+                source = node.reads[0]
+                if source != flowing or (source in names and self.draw(st.booleans())):
+                    body[0] = body[0].model_copy(update={"source": ir.ValueName(name=names[source], span=SPAN)})
+            body[-1] = body[-1].model_copy(update={"binding": binding})
+            statements += body
+            flowing = i
+        shapes = {names[i]: nodes[i].shape for i in outputs}
+        return statements, shapes
+
+
+@st.composite
+def dag_input_shapes(draw):
+    """A feature map: 1D, 2D (most often) or 3D, small."""
+    rank = draw(st.sampled_from([1, 2, 2, 2, 3]))
+    size = {1: st.integers(4, 20), 2: st.integers(4, 12), 3: st.integers(3, 6)}[rank]
+    return (draw(st.integers(1, 6)), *(draw(size) for _ in range(rank)))
+
+
+@st.composite
+def dag_specs(draw):
+    """A random valid spec as a DAG of named values, as IR, with its output shapes by name (as
+    the layers' arithmetic gives them): several values alive at once, paths starting from earlier
+    values (`v -> ...`), sums, products and concatenations (cropped or not) of two or three
+    values, and `output` naming one to three of them."""
+    input_shape = draw(dag_input_shapes())
+    builder = DagBuilder(draw, input_shape)
+    builder.grow(draw(st.integers(1, 6)))
+    statements, shapes = builder.render("x", builder.outputs())
+    names = tuple(ir.ValueName(name=name, span=SPAN) for name in shapes)
+    head = [ir.NetworkDecl(name="generated", span=SPAN),
+            ir.InputDecl(name="x", dims=input_shape, span=SPAN, dims_span=SPAN)]
+    spec = ir.SpecFile(path="<generated>", statements=tuple(head + builder.blocks + statements
+                                                            + [ir.OutputDecl(names=names, span=SPAN)]))
+    return spec, shapes
+
+
+def run_dags(examples: int, check) -> int:
+    """Call `check(spec_ir, output_shapes, index)` on `examples` random DAG specs, the same ones
+    every run (derandomized, no example database); the number of checks that passed."""
+    passed: list[int] = []
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    @given(pair=dag_specs())
     def run(pair):
         check(*pair, len(passed))
         passed.append(1)

@@ -47,7 +47,10 @@ def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
     onnx.checker.check_model(model, full_check=True)
 
     shapes = inferred_shapes(model)
-    assert shapes["output"][1:] == network.output_shape, text
+    outputs = network.output_shapes or {"output": network.output_shape}
+    assert [o.name for o in model.graph.output] == list(outputs), text
+    for name, shape in outputs.items():
+        assert shapes[name][1:] == shape, (name, text)
     for row in network.rows:
         if row.kind in REGISTRY and row.path in shapes:
             assert shapes[row.path][1:] == row.out_shape, (row.path, text)
@@ -57,14 +60,17 @@ def check_against_onnxruntime(spec_ir, shape, fold_bn: bool):
     reference.eval()
     x = np.random.default_rng(1).standard_normal((2, *network.input_shape)).astype(np.float32)
     with torch.no_grad():
-        expected = reference(torch.from_numpy(x)).numpy()
-    (actual,) = session(model, threads=1).run(None, {model.graph.input[0].name: x})
-    assert actual.shape == expected.shape, text
-    # relative to the output, with an absolute floor for outputs that cancel to about zero
-    # (a normalised pair averaged away), where float rounding is all there is to compare
-    floor = 1e-5 * np.sqrt(expected.size)
-    assert np.linalg.norm(actual - expected) <= TOLERANCE * np.linalg.norm(expected) + floor, \
-        (relative_l2(actual, expected), text)
+        returned = reference(torch.from_numpy(x))
+    expected = [v.numpy() for v in returned.values()] if isinstance(returned, dict) else [returned.numpy()]
+    actuals = session(model, threads=1).run(None, {model.graph.input[0].name: x})
+    assert len(actuals) == len(expected) == len(outputs), text
+    for name, actual, wanted in zip(outputs, actuals, expected):
+        assert actual.shape == wanted.shape, (name, text)
+        # relative to the output, with an absolute floor for outputs that cancel to about zero
+        # (a normalised pair averaged away), where float rounding is all there is to compare
+        floor = 1e-5 * np.sqrt(wanted.size)
+        assert np.linalg.norm(actual - wanted) <= TOLERANCE * np.linalg.norm(wanted) + floor, \
+            (name, relative_l2(actual, wanted), text)
 
 
 def check(spec_ir, shape, index):

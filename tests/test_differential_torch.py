@@ -69,15 +69,27 @@ def load_generated(source: str, name: str):
     return getattr(module, camel(name))()
 
 
+def output_tensors(network, out) -> dict:
+    """The tensors a model returned, by output name: a network with `output a, b` returns a dict
+    of them in that order, one without a single tensor (named `output` here)."""
+    if network.output_shapes:
+        assert isinstance(out, dict) and list(out) == list(network.output_shapes)
+        return out
+    return {"output": out}
+
+
 def check_against_torch(spec_ir, shape):
+    """`shape`: the output's, or for a spec with `output a, b` the shape of each by name."""
     text = print_spec(spec_ir)
     network = cnnspec.loads(text)
-    assert network.output_shape == shape, text
+    assert (network.output_shapes if isinstance(shape, dict) else network.output_shape) == shape, text
     model = network.to_torch(seed=0).eval()
 
     x = torch.randn(BATCH, *network.input_shape, generator=torch.Generator().manual_seed(0))
     out, seen = observe(network, model, x)
-    assert tuple(out.shape) == (BATCH, *network.output_shape), text
+    expected = network.output_shapes or {"output": network.output_shape}
+    assert {k: tuple(v.shape) for k, v in output_tensors(network, out).items()} == \
+        {k: (BATCH, *v) for k, v in expected.items()}, text
 
     modules = dict(model.named_modules())
     for row in network.rows:

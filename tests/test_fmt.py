@@ -17,15 +17,18 @@ from cnnspec.frontend.printer import print_spec
 GOLDEN = TESTS / "golden"
 
 
+def without_positions(node):
+    """A dumped IR node without its source positions (spans, the file's path)."""
+    if isinstance(node, dict):
+        return {k: without_positions(v) for k, v in node.items() if not k.endswith("span") and k != "path"}
+    if isinstance(node, (list, tuple)):
+        return [without_positions(v) for v in node]
+    return node
+
+
 def meaning(text: str) -> dict:
     """The IR of a spec without its source positions."""
-    def strip(node):
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if not k.endswith("span") and k != "path"}
-        if isinstance(node, (list, tuple)):
-            return [strip(v) for v in node]
-        return node
-    return strip(parse_text(text, "spec.cnn").model_dump())
+    return without_positions(parse_text(text, "spec.cnn").model_dump())
 
 
 def comments(text: str) -> list[str]:

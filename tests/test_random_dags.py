@@ -1,0 +1,166 @@
+"""Random DAGs of named values (`strategies.dag_specs`): several values alive at once, paths from
+earlier values, sums, gated products, concatenations with and without cropping, resizes, and one
+to three named outputs. On each: the checker accepts it without a value's diagnostic; its shape of
+every output, its parameters and MACs (per layer and in total) equal what PyTorch builds and
+measures, and the emitted source computes the same; onnxruntime computes PyTorch's outputs, each
+within tolerance; the printer's text parses back to the same IR and `fmt` keeps it; and every
+row's and every output's receptive field equals the gradient oracle's (`oracle.py`). The same
+examples every run (derandomized); more with `CNNSPEC_EXAMPLES`, and behind `-m slow`."""
+
+import collections
+import os
+
+import pytest
+from strategies import run_dags
+
+import cnnspec
+from cnnspec.frontend.formatter import format_text
+from cnnspec.frontend.printer import print_spec
+
+#: raise for a longer hunt: CNNSPEC_EXAMPLES=200 python -m pytest tests/test_random_dags.py
+EXAMPLES = int(os.environ.get("CNNSPEC_EXAMPLES", 12))
+#: diagnostics of named values: read where none is bound, never read, bound twice, not visible
+VALUE_CODES = {"E150", "E151", "W002", "W003"}
+
+
+def constructs(spec_ir) -> collections.Counter:
+    """What a drawn DAG holds: value merges by kind, paths from a named value, outputs."""
+    found = collections.Counter()
+    for st in spec_ir.statements:
+        if st.node == "output":
+            found["outputs"] += len(st.names)
+            found["several outputs"] += len(st.names) > 1
+        if st.node != "items":
+            continue
+        found["from a value"] += st.source is not None
+        for item in st.chain:
+            if item.node == "value_merge":
+                found[" ".join((item.op, *item.flags))] += 1
+                found["three operands"] += len(item.operands) == 3
+    return found
+
+
+class Coverage:
+    """Counts what the examples held, so a generator that stops drawing a construct fails."""
+
+    def __init__(self):
+        self.found = collections.Counter()
+
+    def add(self, spec_ir):
+        self.found.update(constructs(spec_ir))
+
+    def assert_seen(self, *names):
+        missing = [name for name in names if not self.found[name]]
+        assert not missing, (missing, dict(self.found))
+
+
+EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs")
+
+
+def checked(spec_ir):
+    text = print_spec(spec_ir)
+    network = cnnspec.loads(text)
+    assert not [d.code for d in network.diagnostics if d.code in VALUE_CODES], text
+    return text, network
+
+
+def test_random_dags_check_and_agree_with_torch():
+    pytest.importorskip("torch")
+    from test_differential_torch import check_against_torch
+
+    coverage = Coverage()
+
+    def check(spec_ir, shapes, index):
+        checked(spec_ir)
+        check_against_torch(spec_ir, shapes)
+        coverage.add(spec_ir)
+
+    assert run_dags(2 * EXAMPLES, check) >= 2 * EXAMPLES
+    coverage.assert_seen(*EVERY_CONSTRUCT)
+
+
+def test_random_dags_agree_between_onnxruntime_and_torch():
+    pytest.importorskip("onnxruntime")
+    from test_differential_onnx import check_against_onnxruntime
+
+    coverage = Coverage()
+
+    def check(spec_ir, shapes, index):
+        _, network = checked(spec_ir)
+        assert network.output_shapes == shapes
+        check_against_onnxruntime(spec_ir, shapes, fold_bn=index % 2 == 0)
+        coverage.add(spec_ir)
+
+    assert run_dags(EXAMPLES, check) >= EXAMPLES
+    coverage.assert_seen("add", "scale", "concat", "several outputs")
+
+
+def test_random_dags_print_parse_back_and_format_unchanged():
+    from test_fmt import meaning, without_positions
+
+    def check(spec_ir, shapes, index):
+        text = print_spec(spec_ir)
+        assert meaning(text) == without_positions(spec_ir.model_dump()), text
+        assert format_text(text) == text
+        assert cnnspec.loads(format_text(text)).output_shapes == shapes
+
+    assert run_dags(4 * EXAMPLES, check) >= 4 * EXAMPLES
+
+
+class OracleRun:
+    """The gradient oracle on random DAGs: every row's field and every output's, and the
+    activation figures, at a larger input where the spec allows one."""
+
+    def __init__(self):
+        from oracle import Tally
+
+        self.tally = Tally()
+        self.coverage = Coverage()
+
+    def check(self, spec_ir, shapes, index):
+        from oracle import measure_activations, measure_outputs
+        from test_receptive_field_oracle import assert_clean, grown, oracle
+
+        text, network = checked(spec_ir)
+        try:
+            larger = cnnspec.loads(text, input=grown(network.input_shape))
+        except cnnspec.SpecError:
+            # fixed sizes (an adaptive pool's, an upsampling's) that agree only at the declared input
+            larger = network
+        context = f"random DAG #{index} at {larger.input_shape}:\n{text}\n"
+        tally = oracle(larger, context=context)
+        outputs = type(tally)()
+        problems = measure_outputs(larger, context, outputs) + measure_activations(network, context)
+        tally.add(outputs)
+        assert_clean(tally, problems)
+        assert outputs.exact > 0 or all(name == "x" or not larger.output_shapes[name][1:]
+                                        for name in larger.output_shapes), context
+        self.tally.add(tally)
+        self.coverage.add(spec_ir)
+
+
+def test_random_dags_fields_and_activations_equal_the_gradient_oracle():
+    pytest.importorskip("torch")
+    run = OracleRun()
+    examples = max(1, EXAMPLES // 2)
+    assert run_dags(examples, run.check) >= examples
+    assert run.tally.exact > 10 * examples and run.tally.whole > 0 and run.tally.sizes > 0
+    run.coverage.assert_seen("add", "concat", "several outputs")
+
+
+@pytest.mark.slow
+def test_many_random_dags_agree_with_torch_onnxruntime_and_the_oracle():
+    """Ten times the quick run's examples, each through every check above."""
+    pytest.importorskip("onnxruntime")
+    from test_differential_onnx import check_against_onnxruntime
+    from test_differential_torch import check_against_torch
+
+    run = OracleRun()
+
+    def check(spec_ir, shapes, index):
+        check_against_torch(spec_ir, shapes)
+        check_against_onnxruntime(spec_ir, shapes, fold_bn=index % 2 == 0)
+        run.check(spec_ir, shapes, index)
+
+    assert run_dags(40 * EXAMPLES, check) >= 40 * EXAMPLES
+    run.coverage.assert_seen(*EVERY_CONSTRUCT)
