@@ -157,16 +157,22 @@ def measured_needs(network, name: str) -> dict:
     from cnnspec.layers import REGISTRY
 
     model = network.to_torch(seed=0).eval()
-    by_path = {row.path: row.id for row in network.rows if row.kind in REGISTRY}
-    seen, macs = {}, {}
+    # a module applied twice (`use`) has a row per application, in the order they run
+    by_path: dict[str, list[int]] = {}
+    for row in network.rows:
+        if row.kind in REGISTRY:
+            by_path.setdefault(row.path, []).append(row.id)
+    seen, macs, calls = {}, {}, {}
     for path, module in model.named_modules():
         if path in by_path:
-            def hook(module, inputs, output, row=by_path[path]):
+            def hook(module, inputs, output, path=path):
+                calls[path] = calls.get(path, -1) + 1
+                row = by_path[path][calls[path] % len(by_path[path])]
                 seen[row], macs[row] = output, hook_macs(module, inputs, output)
             module.register_forward_hook(hook)
-    x = torch.rand(2, *network.input_shape, requires_grad=True)
+    xs = [torch.rand(2, *shape, requires_grad=True) for shape in (network.input_shapes or {"x": network.input_shape}).values()]
     with merges_recorded(seen):
-        out = model(x)[name]
+        out = model(*xs)[name]
     (out * torch.randn_like(out)).sum().backward()
     reached, stack = set(), [out.grad_fn]
     while stack:
@@ -183,7 +189,18 @@ def measured_needs(network, name: str) -> dict:
             "layers": sum(row.kind in REGISTRY for row in rows)}
 
 
-@pytest.mark.parametrize("text", [TWO_HEADS, BRANCHY], ids=["two_heads", "branchy"])
+SHARED = """network shared
+input a: 3x16x16
+input b: 3x16x16
+fa = encoder: { conv 8 3x3 pad=1; bn; relu }
+fb = b -> use encoder
+tail = fb -> avgpool global, flatten, linear 4
+joined = add(fa, fb)
+output tail, joined
+"""
+
+
+@pytest.mark.parametrize("text", [TWO_HEADS, BRANCHY, SHARED], ids=["two_heads", "branchy", "shared"])
 def test_each_outputs_figures_are_what_autograd_says_it_is_computed_from(text):
     pytest.importorskip("torch")
     from cnnspec.analysis.needs import output_needs

@@ -7,7 +7,9 @@ merge adds itself to the union of its branches', and a named value keeps the con
 bound to it. Cones are Python integers used as bit sets, one bit per node id.
 
 Figures of a cone: MACs and activation bytes summed over its nodes (each application counts),
-parameters and buffers over its distinct state_dict paths (a module applied twice is saved once).
+parameters and buffers over its distinct state_dict paths, as the module's first application
+counts them (a module applied again with `use` is saved once, and its later applications' rows
+hold no parameters: an output computed from a later application alone needs them all the same).
 """
 
 from __future__ import annotations
@@ -60,8 +62,11 @@ def _cone(node: GraphNode, cone: int, values: dict[str, int]) -> int:
 
 def figures(cone: int, rows) -> Needs:
     """The figures of the nodes in `cone`, from the summary's rows (one per layer and merge)."""
+    saved_at: dict[str, object] = {}
+    for row in rows:
+        saved_at.setdefault(row.path, row)
     chosen = [row for row in rows if cone >> row.id & 1]
-    saved = {row.path: row for row in chosen}.values()
+    saved = [saved_at[path] for path in dict.fromkeys(row.path for row in chosen)]
     return Needs(params=sum(row.params for row in saved), buffers=sum(row.buffers for row in saved),
                  macs=sum(row.macs for row in chosen), activation_bytes=sum(row.activation_bytes for row in chosen),
                  layers=sum(row.kind in REGISTRY for row in chosen))
