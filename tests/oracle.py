@@ -95,10 +95,14 @@ def into_unit(module, inputs, output):
 
 
 def layerscales(network) -> list[str]:
-    """The paths of the layers with no module to hook: layer scales (a bare parameter each) and
-    resizes to a value's size (a call of `F.interpolate`)."""
-    resized = {node.path for node in network.graph.layers() if node.size_from is not None}
-    return [row.path for row in network.rows if row.kind == "layerscale" or row.path in resized]
+    """The paths of the layers with no module to hook: layer scales (a bare parameter each),
+    resizes to a value's size and slices (a call or an expression in the forward)."""
+    from cnnspec.backends.torch_lowering import lower
+
+    def moduleless(lowering) -> bool:
+        return lowering.parameter is not None or lowering.size_from is not None or lowering.module is None
+
+    return [node.path for node in network.graph.layers() if moduleless(lower(node))]
 
 
 def measurable(network, named_outputs: bool = False) -> nn.Module:

@@ -109,6 +109,9 @@ def torch_state(lowering, torch) -> dict:
     if lowering.parameter is not None:
         shape, _ = lowering.parameter
         return {"": tuple(shape)}
+    if lowering.module is None:
+        # an expression in the forward (a slice): no module, no state
+        return {}
     module = instantiate(lowering)
     namespace = {"nn": torch.nn, "torch": torch}
     if lowering.module.is_helper:

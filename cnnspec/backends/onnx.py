@@ -651,6 +651,33 @@ def lower_chunk(ctx: Context, x: str) -> str:
                 ctx.path)
 
 
+#: Slice's end for "to the last index": PyTorch's and ONNX's slices clip an end past the axis
+TO_THE_END = 2**63 - 1
+
+
+@lowers("slice")
+def lower_slice(ctx: Context, x: str) -> str:
+    """x[:, start:end]: Slice takes Python's indices as they are (negative from the end, clipped)."""
+    b, p = ctx.builder, ctx.node.params
+    end = TO_THE_END if p.end is None else p.end
+    return b.op("Slice", [x, b.ints(f"{ctx.path}:starts", [p.start]), b.ints(f"{ctx.path}:ends", [end]),
+                          b.ints(f"{ctx.path}:axes", [1])], ctx.path)
+
+
+@lowers("split")
+def lower_split(ctx: Context, x: str) -> str:
+    """Piece `index` of torch.split(x, sizes, dim=1), a Slice of its channels: the end of the
+    last of equal pieces clipped, as PyTorch makes it smaller, at any number of channels."""
+    b, p = ctx.builder, ctx.node.params
+    if isinstance(p.sizes, tuple):
+        start = sum(p.sizes[:p.index])
+        end = start + p.sizes[p.index]
+    else:
+        start, end = p.index * p.sizes, (p.index + 1) * p.sizes
+    return b.op("Slice", [x, b.ints(f"{ctx.path}:starts", [start]), b.ints(f"{ctx.path}:ends", [end]),
+                          b.ints(f"{ctx.path}:axes", [1])], ctx.path)
+
+
 @lowers("linear")
 def lower_linear(ctx: Context, x: str) -> str:
     """Gemm on a flat input; over the last dimension of a larger one, MatMul by the transposed

@@ -9,6 +9,7 @@ Each scope can be called on its own: `model.layer3(x)`.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
@@ -69,6 +70,9 @@ class SpecModule(nn.Module):
                 if lowering.size_from is not None:
                     # F.interpolate to a value's size, in the forward: no module
                     continue
+                if lowering.inline is not None:
+                    # an expression of the input, in the forward: no module
+                    continue
                 self._place(self._relative(item.path), instantiate(lowering))
             elif item.node == "merge":
                 for branch in item.branches:
@@ -106,6 +110,8 @@ class SpecModule(nn.Module):
                 relative = self._relative(item.path)
                 if lowering.size_from is not None:
                     x = F.interpolate(x, size=values[lowering.size_from].shape[2:], **dict(lowering.module.kwargs))
+                elif lowering.inline is not None:
+                    x = expression(lowering.inline)(x)
                 elif lowering.parameter is not None:
                     x = self.get_parameter(relative) * x
                 else:
@@ -176,6 +182,12 @@ class SpecNetwork(SpecModule):
             shown = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.input_shapes.items())
             return f"spec={self.spec_name!r}, inputs={shown}"
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
+
+
+@functools.cache
+def expression(text: str):
+    """A layer written as an expression of its input (`{x}[:, 16:48]`), as a function of it."""
+    return eval(f"lambda x: {text.format(x='x')}", {"torch": torch})
 
 
 def instantiate(lowering: Lowering) -> nn.Module:

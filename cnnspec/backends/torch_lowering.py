@@ -52,7 +52,8 @@ class Lowering:
     """One layer in PyTorch: the module, and explicit padding applied before it when the
     module cannot pad as the spec asks (asymmetric padding, from `same` or written out)."""
 
-    module: ModuleCall
+    #: none for a layer written as an expression (`inline`)
+    module: ModuleCall | None
     #: F.pad's argument: (begin, end) pairs from the last dimension to the first
     pad: tuple[int, ...] | None = None
     pad_mode: str = "constant"
@@ -64,6 +65,9 @@ class Lowering:
     #: the key of the value whose spatial size `module` (then a call of `F.interpolate`, no
     #: module) resizes to, read at run time: `F.interpolate(x, size=c1.shape[2:], mode="nearest")`
     size_from: str | None = None
+    #: the layer as a Python expression of its input `{x}` instead of a module, as PyTorch users
+    #: write it (`{x}[:, 16:48]`): `to_torch()` evaluates it, `emit torch` writes it in the forward
+    inline: str | None = None
 
 
 def collapse(values: tuple[int, ...]) -> int | tuple[int, ...]:
@@ -260,6 +264,19 @@ def lower_channel_shuffle(p, shape, out) -> Lowering:
 @lowers("chunk")
 def lower_chunk(p, shape, out) -> Lowering:
     return Lowering(ModuleCall("Chunk", (p.chunks, p.index)))
+
+
+@lowers("slice")
+def lower_slice(p, shape, out) -> Lowering:
+    start = p.start or ""
+    end = "" if p.end is None else p.end
+    return Lowering(None, inline=f"{{x}}[:, {start}:{end}]")
+
+
+@lowers("split")
+def lower_split(p, shape, out) -> Lowering:
+    sizes = list(p.sizes) if isinstance(p.sizes, tuple) else p.sizes
+    return Lowering(None, inline=f"torch.split({{x}}, {sizes!r}, dim=1)[{p.index}]")
 
 
 @lowers("linear")

@@ -196,7 +196,8 @@ class SourceEmitter:
         items = opened(seq.items)
         prefix = seq.scope + "."
         plain = all(item.node == "layer" and self.lowerings[item.path].pad is None
-                    and self.lowerings[item.path].parameter is None and self.lowerings[item.path].size_from is None
+                    and self.lowerings[item.path].parameter is None and self.lowerings[item.path].module is not None
+                    and self.lowerings[item.path].size_from is None
                     or item.node == "seq" and not is_mark(item)
                     for item in items)
         # a scope that a dotted label adds to stays a class: an nn.Sequential would run the addition too
@@ -255,8 +256,8 @@ class SourceEmitter:
             body.members.add(name)
             self.attribute_of[node.path] = name
             return
-        if lowering.size_from is not None:
-            # a call in the forward, no module
+        if lowering.size_from is not None or lowering.inline is not None:
+            # a call or an expression in the forward, no module
             return
         constructor = self.layer_constructor(node)
         if node.path not in self.stateful and name.isdigit():
@@ -329,6 +330,9 @@ class SourceEmitter:
             attribute = self.relative(item, prefix) if item.shared else self.attribute_of.get(item.path)
             if lowering.parameter is not None:
                 return f"{self.member(attribute, parameter=True)} * {source}"
+            if lowering.inline is not None:
+                self.uses_torch = self.uses_torch or lowering.inline.startswith("torch.")
+                return lowering.inline.format(x=source)
             if lowering.size_from is not None:
                 self.uses_functional = True
                 options = "".join(f", {k}={v!r}" for k, v in lowering.module.kwargs)
