@@ -556,6 +556,9 @@ async def test_completion_offers_the_named_values_bound_above_in_the_module(clie
     assert await completions(client, path, head + "both = concat crop(") >= top
     assert await completions(client, path, head + "output ") == top
     assert top <= await completions(client, path, head + "up = gate -> upsample size=")
+    labelled = head + "encoder: { conv 8 3x3 pad=1; relu }\nhead: linear 4\n"
+    assert await completions(client, path, labelled + "fb = gate -> use ") == {"encoder", "head"}
+    assert await completions(client, path, labelled + "fb = gate -> use enc") == {"encoder", "head"}
     starts = await completions(client, path, head + "")
     assert top <= starts and "conv" in starts and "output" in starts
     # inside a block, its own values alone: a block is a module that reads only its input

@@ -1,8 +1,8 @@
 """Completion from the text before the cursor: layer kinds, keywords, blocks and named values where
 a statement starts; a kind's options and their value sets (from the layer registry's parameter
 models); a block's parameters inside its call; named values as the operands of `add(`, `scale(`,
-`concat(`, after `output` and as `upsample size=`; `in.c` ...; import paths in the spec's folder
-tree."""
+`concat(`, after `output` and as `upsample size=`; the labels above after `use`; `in.c` ...;
+import paths in the spec's folder tree."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from lsprotocol import types
 
 from cnnspec.analysis.values import value_mentions
 from cnnspec.layers import REGISTRY, option_names
+from cnnspec.lsp.navigation import every_name
 
 KEYWORDS = ("network", "input", "output", "import", "block", "residual", "shortcut", "concat", "add", "scale",
             "when", "else", "expect", "use")
@@ -89,6 +90,8 @@ def complete(lines: list[str], positions, position: types.Position, path: str, p
     words = segment.split()
     if words[:1] == ["output"]:
         return _values(program, path, line)
+    if words[:1] == ["use"] and (len(words) == 1 or not segment[-1:].isspace()):
+        return _labels(program, path, line)
     if not words or (len(words) == 1 and not segment[-1:].isspace()):
         return _statement_starts(blocks) + _values(program, path, line)
     kind = REGISTRY.get(words[0].lstrip("*"))
@@ -167,11 +170,9 @@ def _params_in_scope(program, path: str, line: int) -> list[str]:
     return []
 
 
-def _values(program, path: str, line: int) -> list[types.CompletionItem]:
-    """The named values bound above `line` in its module: in the block whose body holds it, else
-    at the top level (the network's inputs included)."""
-    if program is None:
-        return []
+def _above_in_module(program, path: str, line: int):
+    """Whether a span of this file lies above `line` in its module: in the block whose body holds
+    `line`, else at the top level, outside every block."""
     body = next((b.span for b in program.blocks.values() if b.span.file == path and b.span.line <= line <= b.span.end_line),
                 None)
     inside_blocks = [b.span for b in program.blocks.values() if b.span.file == path]
@@ -183,9 +184,26 @@ def _values(program, path: str, line: int) -> list[types.CompletionItem]:
             return body.line <= span.line <= body.end_line
         return not any(b.line <= span.line <= b.end_line for b in inside_blocks)
 
+    return visible
+
+
+def _values(program, path: str, line: int) -> list[types.CompletionItem]:
+    """The named values bound above `line` in its module (the network's inputs included)."""
+    if program is None:
+        return []
+    visible = _above_in_module(program, path, line)
     names = dict.fromkeys(m.name for m in value_mentions(program.spec, program.blocks.values())
                           if m.binding and visible(m.span))
     return [_item(name, types.CompletionItemKind.Variable, "named value") for name in names]
+
+
+def _labels(program, path: str, line: int) -> list[types.CompletionItem]:
+    """The labels written above `line` in its module, as `use LABEL` names them."""
+    if program is None:
+        return []
+    visible = _above_in_module(program, path, line)
+    names = dict.fromkeys(n.name for n in every_name(program) if n.what == "label" and visible(n.span))
+    return [_item(name, types.CompletionItemKind.Module, "labelled module") for name in names]
 
 
 def _statement_starts(blocks) -> list[types.CompletionItem]:
