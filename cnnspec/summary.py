@@ -30,7 +30,9 @@ def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -
             continue
         scope = row.scopes[max(depth - 1, 0)] if depth > 0 else "(network)"
         last = out[-1] if out else None
-        if last is not None and last.extra.get("collapsed") == scope:
+        # a shared module's next application (`use`) is a row of its own
+        again = depth > 0 and "uses" in row.extra
+        if last is not None and last.extra.get("collapsed") == scope and not again:
             last.params += row.params
             last.buffers += row.buffers
             last.macs += row.macs
@@ -45,7 +47,7 @@ def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -
         merged = Row(row.id, scope, kind, row.out_shape, row.params, row.buffers, row.macs, row.rf,
                      depth, row.scopes[:depth], trainable=row.trainable, line=row.line,
                      extra={"collapsed": scope, "bytes": row.activation_bytes,
-                            **{k: row.extra[k] for k in ("reads", "binds") if k in row.extra}})
+                            **{k: row.extra[k] for k in ("reads", "binds", "uses") if k in row.extra}})
         out.append(merged)
     return out
 

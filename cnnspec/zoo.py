@@ -22,6 +22,8 @@ class ZooEntry:
     params: int
     macs: int
     receptive_field: str
+    #: every input's shape, in declaration order (the first is `input_shape`)
+    input_shapes: tuple[tuple[int, ...], ...] = ()
 
 
 def header(text: str) -> tuple[str, str]:
@@ -45,7 +47,7 @@ def zoo_entry(name: str) -> ZooEntry:
     network = load(path)
     title, reference = header(path.read_text())
     return ZooEntry(name, title, reference, network.input_shape, network.output_shape, network.params,
-                    network.macs, network.receptive_field)
+                    network.macs, network.receptive_field, tuple(network.input_shapes.values()))
 
 
 def zoo_table() -> str:
@@ -69,6 +71,7 @@ def zoo_table() -> str:
     for name in zoo_names():
         e = zoo_entry(name)
         shape = "x".join
-        lines.append(f"| `{e.name}` | {e.title} | {shape(map(str, e.input_shape))} | {shape(map(str, e.output_shape))} "
+        inputs = " + ".join(shape(map(str, dims)) for dims in e.input_shapes or (e.input_shape,))
+        lines.append(f"| `{e.name}` | {e.title} | {inputs} | {shape(map(str, e.output_shape))} "
                      f"| {e.params:,} | {e.macs:,} ({human(e.macs)}) | {e.receptive_field} | {e.reference} |")
     return "\n".join(lines) + "\n"

@@ -234,3 +234,67 @@ def test_receptive_fields_of_each_application_equal_the_gradient_oracle(text):
     from test_receptive_field_oracle import assert_clean, oracle
 
     assert_clean(oracle(cnnspec.loads(text)))
+
+
+def siamese_keys() -> list[str]:
+    keys = []
+    for stage in range(3):
+        keys += [f"encoder.{stage}.0.weight"] + [f"encoder.{stage}.1.{k}" for k in
+                                                 ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    return keys + ["encoder.embed.weight", "encoder.embed.bias", "head.0.weight", "head.0.bias", "score.weight",
+                   "score.bias"]
+
+
+def test_the_zoo_siamese_network_holds_its_hand_worked_figures_in_pytorch():
+    torch = pytest.importorskip("torch")
+    network = cnnspec.load("zoo:siamese")
+    assert network.input_shapes == {"left": (1, 64, 64), "right": (1, 64, 64)} and network.output_shape == (1,)
+    model = network.to_torch(seed=0).eval()
+    assert list(model.state_dict()) == siamese_keys()
+    assert network.params == sum(p.numel() for p in model.parameters()) == 29_681
+    assert network.buffers == sum(b.numel() for b in model.buffers() if b.dtype.is_floating_point) == 224
+    macs = []
+
+    def count(module, inputs, output):
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            weight = module.weight
+            macs.append(output[0].numel() * (weight[0].numel() if isinstance(module, torch.nn.Conv2d) else weight.shape[1]))
+
+    for module in model.modules():
+        module.register_forward_hook(count)
+    left, right = torch.randn(3, 1, 64, 64), torch.randn(3, 1, 64, 64)
+    with torch.no_grad():
+        score = model(left, right)
+        macs_once = sum(macs)
+        # the score is of the squared difference of one encoder's embeddings: the same either way round
+        torch.testing.assert_close(model(right, left), score)
+    assert macs_once == network.macs == 20_064_288
+    assert score.shape == (3, 1) and bool(((score > 0) & (score < 1)).all())
+
+
+def test_the_zoo_siamese_network_exports_verifies_and_emits_the_same_module():
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from test_torch_source import emitted_runs_as_to_torch
+
+    from cnnspec.backends.runtime import verify_network
+
+    network = cnnspec.load("zoo:siamese")
+    model = network.to_onnx()
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == ["left", "right"]
+    # the shared convs, folded with their batch norms, read one initializer from both images' nodes
+    readers = [node.name for node in model.graph.node if "encoder.0.0.weight" in node.input]
+    assert len(readers) == 2
+    assert verify_network(network).relative_l2 < 1e-5
+    emitted_runs_as_to_torch(network)
+
+
+def test_the_summary_folded_to_a_depth_keeps_a_row_per_application():
+    network = cnnspec.loads(SHARED)
+    lines = network.summary(depth=1).splitlines()
+    encoder = [line for line in lines if line.startswith("encoder ")]
+    assert len(encoder) == 2 and "232" in encoder[0] and "use encoder" in encoder[1]
+    assert [r["macs"] for r in __import__("json").loads(network.summary("json", depth=1))["layers"]
+            if r["name"] == "encoder"] == [55_296, 55_296]

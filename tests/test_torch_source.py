@@ -70,9 +70,10 @@ def test_generated_module_equals_to_torch(emitted, name):
     ours = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in generated.state_dict().items()} == ours
     generated.load_state_dict(built.state_dict(), strict=True)
-    x = torch.randn(1, *network.input_shape, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    xs = [torch.randn(1, *shape, generator=generator) for shape in network.input_shapes.values()]
     with torch.no_grad():
-        torch.testing.assert_close(generated(x), built(x), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(generated(*xs), built(*xs), rtol=1e-5, atol=1e-5)
 
 
 def test_emit_prints_to_stdout_and_reports_errors(tmp_path):

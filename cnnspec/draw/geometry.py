@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cnnspec.analysis.stats import Row
-from cnnspec.graph import layers_under, scopes_under
+from cnnspec.graph import scopes_under, walk
 from cnnspec.layers import REGISTRY
 from cnnspec.layers.base import describe_shape
 from cnnspec.summary import collapse
@@ -179,8 +179,12 @@ class Layout:
         self.rows = {row.id: row for row in network.rows}
         #: each named value's shape, by key, once its binding is laid out
         self.value_shapes: dict[str, tuple] = {key: shape for _, key, shape in network.graph.inputs}
-        self.collapsed = {row.path: row for row in collapse(self._copies(network.rows), depth, network.scope_blocks)
-                          if "collapsed" in row.extra}
+        collapsed = [row for row in collapse(self._copies(network.rows), depth, network.scope_blocks)
+                     if "collapsed" in row.extra]
+        self.collapsed = {row.path: row for row in collapsed}
+        #: the same by the id of each one's first row: a module applied again (`use`) is a box per
+        #: application, under one path
+        self.collapsed_at = {row.id: row for row in collapsed}
 
     @staticmethod
     def _copies(rows):
@@ -324,7 +328,8 @@ class Layout:
 
     def scope(self, seq, outer: tuple) -> Piece | None:
         if self.depth is not None and len(outer) + 1 >= self.depth:
-            row = self.collapsed.get(seq.scope)
+            first = next(applied_layers(seq), None)
+            row = self.collapsed_at.get(first.id) if first is not None else None
             if row is None:  # a scope without layers (an inactive shortcut)
                 return None
             title = scope_title(seq, outer[-1] if outer else None, self.network.sources)
@@ -399,12 +404,17 @@ class Layout:
             drawing.labels.append(Label(x, y, w, h, text))
 
 
+def applied_layers(node):
+    """The layers a scope runs, in execution order: a shared module's application's too."""
+    return (item for item in walk(node) if item.node == "layer")
+
+
 def scope_shapes(seq) -> tuple:
     """A scope's input and output shapes: its first layer's input, its last item's output."""
-    first = next(layers_under(seq))
+    first = next(applied_layers(seq))
     last = seq
     while last.node == "seq":
-        last = next(item for item in reversed(last.items) if any(True for _ in layers_under(item)))
+        last = next(item for item in reversed(last.items) if any(True for _ in applied_layers(item)))
     return first.in_shape, last.out_shape
 
 
@@ -413,7 +423,7 @@ def find_scope(network, scope: str):
     from cnnspec.wording import closest
 
     found = {seq.scope: (seq, outer) for seq, outer in scopes_under(network.graph.body)
-             if any(True for _ in layers_under(seq))}
+             if any(True for _ in applied_layers(seq))}
     if scope not in found:
         near = closest(scope, list(found))
         raise ValueError(f"`{scope}` names no block call or group of `{network.name}` with layers"
