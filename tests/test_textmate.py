@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from cnnspec.layers import REGISTRY
-
 ROOT = Path(__file__).resolve().parent.parent
 GRAMMAR = json.loads((ROOT / "editors" / "vscode" / "syntaxes" / "cnnspec.tmLanguage.json").read_text())
 #: the language's keywords, read from the Lark grammar (its quoted words)
