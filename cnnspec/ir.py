@@ -293,7 +293,14 @@ class OutputDecl(Node):
 
     node: Literal["output"] = "output"
     names: tuple[ValueName, ...]
+    #: the name each value is returned under, where written (`"0"=p2`: `0`); none: the values' own
+    keys: tuple[str | None, ...] = ()
     span: Span
+
+    def returned(self) -> tuple[str, ...]:
+        """The name each output is returned under, in order."""
+        keys = self.keys or (None,) * len(self.names)
+        return tuple(key if key is not None else name.name for key, name in zip(keys, self.names))
 
 
 class BlockParam(Node):

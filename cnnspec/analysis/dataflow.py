@@ -200,15 +200,20 @@ class Dataflow(Reporting):
             return
         self.output_span = st.span
         seen: dict[str, ir.Span] = {}
-        for name in st.names:
-            if name.name in seen:
-                self.error(Code.REPEATED_DECLARATION, f"`{name.name}` is an output twice", name.span,
-                           label="second time", labels=(Label(span=seen[name.name], message="first here"),))
+        for returned, name in zip(st.returned(), st.names):
+            if returned in seen:
+                self.error(Code.REPEATED_DECLARATION, f"`{returned}` is an output twice", name.span,
+                           label="second time", labels=(Label(span=seen[returned], message="first here"),))
                 continue
-            seen[name.name] = name.span
+            if not returned:
+                self.read_value(name, env)
+                self.error(Code.INVALID_LABEL, "an output needs a name", name.span, label="returned as \"\"",
+                           help=f"name it: `\"0\"={name.name}`, or leave the name out to return it as `{name.name}`")
+                continue
+            seen[returned] = name.span
             value = self.read_value(name, env)
             if value is not None and value.flow.shape is not None:
-                self.outputs.append((name.name, value))
+                self.outputs.append((returned, value))
 
     def report_unused_values(self) -> None:
         """W002 at each binding none of whose values was read (a block's, in none of its calls)."""

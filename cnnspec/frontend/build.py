@@ -262,8 +262,18 @@ class SpecBuilder(Transformer):
         return {"name": str(name), "default": default, "span": self._span(children)}
 
     def output_decl(self, children):
-        return {"node": "output", "names": tuple(self._value_name(c) for c in _meaningful(children[1:])),
-                "span": self._span(children)}
+        items = _meaningful(children[1:])
+        keys = tuple(key for key, _ in items)
+        return {"node": "output", "names": tuple(name for _, name in items),
+                "keys": keys if any(k is not None for k in keys) else (), "span": self._span(children)}
+
+    def output_item(self, children):
+        """(the name it is returned under when written, `"0"` without its quotes; the value read)"""
+        *written, name = children
+        key = written[0] if written else None
+        if key is not None:
+            key = key[1:-1] if key.type == "STRING" else str(key)
+        return key, self._value_name(name)
 
     def import_stmt(self, children):
         return {"node": "import", "path": children[1][1:-1], "span": self._span(children)}

@@ -82,7 +82,9 @@ class Printer:
         if node == "input":
             return [first._replace(text=f"{pad}input {st.name}: {dims(st.dims)}")]
         if node == "output":
-            return [first._replace(text=f"{pad}output {', '.join(n.name for n in st.names)}")]
+            keys = st.keys or (None,) * len(st.names)
+            items = (n.name if k is None else f"{output_key(k)}={n.name}" for k, n in zip(keys, st.names))
+            return [first._replace(text=f"{pad}output {', '.join(items)}")]
         if node == "import":
             return [first._replace(text=f'{pad}import "{st.path}"')]
         if node == "expect_shape":
@@ -270,3 +272,10 @@ def expr(e, context: int = 0, tight: bool = False) -> str:
         text = f"{expr(e.left, left_context, tight)}{gap}{e.op}{gap}{expr(e.right, strength + 1, tight)}"
         return f"({text})" if strength < context else text
     raise AssertionError(node)
+
+
+def output_key(key: str) -> str:
+    """An output's name as written: bare where it is a name, else in double quotes (`"0"`)."""
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else f'"{key}"'
