@@ -115,13 +115,13 @@ class Dropout(LayerKind):
     Params = DropoutParams
     positional = ("p",)
     summary = "zeroes elements with probability p in training; identity at inference"
-
-    def brief(self, p, rank: int) -> list[str]:
-        return [f"{p.p:g}"]
     traits = Traits(pointwise=True, dropout=True)
     field = "pointwise"
     ranges = {"p": values(0.0, 0.1, 0.5)}
     training_only = ("p",)
+
+    def brief(self, p, rank: int) -> list[str]:
+        return [f"{p.p:g}"]
 
 
 class Dropout2dParams(Params):
@@ -130,19 +130,10 @@ class Dropout2dParams(Params):
 
 
 @register
-class Dropout2d(LayerKind):
+class Dropout2d(Dropout):
     name = "dropout2d"
-    family = "regularisation"
     Params = Dropout2dParams
-    positional = ("p",)
     summary = "zeroes whole channels with probability p in training; identity at inference"
-
-    def brief(self, p, rank: int) -> list[str]:
-        return [f"{p.p:g}"]
-    traits = Traits(pointwise=True, dropout=True)
-    field = "pointwise"
-    ranges = {"p": values(0.0, 0.1, 0.5)}
-    training_only = ("p",)
 
 
 class MulParams(Params):
@@ -157,12 +148,12 @@ class Mul(LayerKind):
     Params = MulParams
     positional = ("factor",)
     summary = "multiply by a constant (Inception-ResNet's residual scaling)"
-
-    def brief(self, p: MulParams, rank: int) -> list[str]:
-        return [f"{p.factor:g}"]
     traits = Traits(pointwise=True)
     field = "pointwise"
     ranges = {"factor": values(0.17, 2.0, -1.5, 1.0)}
+
+    def brief(self, p: MulParams, rank: int) -> list[str]:
+        return [f"{p.factor:g}"]
 
 
 class LayerScaleParams(Params):

@@ -42,16 +42,16 @@ class Linear(LayerKind):
     traits = Traits(bias=True)
     field = "reads"
     pytorch_names = {"dense": None, "fullyconnected": None}
+    # a map needs `last`; a flat vector is left to the plain form
+    ranges = {"out": Ints(1, 8), "bias": BOOL, "last": values(True, chance=1.0, when=lambda w: w.rank > 0)}
+    # on a map, `last` is what makes it apply; a Linear acts on the last dimension either way
+    shape_only = ("last",)
 
     def brief(self, p: LinearParams, rank: int) -> list[str]:
         return [str(p.out)]
 
     def feature_reads(self, p: LinearParams, shape: Shape, out: Shape) -> dict[int, Taps]:
         return {len(shape) - 1: Everything()}
-    # a map needs `last`; a flat vector is left to the plain form
-    ranges = {"out": Ints(1, 8), "bias": BOOL, "last": values(True, chance=1.0, when=lambda w: w.rank > 0)}
-    # on a map, `last` is what makes it apply; a Linear acts on the last dimension either way
-    shape_only = ("last",)
 
     def infer_shape(self, p: LinearParams, shape: Shape) -> Shape:
         if p.last:

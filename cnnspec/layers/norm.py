@@ -139,9 +139,6 @@ class GroupNorm(LayerKind):
     Params = GroupNormParams
     positional = ("groups",)
     summary = "group normalisation"
-
-    def brief(self, p: GroupNormParams, rank: int) -> list[str]:
-        return [str(p.groups)]
     traits = Traits(pointwise=True)
     ranges = {"groups": Divisors(), "eps": EPS, "affine": BOOL}
     field = "reads"
@@ -158,6 +155,9 @@ class GroupNorm(LayerKind):
 
     def state(self, p: GroupNormParams, shape: Shape) -> tuple[Tensor, ...]:
         return affine_state(shape[0], p.affine)
+
+    def brief(self, p: GroupNormParams, rank: int) -> list[str]:
+        return [str(p.groups)]
 
 
 class LrnParams(Params):

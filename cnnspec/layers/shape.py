@@ -53,9 +53,6 @@ class Reshape(LayerKind):
     Params = ReshapeParams
     positional = ("shape",)
     summary = "reshape each sample; one dimension may be -1"
-
-    def brief(self, p: ReshapeParams, rank: int) -> list[str]:
-        return [dims_text(p.shape)]
     field = "reshape"
     ranges = {"shape": Choice(lambda w: (product(w.shape), (w.channels, product(w.shape) // w.channels), -1,
                                          (w.channels, -1), (1, product(w.shape))))}
@@ -79,6 +76,9 @@ class Reshape(LayerKind):
                              help=f"the target must hold {total:,} elements; one dimension may be -1")
         return tuple(target)
 
+    def brief(self, p: ReshapeParams, rank: int) -> list[str]:
+        return [dims_text(p.shape)]
+
 
 class ChannelShuffleParams(Params):
     kind: Literal["channel_shuffle"] = "channel_shuffle"
@@ -92,9 +92,6 @@ class ChannelShuffle(LayerKind):
     Params = ChannelShuffleParams
     positional = ("groups",)
     summary = "interleave the channels of `groups` groups (ShuffleNet)"
-
-    def brief(self, p: ChannelShuffleParams, rank: int) -> list[str]:
-        return [str(p.groups)]
     ranges = {"groups": Divisors()}
     field = "reads"
 
@@ -107,6 +104,9 @@ class ChannelShuffle(LayerKind):
         if shape[0] % p.groups:
             raise LayerError(Code.GROUPS_MISMATCH, f"groups={p.groups} does not divide the {shape[0]} channels", arg="groups")
         return shape
+
+    def brief(self, p: ChannelShuffleParams, rank: int) -> list[str]:
+        return [str(p.groups)]
 
 
 class IdentityParams(Params):
@@ -149,9 +149,6 @@ class Chunk(LayerKind):
     Params = ChunkParams
     positional = ("chunks", "index")
     summary = "one of `chunks` equal slices of the channels, as torch.chunk (ShuffleNet's channel split)"
-
-    def brief(self, p: ChunkParams, rank: int) -> list[str]:
-        return [str(p.chunks), str(p.index)]
     ranges = {"chunks": Divisors(), "index": Ints(0, lambda w: w.get("chunks") - 1, when=lambda w: "chunks" in w.fields)}
     field = "reads"
 
@@ -165,6 +162,9 @@ class Chunk(LayerKind):
         if shape[0] % p.chunks:
             raise LayerError(Code.GROUPS_MISMATCH, f"{p.chunks} chunks do not divide the {shape[0]} channels", arg="chunks")
         return (shape[0] // p.chunks, *shape[1:])
+
+    def brief(self, p: ChunkParams, rank: int) -> list[str]:
+        return [str(p.chunks), str(p.index)]
 
 
 def channel_bounds(start: int, end: int | None, channels) -> tuple:
