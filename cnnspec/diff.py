@@ -29,7 +29,7 @@ from cnnspec.diagnostics import SpecError
 from cnnspec.graph import walk
 from cnnspec.layers.base import describe_shape
 from cnnspec.network import Network
-from cnnspec.summary import collapse
+from cnnspec.summary import collapse, dataflow
 from cnnspec.wording import human
 
 #: the version of the JSON document's fields, which `SCHEMA` describes
@@ -373,6 +373,9 @@ def compare(pair: Pair, old_nodes: dict, new_nodes: dict) -> LayerDiff | None:
         changes["kind"] = Change(pair.old.kind, pair.new.kind)
     before, after = figures(pair.old), figures(pair.new)
     changes.update({key: Change(before[key], after[key]) for key in before if before[key] != after[key]})
+    # the same layer fed from another value (or bound to another name) is another network
+    if dataflow(pair.old) != dataflow(pair.new):
+        changes["values"] = Change(dataflow(pair.old) or None, dataflow(pair.new) or None)
     old_options, new_options = options_of(old_nodes, pair.old), options_of(new_nodes, pair.new)
     options = {key: Change(old_options.get(key), new_options.get(key))
                for key in {**old_options, **new_options} if old_options.get(key) != new_options.get(key)}
@@ -544,7 +547,7 @@ def describe_compact(change: Change, label: str) -> str:
     return f"{signed(change.delta, True)} {label}" + (f" ({percent:+.0f}%)" if percent is not None else "")
 
 
-LABELS = {"name": "name", "kind": "kind", "output": "output", "params": "params", "macs": "MACs",
+LABELS = {"name": "name", "kind": "kind", "values": "values", "output": "output", "params": "params", "macs": "MACs",
           "receptive_field": "RF", "activation_bytes": "activation bytes", "trainable": "trainable",
           "buffers": "buffers", "layers": "layers"}
 

@@ -167,6 +167,33 @@ def test_a_kind_changed_in_place_and_a_new_input(tmp_path):
     assert changed["3"].changes["params"].delta == n.params - o.params == 10 * 8 * (62 * 62 - 30 * 30)
 
 
+REWIRED = """input x: 3x32x32
+c1 = conv 8 3x3 pad=1
+c2 = conv 8 3x3 pad=1
+head = c1 -> avgpool global, flatten, linear 10
+output head
+"""
+
+
+def test_a_layer_fed_from_another_value_is_a_change(tmp_path, validator):
+    """The same layers with the same figures, the head reading `c2` instead of `c1`: another
+    network, which the diff must not call identical."""
+    old = spec_side(tmp_path, "old.cnn", REWIRED)
+    new = spec_side(tmp_path, "new.cnn", REWIRED.replace("head = c1 ->", "head = c2 ->"))
+    d = diff(old, new)
+    assert not d.identical
+    (change,) = by_status(d, "changed")
+    assert change.name == "2" and change.changes["values"].old == "from c1" and change.changes["values"].new == "from c2"
+    assert "values: from c1 -> from c2" in render(d)
+    document = to_document(d)
+    validator.validate(document)
+    assert document["layers"][0]["changes"] == {"values": {"old": "from c1", "new": "from c2"}}
+    # bound under another name, read the same: a change of the binding alone
+    renamed = spec_side(tmp_path, "renamed.cnn", REWIRED.replace("c2 = conv", "other = conv"))
+    (change,) = by_status(diff(old, renamed), "changed")
+    assert change.changes["values"].old == "as c2" and change.changes["values"].new == "as other"
+
+
 def test_large_alignments_fall_back_to_equal_runs(monkeypatch):
     import cnnspec.diff as module
 
