@@ -418,11 +418,14 @@ class NetworkDiff:
     input: Change | None
     output: Change | None
     contracts: list[ContractChange]
+    #: the declared outputs (name -> shape, in order), when a side declares them and they differ
+    #: in names, order or shapes; `output` is then left out
+    outputs: Change | None = None
 
     @property
     def identical(self) -> bool:
         """Nothing of the networks differs (their names and where they are written are not compared)."""
-        return not (self.layers or self.input or self.output or self.contracts
+        return not (self.layers or self.input or self.output or self.outputs or self.contracts
                     or any(c.old != c.new for c in self.totals.values()))
 
 
@@ -451,7 +454,18 @@ def diff(old: Side, new: Side, depth: int | None = None) -> NetworkDiff:
     totals = {key: Change(before[key], after[key]) for key in TOTALS}
     shapes = [(Change(o, n) if o != n else None) for o, n in
               ((old.network.input_shape, new.network.input_shape), (old.network.output_shape, new.network.output_shape))]
-    return NetworkDiff(old, new, depth, ordered, matched, totals, shapes[0], shapes[1], contract_changes(old, new))
+    outputs = None
+    if old.network.output_shapes or new.network.output_shapes:
+        named = [list(side.network.output_shapes.items()) or [("output", side.network.output_shape)] for side in (old, new)]
+        outputs = Change(dict(named[0]), dict(named[1])) if named[0] != named[1] else None
+        shapes[1] = None
+    return NetworkDiff(old, new, depth, ordered, matched, totals, shapes[0], shapes[1], contract_changes(old, new),
+                       outputs)
+
+
+def outputs_text(outputs: dict) -> str:
+    """`c1 8x32x32, p2 4x32x32`: declared outputs with their shapes."""
+    return ", ".join(f"{name} {describe_shape(shape)}" for name, shape in outputs.items())
 
 
 def contract_changes(old: Side, new: Side) -> list[ContractChange]:
@@ -581,6 +595,8 @@ def render_text(d: NetworkDiff, color: bool = False) -> str:
     for label, change in (("input", d.input), ("output", d.output)):
         if change:
             out.append(f"{label}: {describe_shape(change.old)} -> {describe_shape(change.new)}")
+    if d.outputs:
+        out.append(f"outputs: {outputs_text(d.outputs.old)} -> {outputs_text(d.outputs.new)}")
     changed_totals = [f"  {LABELS.get(key, key):<17} {describe_change(change)}" for key, change in d.totals.items()
                       if change.old != change.new]
     if changed_totals:
@@ -669,6 +685,8 @@ def render_markdown(d: NetworkDiff) -> str:
     for label, change in (("input", d.input), ("output", d.output)):
         if change:
             out.append(f"- {label}: {describe_shape(change.old)} → {describe_shape(change.new)}")
+    if d.outputs:
+        out.append(f"- outputs: {_cell(outputs_text(d.outputs.old))} → {_cell(outputs_text(d.outputs.new))}")
     for c in d.contracts:
         out.append(f"- contract {c.status}: {_cell(_contract_line(c))}")
     out += ["", "| total | old | new | delta |", "|---|---:|---:|---:|"]
@@ -739,6 +757,8 @@ def to_document(d: NetworkDiff) -> dict:
         "matched": {"path": d.matched["path"], "position": d.matched["position"]},
         "input": _json_change(d.input) if d.input else None,
         "output": _json_change(d.output) if d.output else None,
+        "outputs": ({side: {name: list(shape) for name, shape in getattr(d.outputs, side).items()} for side in ("old", "new")}
+                    if d.outputs else None),
         "totals": {k: _json_change(v) for k, v in d.totals.items()},
         "layers": layers,
         "contracts": contracts,

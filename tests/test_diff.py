@@ -194,6 +194,22 @@ def test_a_layer_fed_from_another_value_is_a_change(tmp_path, validator):
     assert change.changes["values"].old == "as c2" and change.changes["values"].new == "as other"
 
 
+def test_the_declared_outputs_are_compared_by_name_order_and_shape(tmp_path, validator):
+    head = "input x: 3x32x32\nc1 = conv 8 3x3 pad=1\np2 = c1 -> conv 4 1x1\n"
+    both = spec_side(tmp_path, "both.cnn", head + "output c1, p2\n")
+    for name, tail, expected in (("one", "output p2\n", {"p2": [4, 32, 32]}),
+                                 ("swapped", "output p2, c1\n", {"p2": [4, 32, 32], "c1": [8, 32, 32]}),
+                                 ("renamed", 'output "0"=c1, p2\n', {"0": [8, 32, 32], "p2": [4, 32, 32]}),
+                                 ("none", "", {"output": [4, 32, 32]})):
+        d = diff(both, spec_side(tmp_path, f"{name}.cnn", head + tail))
+        assert not d.identical and d.output is None, name
+        document = to_document(d)
+        validator.validate(document)
+        assert document["outputs"] == {"old": {"c1": [8, 32, 32], "p2": [4, 32, 32]}, "new": expected}, name
+        assert "outputs: c1 8x32x32, p2 4x32x32 -> " in render(d)
+    assert diff(both, spec_side(tmp_path, "same.cnn", head + "output c1, p2\n")).identical
+
+
 def test_large_alignments_fall_back_to_equal_runs(monkeypatch):
     import cnnspec.diff as module
 
