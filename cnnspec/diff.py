@@ -421,11 +421,14 @@ class NetworkDiff:
     #: the declared outputs (name -> shape, in order), when a side declares them and they differ
     #: in names, order or shapes; `output` is then left out
     outputs: Change | None = None
+    #: the inputs (name -> shape, in order), when a side declares several and they differ; `input`
+    #: is then left out
+    inputs: Change | None = None
 
     @property
     def identical(self) -> bool:
         """Nothing of the networks differs (their names and where they are written are not compared)."""
-        return not (self.layers or self.input or self.output or self.outputs or self.contracts
+        return not (self.layers or self.input or self.output or self.outputs or self.inputs or self.contracts
                     or any(c.old != c.new for c in self.totals.values()))
 
 
@@ -459,12 +462,17 @@ def diff(old: Side, new: Side, depth: int | None = None) -> NetworkDiff:
         named = [list(side.network.output_shapes.items()) or [("output", side.network.output_shape)] for side in (old, new)]
         outputs = Change(dict(named[0]), dict(named[1])) if named[0] != named[1] else None
         shapes[1] = None
+    inputs = None
+    if len(old.network.input_shapes) > 1 or len(new.network.input_shapes) > 1:
+        named = [list(side.network.input_shapes.items()) for side in (old, new)]
+        inputs = Change(dict(named[0]), dict(named[1])) if named[0] != named[1] else None
+        shapes[0] = None
     return NetworkDiff(old, new, depth, ordered, matched, totals, shapes[0], shapes[1], contract_changes(old, new),
-                       outputs)
+                       outputs, inputs)
 
 
 def outputs_text(outputs: dict) -> str:
-    """`c1 8x32x32, p2 4x32x32`: declared outputs with their shapes."""
+    """`c1 8x32x32, p2 4x32x32`: declared inputs or outputs with their shapes."""
     return ", ".join(f"{name} {describe_shape(shape)}" for name, shape in outputs.items())
 
 
@@ -595,8 +603,9 @@ def render_text(d: NetworkDiff, color: bool = False) -> str:
     for label, change in (("input", d.input), ("output", d.output)):
         if change:
             out.append(f"{label}: {describe_shape(change.old)} -> {describe_shape(change.new)}")
-    if d.outputs:
-        out.append(f"outputs: {outputs_text(d.outputs.old)} -> {outputs_text(d.outputs.new)}")
+    for label, change in (("inputs", d.inputs), ("outputs", d.outputs)):
+        if change:
+            out.append(f"{label}: {outputs_text(change.old)} -> {outputs_text(change.new)}")
     changed_totals = [f"  {LABELS.get(key, key):<17} {describe_change(change)}" for key, change in d.totals.items()
                       if change.old != change.new]
     if changed_totals:
@@ -685,8 +694,9 @@ def render_markdown(d: NetworkDiff) -> str:
     for label, change in (("input", d.input), ("output", d.output)):
         if change:
             out.append(f"- {label}: {describe_shape(change.old)} → {describe_shape(change.new)}")
-    if d.outputs:
-        out.append(f"- outputs: {_cell(outputs_text(d.outputs.old))} → {_cell(outputs_text(d.outputs.new))}")
+    for label, change in (("inputs", d.inputs), ("outputs", d.outputs)):
+        if change:
+            out.append(f"- {label}: {_cell(outputs_text(change.old))} → {_cell(outputs_text(change.new))}")
     for c in d.contracts:
         out.append(f"- contract {c.status}: {_cell(_contract_line(c))}")
     out += ["", "| total | old | new | delta |", "|---|---:|---:|---:|"]
@@ -757,12 +767,16 @@ def to_document(d: NetworkDiff) -> dict:
         "matched": {"path": d.matched["path"], "position": d.matched["position"]},
         "input": _json_change(d.input) if d.input else None,
         "output": _json_change(d.output) if d.output else None,
-        "outputs": ({side: {name: list(shape) for name, shape in getattr(d.outputs, side).items()} for side in ("old", "new")}
-                    if d.outputs else None),
+        "outputs": _json_named(d.outputs),
+        "inputs": _json_named(d.inputs),
         "totals": {k: _json_change(v) for k, v in d.totals.items()},
         "layers": layers,
         "contracts": contracts,
     }
+
+
+def _json_named(change: Change | None) -> dict | None:
+    return {side: {name: list(shape) for name, shape in getattr(change, side).items()} for side in ("old", "new")} if change else None
 
 
 def render_json(d: NetworkDiff) -> str:

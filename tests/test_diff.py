@@ -208,6 +208,12 @@ def test_the_declared_outputs_are_compared_by_name_order_and_shape(tmp_path, val
         assert document["outputs"] == {"old": {"c1": [8, 32, 32], "p2": [4, 32, 32]}, "new": expected}, name
         assert "outputs: c1 8x32x32, p2 4x32x32 -> " in render(d)
     assert diff(both, spec_side(tmp_path, "same.cnn", head + "output c1, p2\n")).identical
+    # several inputs, one of them resized: the second's shape is a difference too
+    two = "input a: 3x32x32\ninput b: 1x{}x{}\nf = conv 4 1x1\ng = b -> conv 4 1x1\nout = add(f, g)\n"
+    d = diff(spec_side(tmp_path, "two.cnn", two.format(32, 32)), spec_side(tmp_path, "wide.cnn", two.format(1, 1)))
+    assert d.input is None and "inputs: a 3x32x32, b 1x32x32 -> a 3x32x32, b 1x1x1" in render(d)
+    validator.validate(document := to_document(d))
+    assert document["inputs"] == {"old": {"a": [3, 32, 32], "b": [1, 32, 32]}, "new": {"a": [3, 32, 32], "b": [1, 1, 1]}}
 
 
 def test_large_alignments_fall_back_to_equal_runs(monkeypatch):
