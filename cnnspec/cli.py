@@ -738,17 +738,19 @@ def view(spec, output, depth, input_dims):
 
 @main.command()
 @_spec_argument
-@click.option("--image", type=click.Path(dir_okay=False), help="A PNG or JPEG, resized to the spec's input.")
+@click.option("--image", "images", type=click.Path(dir_okay=False), multiple=True,
+              help="A PNG or JPEG, resized to the spec's input; once for each input of a network of several, in "
+                   "their order.")
 @click.option("--layer", "layers", help="Layers (or scopes, merges) whose outputs to show, separated by commas.")
 @click.option("--kernels", help="Draw this conv layer's kernels instead.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="A .safetensors, .npz or .pt/.pth state_dict (default: the spec's literal kernels, else seeded "
                    "random weights).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .png file to write.")
-def taps(spec, image, layers, kernels, weights, output):
+def taps(spec, images, layers, kernels, weights, output):
     """Run the network (PyTorch, eval) on a picture and draw the chosen layers' feature maps, or
     draw a conv's kernels."""
-    if kernels is None and (image is None or not layers):
+    if kernels is None and (not images or not layers):
         raise click.UsageError("give --image and --layer NAME[,NAME...], or --kernels NAME")
     _needs("torch", 'PyTorch is not installed: pip install "cnnspec[torch]"')
     _needs("PIL", _PILLOW)
@@ -757,7 +759,7 @@ def taps(spec, image, layers, kernels, weights, output):
     network = _load_network(spec)
     names = [name.strip() for name in (layers or "").split(",") if name.strip()]
     try:
-        data = taps_png(network, image, names, kernels, weights)
+        data = taps_png(network, images, names, kernels, weights)
     except TapsError as error:
         _fail(str(error))
     _write_bytes(output, data)

@@ -163,3 +163,40 @@ def test_weights_replace_the_literal_kernel(square, tmp_path):
     result = CliRunner().invoke(main, ["taps", str(FILTERS / "sobel_vertical.cnn"), "--kernels", "edges",
                                        "--weights", str(weights), "-o", str(tmp_path / "k.png")])
     assert result.exit_code == 1 and "expected (1, 1, 3, 3)" in result.output
+
+
+TWO_EYES = """input left: 1x32x32
+input right: 1x32x32
+edges: conv 1 3x3 pad=1 weights=[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] frozen bias=false
+r = right -> use edges
+"""
+
+
+def test_a_network_of_two_inputs_takes_a_picture_for_each_in_order(square, tmp_path):
+    """Two pictures for two inputs, in their order: the filter's map is its response to the left."""
+    flipped = tmp_path / "flipped.png"
+    Image.open(square).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    spec = tmp_path / "two.cnn"
+    spec.write_text(TWO_EYES)
+    network = cnnspec.load(spec)
+    from cnnspec.draw.taps import read_images
+
+    left, right = read_images(network, [square, flipped])
+    maps = feature_maps(network, [left, right], ["edges"])
+    np.testing.assert_allclose(maps["edges"], torch_conv(left), atol=1e-5)
+    assert not np.allclose(maps["edges"], torch_conv(right), atol=1e-3)
+    out = tmp_path / "two.png"
+    result = CliRunner().invoke(main, ["taps", str(spec), "--image", str(square), "--image", str(flipped),
+                                       "--layer", "edges", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    one = CliRunner().invoke(main, ["taps", str(spec), "--image", str(square), "--layer", "edges", "-o", str(out)])
+    assert one.exit_code == 1 and "takes 2 inputs (left, right): give --image once for each" in one.output
+    assert "Traceback" not in one.output
+
+
+def torch_conv(image):
+    """The Sobel filter applied with PyTorch directly, as the spec writes it."""
+    import torch
+
+    kernel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])[None, None]
+    return torch.nn.functional.conv2d(torch.from_numpy(image)[None], kernel, padding=1)[0].numpy()

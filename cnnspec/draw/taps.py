@@ -62,14 +62,27 @@ def model_for(network, outputs, weights_path=None):
     return model.eval()
 
 
-def feature_maps(network, image, layers, weights_path=None) -> dict:
-    """Each named layer's output for one picture, as numpy arrays without the batch axis."""
+def feature_maps(network, images, layers, weights_path=None) -> dict:
+    """Each named layer's output for one picture per input (an array, or a list of them in the
+    inputs' order), as numpy arrays without the batch axis."""
     import torch
 
+    images = images if isinstance(images, (list, tuple)) else [images]
     model = model_for(network, layers, weights_path)
     with torch.no_grad():
-        out = model(torch.from_numpy(image)[None])
+        out = model(*(torch.from_numpy(image)[None] for image in images))
     return {name: out[name][0].numpy() for name in layers}
+
+
+def read_images(network, paths) -> list:
+    """One picture per input of the network, each at its input's size."""
+    paths = [paths] if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__") else list(paths)
+    inputs = network.input_shapes or {network.graph.input_name: network.input_shape}
+    if len(paths) != len(inputs):
+        names = ", ".join(inputs)
+        raise TapsError(f"`{network.name}` takes {len(inputs)} input{'s' * (len(inputs) > 1)} ({names}): give --image "
+                        f"once for each, in that order ({len(paths)} given)")
+    return [read_image(path, shape) for path, shape in zip(paths, inputs.values())]
 
 
 def normalised(channel):
@@ -180,8 +193,7 @@ def taps_png(network, image_path, layers=(), kernels=None, weights_path=None) ->
     if kernels is not None:
         page = kernels_sheet(network, kernels, weights_path)
     else:
-        image = read_image(image_path, network.input_shape)
-        maps = feature_maps(network, image, layers, weights_path)
+        maps = feature_maps(network, read_images(network, image_path), layers, weights_path)
         page = stack([maps_sheet(name, maps[name]) for name in layers])
     buffer = io.BytesIO()
     page.save(buffer, format="PNG")
