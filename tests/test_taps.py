@@ -174,8 +174,10 @@ r = right -> use edges
 
 def test_a_network_of_two_inputs_takes_a_picture_for_each_in_order(square, tmp_path):
     """Two pictures for two inputs, in their order: the filter's map is its response to the left."""
-    flipped = tmp_path / "flipped.png"
-    Image.open(square).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    from PIL import ImageOps
+
+    flipped = tmp_path / "inverted.png"
+    ImageOps.invert(Image.open(square).convert("L")).save(flipped)
     spec = tmp_path / "two.cnn"
     spec.write_text(TWO_EYES)
     network = cnnspec.load(spec)

@@ -10,6 +10,7 @@ Each scope can be called on its own: `model.layer3(x)`.
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
@@ -34,8 +35,19 @@ class _Recorder:
 
     def record(self, path: str, value: torch.Tensor) -> None:
         # a scope's output is recorded after its last layer's, so a name means the scope
-        if self.values is not None and path in self.wanted:
+        if self.values is not None and path in self.wanted and not self.paused:
             self.values[path] = value
+
+    #: while a module is applied again (`use`): a name means its first application, where it is defined
+    paused = False
+
+    @contextmanager
+    def pausing(self, pause: bool):
+        before, self.paused = self.paused, self.paused or pause
+        try:
+            yield
+        finally:
+            self.paused = before
 
 
 class SpecModule(nn.Module):
@@ -116,13 +128,16 @@ class SpecModule(nn.Module):
                     x = self.get_parameter(relative) * x
                 else:
                     x = self.get_submodule(relative)(x)
-                self._recorder.record(item.path, x)
+                if not item.shared:
+                    self._recorder.record(item.path, x)
             elif item.node == "merge":
                 x = self._merge(item, x, values)
                 self._recorder.record(item.path, x)
             elif item.scope is not None:
-                x = self.get_submodule(self._relative(item.scope))(x)
-                self._recorder.record(item.scope, x)
+                with self._recorder.pausing(item.shared):
+                    x = self.get_submodule(self._relative(item.scope))(x)
+                if not item.shared:
+                    self._recorder.record(item.scope, x)
             else:
                 if item.source is not None:
                     x = values[item.source]
