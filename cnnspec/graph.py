@@ -205,3 +205,9 @@ class CheckedGraph:
         if len(self.input_shapes) > 1:
             return "inputs " + ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.input_shapes.items())
         return f"input {'x'.join(map(str, self.input_shape))}"
+
+    def describe_outputs(self) -> str:
+        """`output 1000`, or `outputs logits 1000, aux 1000` for a network that declares them."""
+        if self.output_shapes:
+            return "outputs " + ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.output_shapes.items())
+        return f"output {'x'.join(map(str, self.output_shape))}"

@@ -88,8 +88,7 @@ class Network(CheckedGraph):
         return network_html(self)
 
     def __repr__(self) -> str:
-        shape = "x".join(map(str, self.output_shape))
-        return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, output {shape}>"
+        return f"<Network {self.name}: {self.params:,} params, {self.macs:,} MACs, {self.describe_outputs()}>"
 
 
 @contextmanager

@@ -35,10 +35,8 @@ def clean_file(path: str, checked) -> str:
 
     if isinstance(checked, Library):
         return f"{path}: ok (blocks only: {', '.join(checked.blocks)})"
-    outputs = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in checked.output_shapes.items())
     inputs = f"{checked.describe_inputs()}, " if len(checked.input_shapes) > 1 else ""
-    text = (f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, {inputs}"
-            + (f"outputs {outputs})" if outputs else f"output {'x'.join(map(str, checked.output_shape))})"))
+    text = f"{path}: ok ({checked.params:,} params, {checked.macs:,} MACs, {inputs}{checked.describe_outputs()})"
     if checked.skipped_expects:
         count = len(checked.skipped_expects)
         text += (f"\nnote: {count} `expect` contract{'s' if count > 1 else ''} on the shape, MACs or "
