@@ -316,17 +316,18 @@ def measure_outputs(network, context: str, tally: Tally) -> list[str]:
     model = measurable(network, named_outputs=True)
     x = positive_input(network)
     binding = {row.extra["binds"]: row for row in network.rows if "binds" in row.extra}
+    inputs = dict(zip(network.input_shapes or [network.graph.input_name], x if isinstance(x, tuple) else (x,)))
     with merges_recorded({}):
-        returned = model(x)
+        returned = model(*inputs.values())
     problems = []
     for name, _, shape, figure in network.graph.outputs:
         out = returned[name]
         if tuple(out.shape[1:]) != shape:
             problems.append(f"{context}: output {name} is {tuple(out.shape[1:])}, cnnspec says {shape}")
             continue
-        if name == network.graph.input_name:
-            # the input itself: each position sees itself alone
-            if figure != "1" or not torch.equal(out, x):
+        if name in inputs:
+            # an input itself: each position sees itself alone
+            if figure != "1" or not torch.equal(out, inputs[name]):
                 problems.append(f"{context}: output {name}, the input, has the field {figure}")
             continue
         row = binding[name]

@@ -443,30 +443,80 @@ def one_a_line(layers) -> tuple:
     return tuple(statement([layer]) for layer in layers)
 
 
+#: what a plain layer (`DagBuilder.plain`) keeps the shape with
+KEEPING = ("relu", "bn", "sigmoid", "tanh", "identity")
+
+
+def plain_shape(op: tuple, shape):
+    """The shape after a plain layer, by its arithmetic, or None where it does not apply:
+    `("conv", out, k, s)` (k // 2 padding) gives `(n - 1) // s + 1`, `("maxpool",)` (2x2)
+    `n // 2`, `("avgpool",)` (3x3, stride 1, padding 1) `n`, `("upsample",)` (by 2) `2n`,
+    `("keep", kind)` the shape."""
+    sizes = shape[1:]
+    if op[0] == "conv":
+        return (op[1], *((n - 1) // op[3] + 1 for n in sizes))
+    if op[0] == "maxpool":
+        return (shape[0], *(n // 2 for n in sizes)) if min(sizes) >= 2 else None
+    if op[0] == "avgpool":
+        # PyTorch's 3D pooling needs the unpadded input to hold the kernel
+        return tuple(shape) if min(sizes) >= 3 else None
+    if op[0] == "upsample":
+        return (shape[0], *(2 * n for n in sizes))
+    return tuple(shape)
+
+
+def plain_shapes(ops, shape):
+    """The shape after plain layers `ops`, or None where one does not apply."""
+    for op in ops:
+        shape = plain_shape(op, shape) if shape is not None else None
+    return shape
+
+
 @dataclass
 class DagNode:
-    """One value of a drawn DAG: the path of statements that computes it from the value it reads
-    (`reads[0]`), or a merge (`op`: add, scale, concat) of the values it reads; and its shape,
-    found by the arithmetic of the layers drawn (not by the checker)."""
+    """One value of a drawn DAG: an input (no `reads`); the path of statements that computes it
+    from the value it reads first (`reads[0]`), after an upsampling to the spatial size of the
+    value `resize_to` (one of `reads`) with `resize` options, where there is one; or a merge
+    (`op`: add, scale, concat) of the values it reads. Its shape is found by the arithmetic of the
+    layers drawn (not by the checker)."""
 
     reads: tuple[int, ...]
     shape: tuple[int, ...]
     statements: tuple = ()
     op: str | None = None
     flags: tuple[str, ...] = ()
+    resize_to: int | None = None
+    resize: dict | None = None
+    #: values kept wherever this one is, though it does not read them (the module a `use` applies)
+    after: tuple[int, ...] = ()
+
+
+@dataclass
+class SharedModule:
+    """A labelled group of plain layers that `use LABEL` may apply again to another value of its
+    input channels and rank: its output shape there is `plain_shapes(ops, shape)`."""
+
+    label: str
+    channels: int
+    ops: tuple
+    node: int
 
 
 class DagBuilder(Builder):
-    """Grows a spec as a DAG of values (the input first): paths from any earlier value, merges of
-    two or three values whose shapes are made to agree, gates computed from one value and
-    multiplied into another; then one to three named outputs, and the values none of them needs
-    dropped, so that every value left is read."""
+    """Grows a spec as a DAG of values (the inputs first): paths from any earlier value, merges of
+    two or three values whose shapes are made to agree (by strided convs, upsamplings, adaptive
+    pools, or a resize to another value's size), gates computed from one value and multiplied into
+    another, labelled modules applied again to other values (`use`); then one to three named
+    outputs, and the values none of them needs dropped (inputs after the first too), so that every
+    value left is read."""
 
-    def __init__(self, draw, input_shape):
+    def __init__(self, draw, input_shapes):
         super().__init__(draw)
-        self.nodes = [DagNode(reads=(), shape=tuple(input_shape))]
+        self.nodes = [DagNode(reads=(), shape=tuple(shape)) for shape in input_shapes]
+        self.inputs = len(input_shapes)
         self.used: set[str] = set()
-        self.rank = len(input_shape)
+        self.rank = len(input_shapes[0])
+        self.shared: list[SharedModule] = []
 
     # ------------------------------------------------------------ drawing
 
@@ -475,37 +525,39 @@ class DagBuilder(Builder):
         return len(self.nodes) - 1
 
     def mergeable(self) -> list[int]:
-        """The values a merge may join: feature maps of the input's rank."""
+        """The values a merge may join: feature maps of the first input's rank."""
         return [i for i, n in enumerate(self.nodes) if len(n.shape) == self.rank]
 
     def pick(self, among: list[int]) -> int:
         # the latest values first: Hypothesis leans to the first of a list
         return self.draw(st.sampled_from(list(reversed(among))))
 
-    def plain(self, shape):
-        """One layer whose output shape is simple arithmetic: a conv (`(n - 1) // s + 1` with
-        k // 2 padding), a 2x2 max pool (`n // 2`), a 3x3 average of stride 1 (`n`), a nearest
-        upsampling by 2 (`2n`), or a layer that keeps the shape."""
-        draw, sizes = self.draw, shape[1:]
-        options = ["conv", "keep"]
-        if min(sizes) >= 2:
-            options.append("maxpool")
-        if min(sizes) >= 3:
-            options.append("avgpool")  # PyTorch's 3D pooling needs the unpadded input to hold the kernel
-        if product(shape) * 2 ** len(sizes) <= 2048:
+    def plain_op(self, shape) -> tuple:
+        """A plain layer that applies at `shape` (see `plain_shape`)."""
+        draw = self.draw
+        options = ["conv", "keep", "maxpool", "avgpool"]
+        if product(shape) * 2 ** (len(shape) - 1) <= 2048:
             options.append("upsample")
+        options = [o for o in options if plain_shape((o, 1, 1, 1), shape) is not None]
         choice = draw(st.sampled_from(options))
         if choice == "conv":
-            out, kernel, stride = draw(st.integers(1, 6)), draw(st.sampled_from([1, 3])), draw(st.integers(1, 2))
-            return self.conv(out, kernel, stride, kernel // 2), (out, *((n - 1) // stride + 1 for n in sizes))
-        if choice == "maxpool":
-            return write_layer(draw, "maxpool", {"kernel": 2}), (shape[0], *(n // 2 for n in sizes))
-        if choice == "avgpool":
-            return write_layer(draw, "avgpool", {"kernel": 3, "stride": 1, "pad": 1}), tuple(shape)
-        if choice == "upsample":
-            return write_layer(draw, "upsample", {"scale": 2}), (shape[0], *(2 * n for n in sizes))
-        kind = draw(st.sampled_from(["relu", "bn", "sigmoid", "tanh", "identity"]))
-        return write_layer(draw, kind, {}), tuple(shape)
+            return ("conv", draw(st.integers(1, 6)), draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)))
+        if choice == "keep":
+            return ("keep", draw(st.sampled_from(KEEPING)))
+        return (choice,)
+
+    def plain_layer(self, op: tuple) -> ir.Layer:
+        """The IR of a plain layer (see `plain_shape`), written in a drawn form."""
+        if op[0] == "conv":
+            return self.conv(op[1], op[2], op[3], op[2] // 2)
+        fields = {"maxpool": {"kernel": 2}, "avgpool": {"kernel": 3, "stride": 1, "pad": 1},
+                  "upsample": {"scale": 2}}.get(op[0], {})
+        return write_layer(self.draw, op[1] if op[0] == "keep" else op[0], fields)
+
+    def plain(self, shape):
+        """One plain layer at `shape` and the shape after it."""
+        op = self.plain_op(shape)
+        return self.plain_layer(op), plain_shape(op, shape)
 
     def path(self, shape):
         """Statements from a value of `shape`: maybe one unit of the spine's generator (a layer of
@@ -522,17 +574,55 @@ class DagBuilder(Builder):
             statements.append(statement([layer], self.label(self.used)))
         return statements, tuple(shape)
 
-    def resized(self, source: int, target) -> int:
+    def module(self, source: int) -> None:
+        """A labelled group of one to three plain layers from value `source`, which `use` may
+        apply again (`SharedModule`)."""
+        label = self.label(self.used, always=True)
+        shape = self.nodes[source].shape
+        if label is None or len(shape) < 2:
+            return self.grow_path(source)
+        ops = []
+        for _ in range(self.draw(st.integers(1, 3))):
+            ops.append(self.plain_op(plain_shapes(ops, shape)))
+        body = group([statement([self.plain_layer(op)]) for op in ops])
+        node = self.add_node(DagNode((source,), plain_shapes(ops, shape), (statement([body], label),)))
+        self.shared.append(SharedModule(label, shape[0], tuple(ops), node))
+
+    def reuse(self) -> bool:
+        """`use LABEL` of a shared module on another value it fits (the same channels, a shape
+        where each of its layers applies), once or, where it keeps the shape, twice; False where
+        none fits."""
+        fits = [(m, i) for m in self.shared for i in self.mergeable()
+                if self.nodes[i].shape[0] == m.channels and plain_shapes(m.ops, self.nodes[i].shape) is not None]
+        if not fits:
+            return False
+        shared, source = self.draw(st.sampled_from(fits))
+        shape = self.nodes[source].shape
+        out = plain_shapes(shared.ops, shape)
+        item = ir.Use(label=shared.label, label_span=SPAN, span=SPAN)
+        if out == shape and self.draw(st.booleans()):
+            item = ir.Repeat(item=item, count=expr(2), span=SPAN)
+        self.add_node(DagNode((source,), out, (statement([item]),), after=(shared.node,)))
+        return True
+
+    def resized(self, source: int, target, like: int | None = None) -> int:
         """A path from value `source` to a new value of shape `target` (channels and spatial
         sizes), by the arithmetic of each way: a conv at the same size, a strided 3x3 conv
         (`(n - 1) // s + 1`), an upsampling by an integer factor, an adaptive average pool to a
-        smaller size, or an upsampling to the size; then a 1x1 conv to the channels."""
+        smaller size, an upsampling to the size, or to the size of the value `like` (which has
+        it); then a 1x1 conv to the channels."""
         draw = self.draw
         sizes, wanted = self.nodes[source].shape[1:], tuple(target[1:])
         channels = target[0]
         if sizes == wanted:
             kernel = draw(st.sampled_from([1, 3]))
             return self.add_node(DagNode((source,), tuple(target), (statement([self.conv(channels, kernel, 1, kernel // 2)]),)))
+        if like is not None and draw(st.booleans()):
+            resize = {}
+            if self.rank == 3 and draw(st.booleans()):
+                resize = {"mode": "bilinear", "align_corners": draw(st.booleans())}
+            return self.add_node(DagNode((source, like), tuple(target), (statement([self.conv(channels, 1)]),),
+                                         resize_to=like, resize=resize))
         layers = []
         strides = [s for s in (2, 3, 4) if all((n - 1) // s + 1 == m for n, m in zip(sizes, wanted))]
         factors = [f for f in (2, 3) if all(n * f == m for n, m in zip(sizes, wanted))]
@@ -553,19 +643,22 @@ class DagBuilder(Builder):
             layers.append(self.conv(channels, 1))
         return self.add_node(DagNode((source,), tuple(target), one_a_line(layers)))
 
-    def partner(self, target, same_channels: bool, same_sizes: bool = True) -> int:
-        """A value to join with one of shape `target`: an existing one that fits, or a path to
-        one from any feature map (its channels drawn when they need not agree)."""
+    def partner(self, first: int, same_channels: bool, same_sizes: bool = True) -> int:
+        """A value to join with value `first`: an existing one that fits, or a path to one from
+        any feature map (its channels drawn when they need not agree)."""
+        target = self.nodes[first].shape
+
         def fits(shape):
             return (not same_channels or shape[0] == target[0]) and (not same_sizes or shape[1:] == target[1:])
         existing = [i for i in self.mergeable() if fits(self.nodes[i].shape)]
         if existing and self.draw(st.booleans()):
             return self.pick(existing)
         channels = target[0] if same_channels else self.draw(st.integers(1, 6))
-        sizes = target[1:]
+        sizes, like = target[1:], first
         if not same_sizes:
             sizes = tuple(max(1, n + self.draw(st.integers(-2, 2))) for n in target[1:])
-        return self.resized(self.pick(self.mergeable()), (channels, *sizes))
+            like = first if sizes == target[1:] else None
+        return self.resized(self.pick(self.mergeable()), (channels, *sizes), like)
 
     def gate(self, target) -> int:
         """A gate for a map of shape `target`, computed from another value: per channel
@@ -594,20 +687,20 @@ class DagBuilder(Builder):
         op = draw(st.sampled_from(["scale", "add", "concat", "crop"]))
         count = draw(st.integers(2, 3))
         if op == "add":
-            others = [self.partner(shape, True) for _ in range(count - 1)]
+            others = [self.partner(first, True) for _ in range(count - 1)]
             if draw(st.integers(0, 3)) == 0:
                 vector = self.add_node(DagNode((first,), (shape[0], *(1,) * (len(shape) - 1)),
                                                (statement([write_layer(draw, "avgpool", {"global_": True})]),)))
                 others.append(vector)
             out = shape
         elif op == "scale":
-            others = [self.gate(shape) if draw(st.integers(0, 2)) else self.partner(shape, True)]
+            others = [self.gate(shape) if draw(st.integers(0, 2)) else self.partner(first, True)]
             if count == 3:
                 others.append(self.gate(shape))
             out = shape
         else:
             crop = op == "crop"
-            others = [self.partner(shape, False, same_sizes=not crop) for _ in range(count - 1)]
+            others = [self.partner(first, False, same_sizes=not crop) for _ in range(count - 1)]
             shapes = [shape] + [self.nodes[i].shape for i in others]
             out = (sum(s[0] for s in shapes), *(min(s[i] for s in shapes) for i in range(1, len(shape))))
         operands = [first, *others]
@@ -616,16 +709,22 @@ class DagBuilder(Builder):
         flags = ("crop",) if op == "crop" else ()
         self.add_node(DagNode(tuple(operands), tuple(out), op="concat" if op == "crop" else op, flags=flags))
 
+    def grow_path(self, source: int) -> None:
+        statements, shape = self.path(self.nodes[source].shape)
+        self.add_node(DagNode((source,), shape, tuple(statements)))
+
     def grow(self, steps: int) -> None:
         for _ in range(steps):
-            merges = len(self.mergeable()) > 0 and all(n > 0 for n in self.nodes[-1].shape)
-            if len(self.nodes) > 1 and merges and self.draw(st.booleans()):
+            step = self.draw(st.sampled_from(["merge", "path", "merge", "module", "use"]))
+            merges = all(n > 0 for n in self.nodes[-1].shape) and len(self.mergeable()) > 0
+            if step == "merge" and merges and len(self.nodes) > 1:
                 self.merge()
+            elif step == "use" and self.reuse():
+                pass
+            elif step == "module" and self.mergeable():
+                self.module(self.pick(self.mergeable()))
             else:
-                source = self.pick(list(range(len(self.nodes))))
-                shape = self.nodes[source].shape
-                statements, shape = self.path(shape)
-                self.add_node(DagNode((source,), shape, tuple(statements)))
+                self.grow_path(self.pick(list(range(len(self.nodes)))))
 
     # ------------------------------------------------------------ outputs and text
 
@@ -642,31 +741,33 @@ class DagBuilder(Builder):
         return self.draw(st.permutations(chosen))
 
     def needed(self, outputs) -> list[int]:
-        """The values the outputs read, directly or not, in order (the input always)."""
+        """The values the outputs read, directly or not, in order (the first input always)."""
         keep, stack = {0}, list(outputs)
         while stack:
             i = stack.pop()
             if i not in keep:
                 keep.add(i)
-                stack.extend(self.nodes[i].reads)
+                stack.extend(self.nodes[i].reads + self.nodes[i].after)
         return sorted(keep)
 
-    def render(self, input_name: str, outputs) -> tuple[list, dict]:
-        """The statements of the kept values, each bound to a name where anything but the next
-        statement reads it; and the output shapes by name."""
+    def render(self, input_names, outputs) -> tuple[list, list, dict]:
+        """The input declarations and statements of the kept values, each value bound to a name
+        where anything but the next statement reads it; and the output shapes by name."""
         kept = self.needed(outputs)
         nodes = self.nodes
         readers = {i: [j for j in kept if i in nodes[j].reads] for i in kept}
 
         def named(i):
-            if i in outputs or i == 0:
+            if i in outputs or i < self.inputs:
                 return True
-            position = kept.index(i)
-            follows = kept[position + 1] if position + 1 < len(kept) else None
-            return any(nodes[j].op is not None or j != follows for j in readers[i])
-        names = {i: input_name if i == 0 else f"v{n}" for n, i in enumerate(kept) if named(i)}
+            follows = kept[kept.index(i) + 1] if kept.index(i) + 1 < len(kept) else None
+            return any(nodes[j].op is not None or j != follows or nodes[j].reads[0] != i or i in nodes[j].reads[1:]
+                       for j in readers[i])
+        names = {i: input_names[i] if i < self.inputs else f"v{n}" for n, i in enumerate(kept) if named(i)}
+        inputs = [ir.InputDecl(name=names[i], dims=nodes[i].shape, span=SPAN, dims_span=SPAN)
+                  for i in kept if i < self.inputs]
         statements, flowing = [], 0
-        for i in kept[1:]:
+        for i in [i for i in kept if i >= self.inputs]:
             node = nodes[i]
             binding = ir.ValueName(name=names[i], span=SPAN) if i in names else None
             if node.op is not None:
@@ -675,6 +776,9 @@ class DagBuilder(Builder):
                 body = [statement([merge])]
             else:
                 body = list(node.statements)
+                if node.resize_to is not None:
+                    fields = {"size": names[node.resize_to], **node.resize}
+                    body.insert(0, statement([write_layer(self.draw, "upsample", fields)]))
                 source = node.reads[0]
                 if source != flowing or (source in names and self.draw(st.booleans())):
                     body[0] = body[0].model_copy(update={"source": ir.ValueName(name=names[source], span=SPAN)})
@@ -682,30 +786,38 @@ class DagBuilder(Builder):
             statements += body
             flowing = i
         shapes = {names[i]: nodes[i].shape for i in outputs}
-        return statements, shapes
+        return inputs, statements, shapes
 
 
 @st.composite
 def dag_input_shapes(draw):
-    """A feature map: 1D, 2D (most often) or 3D, small."""
+    """One to three feature maps of one rank: 1D, 2D (most often) or 3D, small; the inputs after
+    the first of its spatial size or not."""
     rank = draw(st.sampled_from([1, 2, 2, 2, 3]))
     size = {1: st.integers(4, 20), 2: st.integers(4, 12), 3: st.integers(3, 6)}[rank]
-    return (draw(st.integers(1, 6)), *(draw(size) for _ in range(rank)))
+    first = tuple(draw(size) for _ in range(rank))
+    shapes = [(draw(st.integers(1, 6)), *first)]
+    for _ in range(draw(st.integers(0, 2))):
+        sizes = first if draw(st.booleans()) else tuple(draw(size) for _ in range(rank))
+        shapes.append((draw(st.integers(1, 6)), *sizes))
+    return shapes
+
+
+INPUT_NAMES = ("x", "y", "z")
 
 
 @st.composite
 def dag_specs(draw):
     """A random valid spec as a DAG of named values, as IR, with its output shapes by name (as
-    the layers' arithmetic gives them): several values alive at once, paths starting from earlier
-    values (`v -> ...`), sums, products and concatenations (cropped or not) of two or three
-    values, and `output` naming one to three of them."""
-    input_shape = draw(dag_input_shapes())
-    builder = DagBuilder(draw, input_shape)
+    the layers' arithmetic gives them): one to three inputs, several values alive at once, paths
+    starting from earlier values (`v -> ...`), sums, products and concatenations (cropped or
+    not) of two or three values, resizes to another value's size, labelled modules applied again
+    (`use`), and `output` naming one to three values."""
+    builder = DagBuilder(draw, draw(dag_input_shapes()))
     builder.grow(draw(st.integers(1, 6)))
-    statements, shapes = builder.render("x", builder.outputs())
+    inputs, statements, shapes = builder.render(INPUT_NAMES, builder.outputs())
     names = tuple(ir.ValueName(name=name, span=SPAN) for name in shapes)
-    head = [ir.NetworkDecl(name="generated", span=SPAN),
-            ir.InputDecl(name="x", dims=input_shape, span=SPAN, dims_span=SPAN)]
+    head = [ir.NetworkDecl(name="generated", span=SPAN), *inputs]
     spec = ir.SpecFile(path="<generated>", statements=tuple(head + builder.blocks + statements
                                                             + [ir.OutputDecl(names=names, span=SPAN)]))
     return spec, shapes

@@ -15,6 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from oracle import layerscales  # noqa: E402
 from strategies import run_examples  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
@@ -44,23 +45,39 @@ def hook_macs(module, inputs, output) -> int:
     return 0
 
 
-def observe(network, model, x):
-    """Run `model` on `x`, recording each layer's output shape and MACs by its path."""
-    layer_paths = {row.path for row in network.rows if row.kind in REGISTRY}
+def applications(network) -> dict[str, list[int]]:
+    """Each layer's path -> its rows' ids: one row per application, the first holding the
+    parameters (a module applied again by `use` has a row for each time it runs)."""
+    rows: dict[str, list[int]] = {}
+    for row in network.rows:
+        if row.kind in REGISTRY:
+            rows.setdefault(row.path, []).append(row.id)
+    return rows
+
+
+def observe(network, model, inputs):
+    """Run `model` on `inputs`, recording each application's output shape and MACs by its row."""
+    paths = applications(network)
     seen = {}
     handles = []
     for path, module in model.named_modules():
-        if path in layer_paths:
-            def hook(module, inputs, output, path=path):
-                seen[path] = (tuple(output.shape[1:]), hook_macs(module, inputs, output))
+        if path in paths:
+            def hook(module, args, output, rows=iter(paths[path])):
+                seen[next(rows)] = (tuple(output.shape[1:]), hook_macs(module, args, output))
             handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            out = model(x)
+            out = model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
     return out, seen
+
+
+def random_inputs(network, generator) -> tuple:
+    """A random batch for each input, in declaration order."""
+    shapes = list(network.input_shapes.values()) or [network.input_shape]
+    return tuple(torch.randn(BATCH, *shape, generator=generator) for shape in shapes)
 
 
 def load_generated(source: str, name: str):
@@ -85,42 +102,44 @@ def check_against_torch(spec_ir, shape):
     assert (network.output_shapes if isinstance(shape, dict) else network.output_shape) == shape, text
     model = network.to_torch(seed=0).eval()
 
-    x = torch.randn(BATCH, *network.input_shape, generator=torch.Generator().manual_seed(0))
-    out, seen = observe(network, model, x)
+    inputs = random_inputs(network, torch.Generator().manual_seed(0))
+    out, seen = observe(network, model, inputs)
     expected = network.output_shapes or {"output": network.output_shape}
     assert {k: tuple(v.shape) for k, v in output_tensors(network, out).items()} == \
         {k: (BATCH, *v) for k, v in expected.items()}, text
 
     modules = dict(model.named_modules())
-    # a layer written as an expression in the forward (a slice) has no module to hook: its output
-    # is asked for by name
+    paths = applications(network)
+    # layers with no module to hook, their outputs asked for by path: a layer scale (a bare
+    # parameter on its scope, as torchvision's layer_scale), a resize to a value's size
+    # (F.interpolate in the forward), a layer written as an expression in the forward (a slice)
     from cnnspec.backends.torch_lowering import lower
-    inline = sorted(node.path for node in network.graph.layers() if lower(node).module is None)
+    unhooked = set(layerscales(network)) | {node.path for node in network.graph.layers() if lower(node).module is None}
     with torch.no_grad():
-        recorded = network.to_torch(seed=0, outputs=inline).eval()(x) if inline else {}
+        recorded = network.to_torch(seed=0, outputs=sorted(unhooked)).eval()(*inputs) if unhooked else {}
     for row in network.rows:
         if row.kind not in REGISTRY:
             continue
-        if row.kind == "layerscale":
-            # a bare parameter on its scope, as torchvision's layer_scale: no module to hook
-            assert model.get_parameter(row.path).numel() == row.params, (row.path, text)
-            continue
-        if row.path in recorded:
-            assert tuple(recorded[row.path].shape[1:]) == row.out_shape, (row.path, text)
-            assert row.params == row.buffers == row.macs == 0, (row.path, text)
+        # an application after the first (`use`) holds no parameters or buffers of its own
+        first = row.id == paths[row.path][0]
+        if row.path in unhooked:
+            params = model.get_parameter(row.path).numel() if row.kind == "layerscale" else 0
+            assert (params * first, 0, 0) == (row.params, row.buffers, row.macs), (row.path, text)
+            # a path asked for names its first application
+            assert not first or tuple(recorded[row.path].shape[1:]) == row.out_shape, (row.path, text)
             continue
         module = modules[row.path]
-        assert seen[row.path][0] == row.out_shape, (row.path, text)
-        assert sum(p.numel() for p in module.parameters()) == row.params, (row.path, text)
+        assert seen[row.id][0] == row.out_shape, (row.path, text)
+        assert sum(p.numel() for p in module.parameters()) * first == row.params, (row.path, text)
         buffers = sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
-        assert buffers == row.buffers, (row.path, text)
-        assert seen[row.path][1] == row.macs, (row.path, text)
+        assert buffers * first == row.buffers, (row.path, text)
+        assert seen[row.id][1] == row.macs, (row.path, text)
         trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-        assert trainable == row.trainable, (row.path, text)
+        assert trainable * first == row.trainable, (row.path, text)
     assert sum(p.numel() for p in model.parameters()) == network.params
 
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
+        model(*inputs)
     assert counter.get_total_flops() == 2 * BATCH * network.macs, text
 
     generated = load_generated(network.to_torch_source(), network.name)
@@ -129,7 +148,7 @@ def check_against_torch(spec_ir, shape):
     generated.load_state_dict(model.state_dict(), strict=True)
     generated.eval()
     with torch.no_grad():
-        torch.testing.assert_close(generated(x), out, rtol=1e-5, atol=1e-6, msg=lambda m: f"{m}\n{text}")
+        torch.testing.assert_close(generated(*inputs), out, rtol=1e-5, atol=1e-6, msg=lambda m: f"{m}\n{text}")
 
 
 def check(spec_ir, shape, index):

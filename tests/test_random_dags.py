@@ -1,5 +1,6 @@
-"""Random DAGs of named values (`strategies.dag_specs`): several values alive at once, paths from
-earlier values, sums, gated products, concatenations with and without cropping, resizes, and one
+"""Random DAGs of named values (`strategies.dag_specs`): one to three inputs, several values alive
+at once, paths from earlier values, sums, gated products, concatenations with and without
+cropping, resizes (to another value's size too), labelled modules applied again (`use`), and one
 to three named outputs. On each: the checker accepts it without a value's diagnostic; its shape of
 every output, its parameters and MACs (per layer and in total) equal what PyTorch builds and
 measures, and the emitted source computes the same; onnxruntime computes PyTorch's outputs, each
@@ -19,13 +20,17 @@ from cnnspec.frontend.printer import print_spec
 
 #: raise for a longer hunt: CNNSPEC_EXAMPLES=200 python -m pytest tests/test_random_dags.py
 EXAMPLES = int(os.environ.get("CNNSPEC_EXAMPLES", 12))
-#: diagnostics of named values: read where none is bound, never read, bound twice, not visible
-VALUE_CODES = {"E150", "E151", "W002", "W003"}
+#: diagnostics of named values and inputs: read where none is bound, never read, bound twice,
+#: not visible, an input never read; of `use`: no such module, one that does not fit
+VALUE_CODES = {"E150", "E151", "W002", "W003", "W004", "E152", "E153"}
 
 
 def constructs(spec_ir) -> collections.Counter:
-    """What a drawn DAG holds: value merges by kind, paths from a named value, outputs."""
+    """What a drawn DAG holds: value merges by kind, paths from a named value, resizes to a
+    value's size, `use`, inputs and outputs."""
     found = collections.Counter()
+    inputs = sum(st.node == "input" for st in spec_ir.statements)
+    found["several inputs"] += inputs > 1
     for st in spec_ir.statements:
         if st.node == "output":
             found["outputs"] += len(st.names)
@@ -34,9 +39,14 @@ def constructs(spec_ir) -> collections.Counter:
             continue
         found["from a value"] += st.source is not None
         for item in st.chain:
+            if item.node == "repeat":
+                item = item.item
             if item.node == "value_merge":
                 found[" ".join((item.op, *item.flags))] += 1
                 found["three operands"] += len(item.operands) == 3
+            found["use"] += item.node == "use"
+            found["resize to a value"] += item.node == "layer" and any(
+                o.key == "size" and o.value.node == "ref" for o in item.options)
     return found
 
 
@@ -54,7 +64,8 @@ class Coverage:
         assert not missing, (missing, dict(self.found))
 
 
-EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs")
+EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs",
+                   "several inputs", "use", "resize to a value")
 
 
 def checked(spec_ir):
@@ -116,14 +127,19 @@ class OracleRun:
 
         self.tally = Tally()
         self.coverage = Coverage()
+        self.skipped = 0
 
     def check(self, spec_ir, shapes, index):
         from oracle import measure_activations, measure_outputs
         from test_receptive_field_oracle import assert_clean, grown, oracle
 
         text, network = checked(spec_ir)
+        if len({shape[1:] for shape in network.input_shapes.values()}) > 1:
+            # inputs of different sizes: see test_a_field_over_inputs_of_two_sizes_is_their_extent
+            self.skipped += 1
+            return
         try:
-            larger = cnnspec.loads(text, input=grown(network.input_shape))
+            larger = cnnspec.loads(text, input={name: grown(shape) for name, shape in network.input_shapes.items()})
         except cnnspec.SpecError:
             # fixed sizes (an adaptive pool's, an upsampling's) that agree only at the declared input
             larger = network
@@ -142,10 +158,24 @@ class OracleRun:
 def test_random_dags_fields_and_activations_equal_the_gradient_oracle():
     pytest.importorskip("torch")
     run = OracleRun()
-    examples = max(1, EXAMPLES // 2)
-    assert run_dags(examples, run.check) >= examples
-    assert run.tally.exact > 10 * examples and run.tally.whole > 0 and run.tally.sizes > 0
-    run.coverage.assert_seen("add", "concat", "several outputs")
+    assert run_dags(EXAMPLES, run.check) >= EXAMPLES
+    measured = EXAMPLES - run.skipped
+    assert measured >= EXAMPLES // 2
+    assert run.tally.exact > 10 * measured and run.tally.whole > 0 and run.tally.sizes > 0
+    run.coverage.assert_seen("add", "scale", "several outputs", "from a value")
+
+
+@pytest.mark.xfail(strict=True, reason="with inputs of two sizes, `whole` is the extent of one input, not of the "
+                                       "positions the field reaches in either")
+def test_a_field_over_inputs_of_two_sizes_is_their_extent():
+    """Found by the random DAGs: position 7 of `x` (16 long) scaled by a gate pooled over all of
+    `y` (5 long) depends on positions 0 to 4 of `y` and 7 of `x`, the extent 0 to 7 on the one
+    grid the README describes; cnnspec calls the field `whole`, of `y`'s 5."""
+    pytest.importorskip("torch")
+    from test_receptive_field_oracle import assert_clean, oracle
+
+    text = "input x: 1x16\ninput y: 1x5\ny -> avgpool global, conv 1 1\nv2 = sigmoid\nscale(v2, x)\n"
+    assert_clean(oracle(cnnspec.loads(text)))
 
 
 @pytest.mark.slow
@@ -163,4 +193,5 @@ def test_many_random_dags_agree_with_torch_onnxruntime_and_the_oracle():
         run.check(spec_ir, shapes, index)
 
     assert run_dags(40 * EXAMPLES, check) >= 40 * EXAMPLES
+    assert run.skipped < 20 * EXAMPLES
     run.coverage.assert_seen(*EVERY_CONSTRUCT)
