@@ -117,6 +117,20 @@ def test_an_adaptive_pool_over_a_long_axis_checks_in_bounded_memory(tmp_path):
     assert cnnspec.loads(text).receptive_field == "16x50000000"
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the real ends of a field walk every position that sees only padding, "
+                                       "remembering each: time and memory grow with the padding")
+def test_a_padded_map_then_flatten_checks_in_bounded_memory(tmp_path):
+    """Found by test_fuzz.py's mutated zoo specs (VGG-19 with `pad=10000` on every conv: 27 s of
+    CPU, 500 MB): here 341 MB and 27 s; with `pad=1000000` a MemoryError at 4 GB of address space
+    after 250 s, and no bound above."""
+    spec = tmp_path / "padded.cnn"
+    spec.write_text("input x: 1x224\n{ conv 1 3 pad=100000 } * 4\nflatten\n")
+    status, output, peak = run_check(spec, timeout=600)
+    assert status == 0, output[-2000:]
+    assert peak < REFUSAL_MB, f"{peak:.0f} MB"
+
+
 def test_a_spec_at_the_layer_limit_checks():
     net = cnnspec.loads(f"input x: 1x8x8\n{{ {{ conv 4 1x1; relu }} * 50 }} * {LAYERS // 100}\n")
     assert len(net.rows) == LAYERS
