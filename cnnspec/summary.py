@@ -15,6 +15,9 @@ from cnnspec.wording import human
 COLUMNS = ("name", "kind", "output", "params", "macs", "rf", "activation")
 
 #: what the RF column's `whole` means, said under a table that shows it
+#: how receptive fields are measured in a network of several inputs (see `analysis.stats`)
+SEVERAL_INPUTS_LEGEND = ("receptive fields are measured on the inputs as one grid: a position's field spans the "
+                         "positions it reads in any of them")
 WHOLE_LEGEND = ("one output position's receptive field in input pixels, padding included; whole: it spans the "
                 "whole input (after global pooling, flatten, or a squeeze-and-excitation branch)")
 
@@ -135,6 +138,8 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
     ]
     if any("whole" in row[5] for row in table):
         footer.append(f"RF:          {WHOLE_LEGEND}")
+    if len(network.input_shapes) > 1:
+        footer.append(f"inputs:      {SEVERAL_INPUTS_LEGEND}")
     outputs = _outputs_table(network, needs)
     if format == "markdown":
         lines = [f"**{network.name}**: {input_line}", "", *_markdown(header, table, {2, 3, 4, 5, 6})]

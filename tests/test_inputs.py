@@ -121,6 +121,7 @@ def test_run_verify_check_and_summary_feed_and_show_every_input(tmp_path):
     assert "ok (" in checked.output and "inputs a 3x16x16, b 2x8x8, outputs s 4x8x8, g 4)" in checked.output
     summary = CliRunner().invoke(main, ["summary", str(spec)])
     assert summary.output.startswith("pair: inputs a 3x16x16, b 2x8x8  ->  outputs s 4x8x8")
+    assert "inputs:      receptive fields are measured on the inputs as one grid" in summary.output
     document = json.loads(CliRunner().invoke(main, ["summary", str(spec), "--format", "json"]).output)
     assert document["input"] == [3, 16, 16] and document["inputs"] == {"a": [3, 16, 16], "b": [2, 8, 8]}
     totals = json.loads(CliRunner().invoke(main, ["check", str(spec), "--format", "json"]).output)

@@ -198,6 +198,8 @@ def codes(text: str) -> list[tuple[str, int, int]]:
     ("input a: 3x8\ninput b: 3x8x8\nf = enc: bn\ng = b -> use enc\nconcat(f, f)\n",
      [("E153", 4, 10), ("W002", 4, 1)]),
     ("input a: 3x8x8\nenc: conv 3 3x3 pad=1\nuse enc * 2\n", []),
+    # a module whose first application failed is not reported again where it is applied
+    ("input a: 3x8x8\nenc: conv 4 9x9\nuse enc\n", [("E210", 2, 13)]),
 ])
 def test_sharing_mistakes_are_located(text, expected):
     assert codes(text) == expected

@@ -53,17 +53,19 @@ def state_signature(node) -> list[tuple]:
 
 
 class Sharing(Reporting):
-    #: every labelled module by its path, as first applied
-    definitions: dict[str, Definition]
+    #: every labelled module by its path, as first applied (None where that application failed)
+    definitions: dict[str, Definition | None]
     #: how many applications of shared modules are being elaborated (their rows hold no state)
     sharing: int
     rows: list
 
     def define(self, path: str, chain, scope: Scope, env: Env, span: ir.Span, in_shape, items: list,
                before: int) -> None:
-        """Remember the labelled module just elaborated at `path`, if it made a node."""
-        if len(items) > before and in_shape is not None and path not in self.definitions:
-            self.definitions[path] = Definition(path, tuple(chain), scope, env, span, in_shape, items[-1])
+        """Remember the labelled module just elaborated at `path`: None if it made no node (its own
+        error is reported), so that applying it again is not a second one."""
+        if path not in self.definitions:
+            made = len(items) > before and in_shape is not None
+            self.definitions[path] = Definition(path, tuple(chain), scope, env, span, in_shape, items[-1]) if made else None
 
     def error(self, code: Code, message: str, span, **details) -> None:
         # an application of a shared module raises its first application's warnings again
@@ -77,7 +79,8 @@ class Sharing(Reporting):
         path = scope.join(item.label)
         definition = self.definitions.get(path)
         if definition is None:
-            self.unknown_module(item, path, scope, env)
+            if path not in self.definitions:
+                self.unknown_module(item, path, scope, env)
             return Flow(None, ())
         if flow.shape is None:
             return Flow(None, ())
