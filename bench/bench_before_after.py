@@ -1,11 +1,14 @@
 """`cnnspec check` of this checkout beside an earlier commit's, in one run.
 
-Run: python bench/bench_before_after.py REF [--runs N]   (writes docs/benchmarks.md)
+Run: python bench/bench_before_after.py REF [REF..REF ...] [--runs N]   (writes docs/benchmarks.md)
 
-The earlier commit's package is extracted with `git archive` into a temporary folder; each
-measurement alternates the two (earlier, then this checkout) so that a change in the machine's
-load falls on both alike. Every figure is the median wall time of a whole `cnnspec check`
-process, on ResNet-50 and on the 10,000-layer stack of `bench_check.py`.
+A bare REF is compared with this checkout; `OLD..NEW` compares two commits, so that one run
+measures the changes of several commits each against its own parent while other work lands
+between them. Each commit's package is extracted with `git archive` into a temporary folder; each
+measurement alternates the two (earlier, then later) so that a change in the machine's load falls
+on both alike. Every figure is the median over the runs of a whole `cnnspec check` process, on
+ResNet-50 and on the 10,000-layer stack of `bench_check.py`: its wall time, and its CPU time
+(user and system), which on a shared machine leaves out the waits for a core.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,43 +43,55 @@ def extract(ref: str, folder: Path) -> Path:
     return folder
 
 
-def once(source: Path, spec: Path) -> float:
+def once(source: Path, spec: Path) -> tuple[float, float]:
+    """The wall time and the CPU time of one `cnnspec check` process."""
     env = {**os.environ, "PYTHONPATH": str(source)}
-    start = time.perf_counter()
+    start, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "cnnspec", "check", str(spec)], check=True, env=env,
                    stdout=subprocess.DEVNULL, cwd=spec.parent)
-    return time.perf_counter() - start
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter() - start, (done.ru_utime - used.ru_utime) + (done.ru_stime - used.ru_stime)
 
 
-def compare(before: Path, spec: Path, runs: int) -> tuple[float, float]:
-    once(before, spec), once(ROOT, spec)  # warm the parser's table cache of each grammar
-    pairs = [(once(before, spec), once(ROOT, spec)) for _ in range(runs)]
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+def compare(before: Path, after: Path, spec: Path, runs: int) -> list[tuple[float, float]]:
+    """(earlier, later) medians of the wall time, then of the CPU time."""
+    once(before, spec), once(after, spec)  # warm the parser's table cache of each grammar
+    pairs = [(once(before, spec), once(after, spec)) for _ in range(runs)]
+    return [(statistics.median(p[0][i] for p in pairs), statistics.median(p[1][i] for p in pairs)) for i in (0, 1)]
+
+
+def short(ref: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("ref", help="the earlier commit, as git names it")
+    parser.add_argument("refs", nargs="+", help="earlier commits (against this checkout), or OLD..NEW pairs")
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
     compileall.compile_dir(ROOT / "cnnspec", quiet=1)
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-    base = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref], check=True,
-                          capture_output=True, text=True).stdout.strip()
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
-        before = extract(args.ref, Path(folder) / "before")
         stack = Path(folder) / "gen10000.cnn"
         stack.write_text(generated_spec(10_000))
-        results = [("ResNet-50 (`specs/resnet50.cnn`)", compare(before, ROOT / "specs" / "resnet50.cnn", args.runs)),
-                   ("10,000 layers", compare(before, stack, max(3, args.runs // 2)))]
+        for ref in args.refs:
+            old, _, new = ref.partition("..")
+            before = extract(old, Path(folder) / short(old))
+            after = extract(new, Path(folder) / short(new)) if new else ROOT
+            pair = f"{short(old)} -> {short(new) if new else short('HEAD')}"
+            for name, spec, runs in (("ResNet-50 (`specs/resnet50.cnn`)", ROOT / "specs" / "resnet50.cnn", args.runs),
+                                     ("10,000 layers", stack, max(3, args.runs // 2))):
+                (old_wall, new_wall), (old_cpu, new_cpu) = compare(before, after, spec, runs)
+                rows.append(f"| {pair} | {name} | {old_wall:.3f} s | {new_wall:.3f} s | {new_wall / old_wall:.3f} "
+                            f"| {old_cpu:.3f} s | {new_cpu:.3f} s | {new_cpu / old_cpu:.3f} |")
+                print(rows[-1], flush=True)
     lines = ["## Check time before and after a change", "",
-             f"Produced by `python bench/bench_before_after.py {args.ref}`: `cnnspec check` at `{base}` beside "
-             f"`{head}`, alternating, median wall time of a whole process.", machine(), "",
-             f"| spec | {base} | {head} | ratio |", "| --- | ---: | ---: | ---: |"]
-    for name, (old, new) in results:
-        lines.append(f"| {name} | {old:.3f} s | {new:.3f} s | {new / old:.3f} |")
-        print(f"{name}: {old:.3f} s -> {new:.3f} s ({new / old:.3f})")
+             f"Produced by `python bench/bench_before_after.py {' '.join(args.refs)} --runs {args.runs}`: "
+             "`cnnspec check` at each earlier commit beside the later one, alternating, the median of a whole "
+             "process's wall time and of its CPU time.", machine(), "",
+             "| commits | spec | wall before | wall after | ratio | CPU before | CPU after | ratio |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows]
     write_section("before-after", lines)
 
 
