@@ -194,7 +194,8 @@ class Slice(LayerKind):
     Params = SliceParams
     positional = ("start", "end")
     summary = "channels `start` to `end` (not included), as x[:, start:end]: negative from the end, no `end` to the last"
-    pytorch_names = {"narrow": "slice start start+length"}
+    # torch.narrow(x, 1, 0, 2) is x[:, 0:2]
+    pytorch_names = {"narrow": "slice 0 2"}
     ranges = {"start": Ints(0, lambda w: w.channels - 1),
               "end": Ints(lambda w: w.get("start") + 1, lambda w: w.channels, chance=0.7)}
     field = "reads"
