@@ -320,17 +320,19 @@ def measure_outputs(network, context: str, tally: Tally) -> list[str]:
     with merges_recorded({}):
         returned = model(*inputs.values())
     problems = []
-    for name, _, shape, figure in network.graph.outputs:
+    for name, key, shape, figure in network.graph.outputs:
         out = returned[name]
+        # the value returned (under its own name, or another: `output "0"=p2`), bound at the top
+        value = key.rpartition(":")[2]
         if tuple(out.shape[1:]) != shape:
             problems.append(f"{context}: output {name} is {tuple(out.shape[1:])}, cnnspec says {shape}")
             continue
-        if name in inputs:
+        if value in inputs:
             # an input itself: each position sees itself alone
-            if figure != "1" or not torch.equal(out, inputs[name]):
-                problems.append(f"{context}: output {name}, the input, has the field {figure}")
+            if figure != "1" or not torch.equal(out, inputs[value]):
+                problems.append(f"{context}: output {name}, the input {value}, has the field {figure}")
             continue
-        row = binding[name]
+        row = binding[value]
         if describe_field(row.rf) != figure:
             problems.append(f"{context}: output {name}: field {figure}, its row's {describe_field(row.rf)}")
         measure_rows(network, [row], model, x, f"{context} output {name}", tally, seen={row.id: out})

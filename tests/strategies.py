@@ -451,8 +451,17 @@ def plain_shape(op: tuple, shape):
     """The shape after a plain layer, by its arithmetic, or None where it does not apply:
     `("conv", out, k, s)` (k // 2 padding) gives `(n - 1) // s + 1`, `("maxpool",)` (2x2)
     `n // 2`, `("avgpool",)` (3x3, stride 1, padding 1) `n`, `("upsample",)` (by 2) `2n`,
-    `("keep", kind)` the shape."""
+    `("keep", kind)` the shape; `("slice", start, end)` takes channels start to end - 1 (of
+    those there are), `("split", sizes, index)` the piece `index` of `torch.split(x, sizes)`
+    (`sizes` a list summing to the channels, or one size: pieces of it, the last smaller)."""
     sizes = shape[1:]
+    if op[0] == "slice":
+        return (op[2] - op[1], *sizes) if op[2] <= shape[0] else None
+    if op[0] == "split":
+        if isinstance(op[1], list):
+            return (op[1][op[2]], *sizes) if sum(op[1]) == shape[0] else None
+        first = op[1] * op[2]
+        return (min(op[1], shape[0] - first), *sizes) if first < shape[0] else None
     if op[0] == "conv":
         return (op[1], *((n - 1) // op[3] + 1 for n in sizes))
     if op[0] == "maxpool":
@@ -539,17 +548,42 @@ class DagBuilder(Builder):
         if product(shape) * 2 ** (len(shape) - 1) <= 2048:
             options.append("upsample")
         options = [o for o in options if plain_shape((o, 1, 1, 1), shape) is not None]
+        if shape[0] > 1:
+            options += ["slice", "split"]
         choice = draw(st.sampled_from(options))
+        if choice == "slice":
+            start = draw(st.integers(0, shape[0] - 1))
+            return ("slice", start, draw(st.integers(start + 1, shape[0])))
+        if choice == "split":
+            if draw(st.booleans()):
+                size = draw(st.integers(1, shape[0] - 1))
+                return ("split", size, draw(st.integers(0, -(-shape[0] // size) - 1)))
+            cuts = sorted(draw(st.sets(st.integers(1, shape[0] - 1), min_size=1, max_size=2)))
+            pieces = [b - a for a, b in zip([0, *cuts], [*cuts, shape[0]])]
+            return ("split", pieces, draw(st.integers(0, len(pieces) - 1)))
         if choice == "conv":
             return ("conv", draw(st.integers(1, 6)), draw(st.sampled_from([1, 3])), draw(st.integers(1, 2)))
         if choice == "keep":
             return ("keep", draw(st.sampled_from(KEEPING)))
         return (choice,)
 
-    def plain_layer(self, op: tuple) -> ir.Layer:
-        """The IR of a plain layer (see `plain_shape`), written in a drawn form."""
+    def plain_layer(self, op: tuple, channels: int) -> ir.Layer:
+        """The IR of a plain layer (see `plain_shape`) on a map of `channels`, written in a drawn
+        form (a slice's indices from the start or from the end, its end left out at the last)."""
         if op[0] == "conv":
             return self.conv(op[1], op[2], op[3], op[2] // 2)
+        if op[0] == "slice":
+            _, start, end = op
+            if self.draw(st.booleans()):
+                start = start - channels  # Python's negative index, the same channel
+            fields = {"start": start}
+            if end < channels:
+                fields["end"] = end - channels if self.draw(st.booleans()) else end
+            elif self.draw(st.booleans()):
+                fields["end"] = end  # else left out: to the last channel
+            return write_layer(self.draw, "slice", fields)
+        if op[0] == "split":
+            return write_layer(self.draw, "split", {"sizes": op[1], "index": op[2]})
         fields = {"maxpool": {"kernel": 2}, "avgpool": {"kernel": 3, "stride": 1, "pad": 1},
                   "upsample": {"scale": 2}}.get(op[0], {})
         return write_layer(self.draw, op[1] if op[0] == "keep" else op[0], fields)
@@ -557,7 +591,7 @@ class DagBuilder(Builder):
     def plain(self, shape):
         """One plain layer at `shape` and the shape after it."""
         op = self.plain_op(shape)
-        return self.plain_layer(op), plain_shape(op, shape)
+        return self.plain_layer(op, shape[0]), plain_shape(op, shape)
 
     def path(self, shape):
         """Statements from a value of `shape`: maybe one unit of the spine's generator (a layer of
@@ -581,10 +615,12 @@ class DagBuilder(Builder):
         shape = self.nodes[source].shape
         if label is None or len(shape) < 2:
             return self.grow_path(source)
-        ops = []
+        ops, layers = [], []
         for _ in range(self.draw(st.integers(1, 3))):
-            ops.append(self.plain_op(plain_shapes(ops, shape)))
-        body = group([statement([self.plain_layer(op)]) for op in ops])
+            at = plain_shapes(ops, shape)
+            ops.append(self.plain_op(at))
+            layers.append(self.plain_layer(ops[-1], at[0]))
+        body = group(list(one_a_line(layers)))
         node = self.add_node(DagNode((source,), plain_shapes(ops, shape), (statement([body], label),)))
         self.shared.append(SharedModule(label, shape[0], tuple(ops), node))
 
@@ -617,7 +653,7 @@ class DagBuilder(Builder):
         if sizes == wanted:
             kernel = draw(st.sampled_from([1, 3]))
             return self.add_node(DagNode((source,), tuple(target), (statement([self.conv(channels, kernel, 1, kernel // 2)]),)))
-        if like is not None and draw(st.booleans()):
+        if like is not None and draw(st.integers(0, 2)) < 2:
             resize = {}
             if self.rank == 3 and draw(st.booleans()):
                 resize = {"mode": "bilinear", "align_corners": draw(st.booleans())}
@@ -811,16 +847,22 @@ def dag_specs(draw):
     """A random valid spec as a DAG of named values, as IR, with its output shapes by name (as
     the layers' arithmetic gives them): one to three inputs, several values alive at once, paths
     starting from earlier values (`v -> ...`), sums, products and concatenations (cropped or
-    not) of two or three values, resizes to another value's size, labelled modules applied again
-    (`use`), and `output` naming one to three values."""
+    not) of two or three values, channel slices and split pieces, resizes to another value's size,
+    labelled modules applied again (`use`), and `output` naming one to three values, some under
+    a name of their own."""
     builder = DagBuilder(draw, draw(dag_input_shapes()))
     builder.grow(draw(st.integers(1, 6)))
     inputs, statements, shapes = builder.render(INPUT_NAMES, builder.outputs())
     names = tuple(ir.ValueName(name=name, span=SPAN) for name in shapes)
+    # some returned under a name of their own (`output "0"=v2, head1=v5`): a number or a word
+    keys = tuple(draw(st.sampled_from([None, None, str(n), f"head{n}"])) for n in range(len(names)))
+    returned = {key or name: shape for key, (name, shape) in zip(keys, shapes.items())}
+    if len(returned) < len(names):
+        keys, returned = (), shapes  # a key that is another output's own name: none renamed
     head = [ir.NetworkDecl(name="generated", span=SPAN), *inputs]
-    spec = ir.SpecFile(path="<generated>", statements=tuple(head + builder.blocks + statements
-                                                            + [ir.OutputDecl(names=names, span=SPAN)]))
-    return spec, shapes
+    output = ir.OutputDecl(names=names, keys=keys if any(keys) else (), span=SPAN)
+    spec = ir.SpecFile(path="<generated>", statements=tuple(head + builder.blocks + statements + [output]))
+    return spec, returned
 
 
 def run_dags(examples: int, check) -> int:

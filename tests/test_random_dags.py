@@ -1,7 +1,8 @@
 """Random DAGs of named values (`strategies.dag_specs`): one to three inputs, several values alive
 at once, paths from earlier values, sums, gated products, concatenations with and without
-cropping, resizes (to another value's size too), labelled modules applied again (`use`), and one
-to three named outputs. On each: the checker accepts it without a value's diagnostic; its shape of
+cropping, channel slices and split pieces, resizes (to another value's size too), labelled
+modules applied again (`use`), and one to three named outputs (some returned under a name of their
+own). On each: the checker accepts it without a value's diagnostic; its shape of
 every output, its parameters and MACs (per layer and in total) equal what PyTorch builds and
 measures, and the emitted source computes the same; onnxruntime computes PyTorch's outputs, each
 within tolerance; the printer's text parses back to the same IR and `fmt` keeps it; and every
@@ -35,6 +36,7 @@ def constructs(spec_ir) -> collections.Counter:
         if st.node == "output":
             found["outputs"] += len(st.names)
             found["several outputs"] += len(st.names) > 1
+            found["output renamed"] += any(st.keys)
         if st.node != "items":
             continue
         found["from a value"] += st.source is not None
@@ -45,6 +47,7 @@ def constructs(spec_ir) -> collections.Counter:
                 found[" ".join((item.op, *item.flags))] += 1
                 found["three operands"] += len(item.operands) == 3
             found["use"] += item.node == "use"
+            found["slice or split"] += item.node == "layer" and item.kind in ("slice", "split")
             found["resize to a value"] += item.node == "layer" and any(
                 o.key == "size" and o.value.node == "ref" for o in item.options)
     return found
@@ -65,7 +68,7 @@ class Coverage:
 
 
 EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs",
-                   "several inputs", "use", "resize to a value")
+                   "several inputs", "use", "resize to a value", "slice or split", "output renamed")
 
 
 def checked(spec_ir):
@@ -103,7 +106,7 @@ def test_random_dags_agree_between_onnxruntime_and_torch():
         coverage.add(spec_ir)
 
     assert run_dags(EXAMPLES, check) >= EXAMPLES
-    coverage.assert_seen("add", "scale", "concat", "several outputs")
+    coverage.assert_seen("add", "concat", "several outputs", "from a value")
 
 
 def test_random_dags_print_parse_back_and_format_unchanged():
@@ -162,7 +165,7 @@ def test_random_dags_fields_and_activations_equal_the_gradient_oracle():
     measured = EXAMPLES - run.skipped
     assert measured >= EXAMPLES // 2
     assert run.tally.exact > 10 * measured and run.tally.whole > 0 and run.tally.sizes > 0
-    run.coverage.assert_seen("add", "scale", "several outputs", "from a value")
+    run.coverage.assert_seen("add", "concat crop", "several outputs", "from a value")
 
 
 @pytest.mark.xfail(strict=True, reason="with inputs of two sizes, `whole` is the extent of one input, not of the "
