@@ -122,8 +122,8 @@ def test_an_adaptive_pool_over_a_long_axis_checks_in_bounded_memory(tmp_path):
                                        "remembering each: time and memory grow with the padding")
 def test_a_padded_map_then_flatten_checks_in_bounded_memory(tmp_path):
     """Found by test_fuzz.py's mutated zoo specs (VGG-19 with `pad=10000` on every conv: 27 s of
-    CPU, 500 MB): here 341 MB and 27 s; with `pad=1000000` a MemoryError at 4 GB of address space
-    after 250 s, and no bound above."""
+    CPU, 500 MB): here 341 MB and 27 s; one conv with `pad=999999999` before the flatten raised
+    MemoryError at 4 GB of address space after 250 s, and nothing bounds it below that."""
     spec = tmp_path / "padded.cnn"
     spec.write_text("input x: 1x224\n{ conv 1 3 pad=100000 } * 4\nflatten\n")
     status, output, peak = run_check(spec, timeout=600)
