@@ -117,6 +117,10 @@ class Lineage:
                         break
                     continue
                 blind = 0
+                if parent.ordered and (seen[1] < 0 or seen[0] >= parent.size):
+                    # its field, padding counted, lies in the padding alone: it depends on nothing
+                    # (zero padding; a reflected or wrapped one is not `ordered`)
+                    continue
                 if found is not None and parent.ordered and not beyond(seen, found, end, parent.size):
                     # the fields grow with the position, padding counted, and what a position
                     # depends on lies inside its field: no further tap can reach beyond
@@ -227,6 +231,7 @@ class Field_:
         last = self.n - 1 if last is None else last
         if not self.ordered and last - first + 1 > MAX_TRACKED:
             return join((0, self.size - 1), self.const)
+        first, last = self.reaching(first, last)
         ends = []
         for end, positions in ((0, range(first, last + 1)), (1, range(last, first - 1, -1))):
             found = None
@@ -243,6 +248,29 @@ class Field_:
                 return None
             ends.append(found)
         return tuple(ends)
+
+    def reaching(self, first: int, last: int) -> tuple[int, int]:
+        """`first` .. `last` narrowed to the positions whose field, padding counted, reaches the
+        input: one past the padding on either side depends on nothing, so a scan for what the
+        positions depend on starts where the input begins, not 10^5 positions of padding before
+        it. For an ordered field without `const`, from each phase's arithmetic:
+        `phase + q * step` meets [0, size - 1] from the q that ends at 0 or beyond, up to the q that
+        starts at size - 1 or before."""
+        if not self.ordered or self.const is not None or self.step <= 0:
+            return first, last
+        period = len(self.phases)
+        lows, highs = [], []
+        for i, phase in enumerate(self.phases):
+            if phase is None or phase[0] > phase[1]:
+                continue
+            low_q = max(0, -((phase[1]) // self.step))  # ceil(-phase[1] / step): its last tap at 0 or after
+            high_q = (self.size - 1 - phase[0]) // self.step  # its first tap at size - 1 or before
+            if high_q >= low_q:
+                lows.append(low_q * period + i)
+                highs.append(high_q * period + i)
+        if not lows:
+            return first, last
+        return max(first, min(lows)), min(last, max(highs))
 
     @property
     def local(self) -> bool:
