@@ -179,8 +179,7 @@ class SourceEmitter:
             top.forward[-1] = f"return {{{returned}}}"
         self.resolve_scopes()
         init = [CHILD.sub(lambda m: self.bodies[m.group(1)].expression, line) for line in top.init]
-        doc = (f"{graph.name}: {self.network.describe_inputs()} -> output "
-               f"{'x'.join(map(str, self.network.output_shape))}, "
+        doc = (f"{graph.name}: {self.network.describe_inputs()} -> {self.network.describe_outputs()}, "
                f"{self.network.params:,} parameters, {self.network.macs:,} MACs.")
         inputs = ("x",)
         if len(graph.inputs) > 1:
