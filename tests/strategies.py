@@ -541,14 +541,15 @@ class DagBuilder(Builder):
         # the latest values first: Hypothesis leans to the first of a list
         return self.draw(st.sampled_from(list(reversed(among))))
 
-    def plain_op(self, shape) -> tuple:
-        """A plain layer that applies at `shape` (see `plain_shape`)."""
+    def plain_op(self, shape, channel_ops: bool = True) -> tuple:
+        """A plain layer that applies at `shape` (see `plain_shape`); a slice or a split only
+        with `channel_ops`."""
         draw = self.draw
         options = ["conv", "keep", "maxpool", "avgpool"]
         if product(shape) * 2 ** (len(shape) - 1) <= 2048:
             options.append("upsample")
         options = [o for o in options if plain_shape((o, 1, 1, 1), shape) is not None]
-        if shape[0] > 1:
+        if shape[0] > 1 and channel_ops:
             options += ["slice", "split"]
         choice = draw(st.sampled_from(options))
         if choice == "slice":
@@ -618,7 +619,9 @@ class DagBuilder(Builder):
         ops, layers = [], []
         for _ in range(self.draw(st.integers(1, 3))):
             at = plain_shapes(ops, shape)
-            ops.append(self.plain_op(at))
+            # not a slice or a split: an expression in PyTorch's forward, with no module, which
+            # the oracle records by its path once however many times `use` applies it
+            ops.append(self.plain_op(at, channel_ops=False))
             layers.append(self.plain_layer(ops[-1], at[0]))
         body = group(list(one_a_line(layers)))
         node = self.add_node(DagNode((source,), plain_shapes(ops, shape), (statement([body], label),)))
