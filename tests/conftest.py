@@ -63,6 +63,14 @@ def full_size(name: str) -> bool:
     return network.params > FULL_SIZE_PARAMS or network.macs > FULL_SIZE_MACS
 
 
-def zoo_params(names) -> list:
-    """`names` as parametrize values, the full-size networks marked `slow` (run with `-m slow`)."""
-    return [pytest.param(name, marks=pytest.mark.slow) if full_size(name) else name for name in names]
+#: the zoo networks that a test building each network through a backend runs in the quick run (the
+#: rest run behind `slow`, as `.ci/run` does): small, and between them a plain stack, a decoder of
+#: transposed convs, concatenated branches, two inputs through a shared encoder
+QUICK_ZOO = ("autoencoder", "dcgan_discriminator", "dcgan_generator", "lenet5", "lenet_gluon", "siamese", "squeezenet1_1")
+
+
+def zoo_params(names, quick: tuple[str, ...] | None = None) -> list:
+    """`names` as parametrize values, the full-size networks marked `slow` (run with `-m slow`),
+    and with `quick`, every network outside it too."""
+    return [pytest.param(name, marks=pytest.mark.slow) if full_size(name) or (quick is not None and name not in quick)
+            else name for name in names]

@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from conftest import SPECS, zoo_params  # noqa: E402
+from conftest import QUICK_ZOO, SPECS, zoo_params  # noqa: E402
 
 import cnnspec  # noqa: E402
 from cnnspec import SpecError  # noqa: E402
@@ -24,7 +24,7 @@ def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", zoo_params(ZOO))
+@pytest.mark.parametrize("name", zoo_params(ZOO, quick=QUICK_ZOO))
 def test_zoo_exports_checks_runs_and_verifies(tmp_path, name):
     path = tmp_path / f"{name}.onnx"
     result = invoke("export", SPECS / f"{name}.cnn", "-o", path)

@@ -106,7 +106,7 @@ def test_squeeze_excitation_is_whole_and_keeps_the_main_grid():
 #: the rest behind `-m slow`, MobileNetV3 (whose figures were wrong: squeeze-and-excitation),
 #: ShuffleNet (channels chunked and shuffled), SqueezeNet (a stem that never reads the last row)
 #: and U-Net's crops among them
-QUICK = ("autoencoder", "dcgan_discriminator", "lenet5", "lenet_gluon")
+QUICK = ("autoencoder", "dcgan_discriminator", "lenet5", "lenet_gluon")  # a subset of QUICK_ZOO: the oracle is slower
 ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
 
 #: inputs other than a multiple of the declared one: the generator's 1x1 latent (where no field

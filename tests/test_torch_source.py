@@ -9,7 +9,7 @@ import types
 
 import pytest
 from click.testing import CliRunner
-from conftest import SPECS, zoo_params
+from conftest import QUICK_ZOO, SPECS, zoo_params
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -61,7 +61,7 @@ def load_module(path, class_name):
     return getattr(module, class_name)()
 
 
-@pytest.mark.parametrize("name", zoo_params(ZOO))
+@pytest.mark.parametrize("name", zoo_params(ZOO, quick=QUICK_ZOO))
 def test_generated_module_equals_to_torch(emitted, name):
     torch = pytest.importorskip("torch")
     network = cnnspec.load(SPECS / f"{name}.cnn")

@@ -54,7 +54,7 @@ def torchvision_fpn(model, x):
     return dict(zip(["0", "1", "2", "3", "pool"], results))
 
 
-@pytest.mark.parametrize("size", [(3, 96, 96), (3, 100, 76)])
+@pytest.mark.parametrize("size", [(3, 100, 76), pytest.param((3, 96, 96), marks=pytest.mark.slow)])
 def test_the_feature_pyramid_computes_what_torchvisions_forward_computes(size):
     """At small inputs (100x76: the coarser maps are not half the finer ones, so each is resized
     to the lateral's own size), the built model's outputs are torchvision's forward's over the
