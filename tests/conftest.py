@@ -69,6 +69,21 @@ def full_size(name: str) -> bool:
 QUICK_ZOO = ("autoencoder", "dcgan_discriminator", "dcgan_generator", "lenet5", "lenet_gluon", "siamese", "squeezenet1_1")
 
 
+#: the layer kinds that the per-kind random tests (the differential tests against PyTorch and
+#: onnxruntime, every option reaching every backend, the input sizes) run in the quick run: one or
+#: more of each way a kind is built (kernels and windows, normalisations, resampling, reshapes,
+#: channel moves, an activation with and one without a parameter); the kinds like one of these
+#: (the other activations, dropout2d, identity, ...) run behind -m slow, as `.ci/run` does
+QUICK_KINDS = ("avgpool", "bn", "channels_last", "chunk", "conv", "deconv", "dropout", "flatten", "groupnorm",
+               "layerscale", "leaky_relu", "linear", "ln", "maxpool", "mul", "relu", "reshape", "slice",
+               "softmax", "upsample")
+
+
+def kind_params(kinds) -> list:
+    """`kinds` as parametrize values, those outside QUICK_KINDS marked `slow`."""
+    return [kind if kind in QUICK_KINDS else pytest.param(kind, marks=pytest.mark.slow) for kind in kinds]
+
+
 def zoo_params(names, quick: tuple[str, ...] | None = None) -> list:
     """`names` as parametrize values, the full-size networks marked `slow` (run with `-m slow`),
     and with `quick`, every network outside it too."""

@@ -12,6 +12,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import numpy as np  # noqa: E402
+from conftest import kind_params  # noqa: E402
 from strategies import run_examples  # noqa: E402
 
 import cnnspec  # noqa: E402
@@ -84,7 +85,7 @@ def check(spec_ir, shape, index):
     check_against_onnxruntime(spec_ir, shape, fold_bn=index % 2 == 0)
 
 
-@pytest.mark.parametrize("kind", sorted(REGISTRY))
+@pytest.mark.parametrize("kind", kind_params(sorted(REGISTRY)))
 def test_onnxruntime_agrees_with_torch(kind):
     assert run_examples(kind, EXAMPLES_PER_KIND, check) >= EXAMPLES_PER_KIND
 

@@ -15,6 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import kind_params  # noqa: E402
 from oracle import layerscales  # noqa: E402
 from strategies import run_examples  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -155,7 +156,7 @@ def check(spec_ir, shape, index):
     check_against_torch(spec_ir, shape)
 
 
-@pytest.mark.parametrize("kind", sorted(REGISTRY))
+@pytest.mark.parametrize("kind", kind_params(sorted(REGISTRY)))
 def test_checker_and_generated_source_agree_with_torch(kind):
     assert run_examples(kind, EXAMPLES_PER_KIND, check) >= EXAMPLES_PER_KIND
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from conftest import SPECS
+from conftest import QUICK_ZOO, SPECS
 
 import cnnspec
 from cnnspec.cli import main
@@ -16,6 +16,10 @@ from cnnspec.draw import layout, render
 from cnnspec.draw.geometry import describe_layer
 
 ZOO = sorted(p.stem for p in SPECS.glob("*.cnn"))
+#: the zoo networks drawn at every depth in the quick run (the others behind -m slow): the small
+#: ones, and between them and these every structure a diagram lays out (residual joins, inception
+#: branches, dense concatenation, a cropped U, squeeze-and-excitation, several outputs and inputs)
+DRAWN_QUICKLY = (*QUICK_ZOO, "resnet50", "inception_v3", "densenet121", "unet", "mobilenet_v3_large", "resnet50_fpn")
 SVG = "{http://www.w3.org/2000/svg}"
 EPS = 0.5
 
@@ -88,7 +92,8 @@ def segment_rect(segment):
 
 @pytest.mark.parametrize("depth, direction", [(1, "down"), (2, "down"), (None, "down"), (None, "right")],
                          ids=["depth1", "depth2", "full", "full-right"])
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", [name if name in DRAWN_QUICKLY else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in ZOO])
 def test_zoo_diagram_shows_every_row_once_without_overlaps(networks, name, depth, direction):
     network = networks(name)
     drawing = layout(network, depth, direction)

@@ -83,9 +83,16 @@ def mutated_spec(draw):
 
 # its fixed examples hold VGG-19 with `pad=10000` on every conv, whose check took 27 s of CPU
 # (test_limits.py's test_a_padded_map_then_flatten_checks_in_bounded_memory)
-@settings(FUZZ, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(FUZZ, max_examples=120, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_spec())
 def test_mutated_zoo_specs(text):
+    check_text(text)
+
+
+@pytest.mark.slow
+@settings(FUZZ, max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_spec())
+def test_many_mutated_zoo_specs(text):
     check_text(text)
 
 

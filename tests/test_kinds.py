@@ -11,6 +11,7 @@ momentum, a dropout rate) need not reach the ONNX export, and one the shape rule
 from __future__ import annotations
 
 import pytest
+from conftest import kind_params
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from strategies import LEAVE_OUT, SPAN, draw_value, infer, input_shapes, layer_fields, statement, write_layer
@@ -123,7 +124,7 @@ def torch_state(lowering, torch) -> dict:
     return shapes
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", kind_params(KINDS))
 def test_every_kind_declares_its_state_and_every_option_reaches_every_backend(kind):
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")

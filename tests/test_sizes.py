@@ -6,7 +6,7 @@ U-Net they are also exactly those PyTorch's own shape checks accept (on the meta
 import os
 
 import pytest
-from conftest import SPECS
+from conftest import SPECS, kind_params
 from strategies import run_examples
 
 import cnnspec
@@ -45,7 +45,7 @@ def check_random(spec_ir, shape, index):
         assert axis.declared in predicted
 
 
-@pytest.mark.parametrize("kind", SIZE_KINDS)
+@pytest.mark.parametrize("kind", kind_params(SIZE_KINDS))
 def test_predicted_sizes_equal_brute_force_on_random_specs(kind):
     assert run_examples(kind, EXAMPLES, check_random) >= EXAMPLES
 
