@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.diagnostics import SpecError
-from cnnspec.graph import walk
+from cnnspec.graph import named_shapes, walk
 from cnnspec.layers.base import describe_shape
 from cnnspec.network import Network
 from cnnspec.summary import collapse, dataflow
@@ -471,10 +471,6 @@ def diff(old: Side, new: Side, depth: int | None = None) -> NetworkDiff:
                        outputs, inputs)
 
 
-def outputs_text(outputs: dict) -> str:
-    """`c1 8x32x32, p2 4x32x32`: declared inputs or outputs with their shapes."""
-    return ", ".join(f"{name} {describe_shape(shape)}" for name, shape in outputs.items())
-
 
 def contract_changes(old: Side, new: Side) -> list[ContractChange]:
     stated: dict[str, tuple[Contract, str]] = {}
@@ -605,7 +601,7 @@ def render_text(d: NetworkDiff, color: bool = False) -> str:
             out.append(f"{label}: {describe_shape(change.old)} -> {describe_shape(change.new)}")
     for label, change in (("inputs", d.inputs), ("outputs", d.outputs)):
         if change:
-            out.append(f"{label}: {outputs_text(change.old)} -> {outputs_text(change.new)}")
+            out.append(f"{label}: {named_shapes(change.old)} -> {named_shapes(change.new)}")
     changed_totals = [f"  {LABELS.get(key, key):<17} {describe_change(change)}" for key, change in d.totals.items()
                       if change.old != change.new]
     if changed_totals:
@@ -696,7 +692,7 @@ def render_markdown(d: NetworkDiff) -> str:
             out.append(f"- {label}: {describe_shape(change.old)} → {describe_shape(change.new)}")
     for label, change in (("inputs", d.inputs), ("outputs", d.outputs)):
         if change:
-            out.append(f"- {label}: {_cell(outputs_text(change.old))} → {_cell(outputs_text(change.new))}")
+            out.append(f"- {label}: {_cell(named_shapes(change.old))} → {_cell(named_shapes(change.new))}")
     for c in d.contracts:
         out.append(f"- contract {c.status}: {_cell(_contract_line(c))}")
     out += ["", "| total | old | new | delta |", "|---|---:|---:|---:|"]

@@ -163,6 +163,11 @@ def scopes_under(node: GraphNode, outer: tuple[str, ...] = ()) -> Iterator[tuple
 
 
 
+def named_shapes(shapes: dict) -> str:
+    """`a 1x64x64, b 1x64x64`: named tensors with their shapes, in order."""
+    return ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items())
+
+
 class CheckedGraph:
     """A spec once checked, as the backends, summaries and pictures take it: the resolved graph,
     each layer's figures (`rows`, in execution order), the totals, and the sources that a
@@ -203,11 +208,11 @@ class CheckedGraph:
     def describe_inputs(self) -> str:
         """`input 3x224x224`, or `inputs a 1x64x64, b 1x64x64` for a network of several."""
         if len(self.input_shapes) > 1:
-            return "inputs " + ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.input_shapes.items())
+            return "inputs " + named_shapes(self.input_shapes)
         return f"input {'x'.join(map(str, self.input_shape))}"
 
     def describe_outputs(self) -> str:
         """`output 1000`, or `outputs logits 1000, aux 1000` for a network that declares them."""
         if self.output_shapes:
-            return "outputs " + ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in self.output_shapes.items())
+            return "outputs " + named_shapes(self.output_shapes)
         return f"output {'x'.join(map(str, self.output_shape))}"
