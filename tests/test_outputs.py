@@ -231,3 +231,17 @@ def test_the_summary_shows_what_each_output_needs_in_every_format():
             for name, entry in document["outputs"].items()} == {name: vars(need) for name, need in needs.items()}
     markdown = network.summary(format="markdown")
     assert f"| aux | 4x12x12 | {network.graph.outputs[1][3]} | {needs['aux'].params:,} |" in markdown
+
+
+def test_verify_compares_a_single_declared_output(tmp_path):
+    """One named output: PyTorch returns it in a dict, onnxruntime as the one graph output; both
+    are compared alike (the dict's side was joined and the other not: a broadcasting error)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    spec = tmp_path / "seg.cnn"
+    spec.write_text("input x: 3x32x32\nc = conv 8 3x3 stride=2 pad=1, relu\nlogits = c -> conv 5 1x1\n"
+                    "up = logits -> upsample size=x bilinear\noutput up\n")
+    result = CliRunner().invoke(main, ["verify", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert "outputs up 5x32x32" in result.output and "ok tolerance" in result.output
+

@@ -192,16 +192,17 @@ def verify_network(network: "CheckedGraph", seed: int = 0, opset: int | None = N
     xs = [rng.standard_normal((batch, *shape)).astype(np.float32) for shape in network.input_shapes.values()]
     with torch.no_grad():
         expected = model(*map(torch.from_numpy, xs))
-    # several outputs (a dict, in the spec's order) are compared as one: each sample's values joined
-    expected = joined([expected[name] for name in network.output_shapes]) if isinstance(expected, dict) \
-        else expected.numpy()
+    # declared outputs (a dict, in the spec's order, one or several) are compared as one on both
+    # sides: each sample's values joined
+    named = isinstance(expected, dict)
+    expected = joined([expected[name] for name in network.output_shapes]) if named else expected.numpy()
     onnx_model = to_onnx(network, weights=weights, opset=opset or DEFAULT_OPSET, memory_budget=None)
     if deployment is not None:
         onnx_model = convert(onnx_model, network, deployment)
     sess = session(onnx_model)
     actual = sess.run(None, {declared.name: x.astype(INPUT_TYPES.get(declared.type, "float32"))
                              for declared, x in zip(sess.get_inputs(), xs)})
-    return compare(joined(actual) if len(actual) > 1 else actual[0], expected)
+    return compare(joined(actual) if named else actual[0], expected)
 
 
 def joined(outputs) -> "np.ndarray":
