@@ -22,13 +22,7 @@ def dims(value_info) -> list:
     return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-#: a resize to another value's size declares the length of its slice of that value's shape as an
-#: unknown dimension (`unk__0`, from onnx's inference) instead of the number it is
-UNKNOWN_LENGTH = pytest.mark.xfail(strict=True, reason="a resize to a value's size declares `unk__0` for its shape slice")
-
-
-@pytest.mark.parametrize("name", [pytest.param("resnet50_fpn", marks=[pytest.mark.slow, UNKNOWN_LENGTH]) if name == "resnet50_fpn"
-                                  else param for name, param in zip(ZOO, zoo_params(ZOO))])
+@pytest.mark.parametrize("name", zoo_params(ZOO))
 def test_value_info_declares_every_tensor_with_cnnspec_shapes(name):
     network = cnnspec.load(SPECS / f"{name}.cnn")
     model = network.to_onnx(fold_bn=False)
@@ -43,8 +37,10 @@ def test_value_info_declares_every_tensor_with_cnnspec_shapes(name):
         assert all(isinstance(d, int) and d > 0 for d in shape[shape[:1] == ["N"]:]), shape
     initializers = {t.name for t in model.graph.initializer}
     layers = list(network.graph.layers())
-    # a layer's tensor is named by its path; a bare parameter (`layerscale`) has the path already
-    tensors = {layer.path: layer.path + "_2" if layer.path in initializers else layer.path for layer in layers}
+    # a layer's tensor is named by its path; a bare parameter (`layerscale`) or a declared output
+    # (resnet50_fpn's "1" beside its unlabelled layer `1`) has the path already
+    taken = initializers | outputs
+    tensors = {layer.path: layer.path + "_2" if layer.path in taken else layer.path for layer in layers}
     named = [layer for layer in layers if tensors[layer.path] in declared]
     for layer in named:
         assert declared[tensors[layer.path]] == ["N", *layer.out_shape], layer.path

@@ -232,16 +232,19 @@ def lower_deconv(ctx: Context, x: str) -> str:
 def lower_upsample(ctx: Context, x: str) -> str:
     p, b = ctx.node.params, ctx.builder
     spatial = ctx.node.out_shape[1:]
-    if ctx.node.size_from is not None:
-        # to another value's size: read from its tensor at run time, whatever sizes the export fixes
+    to_size = p.size is not None or ctx.node.size_from is not None
+    if ctx.node.size_from is not None and b.dynamic:
+        # to another value's size, which follows the input's: read from its tensor at run time
+        # (with fixed sizes it is the layer's output size, lowered as a fixed size below, so
+        # that every helper tensor has a known length)
         like = ctx.values[ctx.node.size_from]
         sizes = onnx_dynamic.spatial_sizes(b, like, len(spatial), f"{ctx.path}:like")
         if p.mode == "nearest":
             return onnx_dynamic.nearest_to_size(ctx, x, sizes)
         return resize_to(ctx, x, sizes, resize_attributes(p))
-    if b.dynamic and p.mode == "nearest" and p.size is not None:
+    if b.dynamic and p.mode == "nearest" and to_size:
         return onnx_dynamic.nearest_to_size(ctx, x)
-    if p.mode == "nearest" and p.size is not None:
+    if p.mode == "nearest" and to_size:
         # PyTorch's nearest to a size takes source index floor(dst * (in / out)) in float32;
         # Resize divides by out / in instead and can land one pixel off: gather the indices
         for axis, (n, o) in enumerate(zip(ctx.node.in_shape[1:], spatial), start=2):
@@ -252,7 +255,7 @@ def lower_upsample(ctx: Context, x: str) -> str:
             x = b.op("Gather", [x, b.ints(f"{ctx.path}:index{axis}", index)], f"{ctx.path}:axis{axis}", axis=axis)
         return b.op("Identity", [x], ctx.path)
     attributes = resize_attributes(p)
-    if b.dynamic and p.size is None:
+    if b.dynamic and not to_size:
         # by the factor, as PyTorch's scale_factor: out = n * factor for any n
         factors = [float(f) for f in ctx.node.params.scale] if isinstance(p.scale, tuple) else [float(p.scale)] * len(spatial)
         if b.opset >= 18:
