@@ -168,3 +168,17 @@ def test_the_documented_keys_are_the_table():
     table = text.split("<!-- keys -->")[1].split("<!-- /keys -->")[0]
     rows = [line.split(" | ", 1) for line in table.strip().splitlines()[2:]]
     assert {key.strip("| `"): value.rstrip(" |") for key, value in rows} == KEYS
+
+
+@pytest.mark.parametrize("text, layout", [("input x: 3\nlinear 2\n", "NC"), ("input x: 2x8\nconv 2 3\n", "NCL"),
+                                          ("input x: 1x4x4x4\nconv 2 3\n", "NCDHW")])
+def test_the_input_layout_names_every_rank_of_input(tmp_path, text, layout):
+    spec = tmp_path / "net.cnn"
+    spec.write_text(text)
+    path = tmp_path / "net.onnx"
+    result = invoke("export", spec, "-o", path)
+    assert result.exit_code == 0, result.output
+    assert metadata(path)["cnnspec.input_layout"] == layout
+    # one letter per axis of the input onnxruntime reads
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert len(sess.get_inputs()[0].shape) == len(layout)

@@ -23,7 +23,7 @@ KEYS: dict[str, str] = {
     "cnnspec.spec_sha256": "sha256 of the spec file's text as read (UTF-8, newlines as LF): "
                            "`sha256sum spec.cnn` of a file with LF line ends; its imports are not included",
     "cnnspec.version": "the cnnspec version that wrote the file",
-    "cnnspec.input_layout": "the input's axes: `NCL`, `NCHW` or `NCDHW` (N the batch, C the channels)",
+    "cnnspec.input_layout": "the input's axes: `NC` (features alone), `NCL`, `NCHW` or `NCDHW` (N the batch, C the channels)",
     "cnnspec.precision": "`float32`, `float16` (weights and compute) or `int8` (QDQ, per-channel weights)",
     "cnnspec.preprocess.resize": "an image is resized to this before a centre crop to the input's size: "
                                  "`S` (the shorter side to S, keeping the aspect ratio) or `HxW`; "
@@ -41,7 +41,7 @@ KEYS: dict[str, str] = {
                            "sizes that work too), or `{\"only\": [n, ...]}`",
 }
 
-LAYOUTS = {1: "NCL", 2: "NCHW", 3: "NCDHW"}
+LAYOUTS = {0: "NC", 1: "NCL", 2: "NCHW", 3: "NCDHW"}
 
 
 class MetadataError(ValueError):
