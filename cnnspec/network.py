@@ -57,16 +57,27 @@ class Network(CheckedGraph):
         return to_torch(self, seed=seed, outputs=outputs, memory_budget=memory_budget)
 
     def to_onnx(self, weights=None, opset: int | None = None, fold_bn: bool = True, batch: int | None = None,
-                seed: int = 0, memory_budget: int | None = 4 * 2**30, dynamic: str = "batch"):
-        """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy); see
-        `cnnspec.backends.onnx.to_onnx`."""
+                seed: int = 0, memory_budget: int | None = 4 * 2**30, dynamic: str = "batch",
+                precision: str = "float32", keep_io_types: bool = False, calibration=None, preprocessing=None):
+        """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy), with the metadata
+        `cnnspec export` writes; see `cnnspec.backends.onnx.to_onnx`. `precision`: `float32`,
+        `float16` (with `keep_io_types`, float32 inputs and outputs) or `int8` (static, QDQ,
+        per-channel weights, through onnxruntime's quantiser), which needs `calibration`: a path as
+        `export --calibrate` takes, or an array of samples (n, *input shape). `preprocessing`: a
+        `cnnspec.backends.metadata.Preprocessing`, stored in the metadata and applied to calibration
+        images. The same path as `cnnspec export` (`cnnspec.backends.deploy`)."""
         from cnnspec.backends.extras import require
 
-        require("to_onnx()")
+        require("to_onnx(precision='int8')" if precision == "int8" else "to_onnx()")
+        from cnnspec.backends.deploy import Deployment, finish
         from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
 
-        return to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed,
-                       memory_budget=memory_budget, dynamic=dynamic)
+        # checked before the float32 graph is built
+        deployment = Deployment(precision=precision, keep_io_types=keep_io_types, calibration=calibration,
+                                preprocessing=preprocessing)
+        model = to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed,
+                        memory_budget=memory_budget, dynamic=dynamic)
+        return finish(model, self, deployment)
 
     def input_sizes(self):
         """The sizes of each spatial axis of the input the network is valid for, with the same

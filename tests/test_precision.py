@@ -215,3 +215,64 @@ def test_run_feeds_a_float16_model_float16(tmp_path):
     result = invoke("run", path, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")
     assert result.exit_code == 0, result.output
     assert np.array_equal(np.load(tmp_path / "y.npy"), run(path, x.astype(np.float16)))
+
+
+def session_output(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("keep_io_types", [False, True])
+def test_to_onnx_fp16_runs_within_the_stated_tolerance_of_pytorch_and_is_what_export_writes(tmp_path, keep_io_types):
+    network, weights, model = setup(tmp_path, "squeezenet1_1")
+    state = dict(np.load(weights))
+    built = network.to_onnx(weights=state, precision="float16", keep_io_types=keep_io_types)
+    io_type = TensorProto.FLOAT if keep_io_types else TensorProto.FLOAT16
+    assert built.graph.input[0].type.tensor_type.elem_type == io_type
+    assert {t.data_type for t in built.graph.initializer} <= {TensorProto.FLOAT16, TensorProto.INT64}
+    assert {p.key: p.value for p in built.metadata_props}["cnnspec.precision"] == "float16"
+    x = np.random.default_rng(0).standard_normal((2, *network.input_shape)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    actual = session_output(built, x if keep_io_types else x.astype(np.float16))
+    assert relative_l2(actual, expected) <= 1e-2
+    # the CLI's file is the same model, byte for byte
+    path = tmp_path / "model.onnx"
+    flags = ["--keep-io-types"] if keep_io_types else []
+    assert invoke("export", SPECS / "squeezenet1_1.cnn", "--weights", weights, "--fp16", *flags, "-o", path).exit_code == 0
+    assert onnx.load(str(path)).SerializeToString() == built.SerializeToString()
+
+
+def test_to_onnx_int8_calibrated_on_an_array_is_what_export_writes_from_the_same_samples(tmp_path):
+    network, weights, _ = setup(tmp_path, "lenet5")
+    state = dict(np.load(weights))
+    folder = calibration_folder(tmp_path, network)
+    samples = np.concatenate([np.load(p)[None] if np.load(p).ndim == 3 else np.load(p)
+                              for p in sorted(folder.iterdir())]).astype(np.float32)
+    built = network.to_onnx(weights=state, precision="int8", calibration=samples)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in built.graph.node}
+    assert {p.key: p.value for p in built.metadata_props}["cnnspec.precision"] == "int8"
+    # a folder gives the same model as its samples in one array
+    assert network.to_onnx(weights=state, precision="int8", calibration=folder).SerializeToString() \
+        == built.SerializeToString()
+    path = tmp_path / "int8.onnx"
+    assert invoke("export", SPECS / "lenet5.cnn", "--weights", weights, "--int8", "--calibrate", folder,
+                  "-o", path).exit_code == 0
+    assert onnx.load(str(path)).SerializeToString() == built.SerializeToString()
+    # as close to the float32 model as the CLI's export test asks
+    reference = session_output(network.to_onnx(weights=state), samples)
+    assert relative_l2(session_output(built, samples), reference) < 0.5
+
+
+@pytest.mark.parametrize("options, error", [
+    (dict(precision="bfloat16"), "precision is float32, float16 or int8"),
+    (dict(keep_io_types=True), "keep_io_types keeps float32 inputs and outputs around a float16 model"),
+    (dict(precision="float16", calibration="data"), "calibration data are for an int8 model"),
+    (dict(precision="int8"), "int8 needs calibration data"),
+    (dict(precision="int8", calibration=np.zeros((2, 3, 28, 28))), "holds an array of shape (2, 3, 28, 28)"),
+])
+def test_to_onnx_refuses_contradictory_precision_options(options, error):
+    network = cnnspec.load(SPECS / "lenet5.cnn")
+    with pytest.raises(ValueError) as raised:
+        network.to_onnx(**options)
+    assert error in str(raised.value)

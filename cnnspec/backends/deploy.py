@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Literal
 from cnnspec.backends.metadata import KEYS, Preprocessing, model_properties, read_properties, write_properties
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
     from cnnspec.graph import CheckedGraph
@@ -26,14 +27,24 @@ class CalibrationMissingError(ValueError):
 
 @dataclass(frozen=True)
 class Deployment:
-    """The deployment options of one export. `labels`: the output classes' names; `keep_io_types`:
-    float32 inputs and outputs around a float16 graph; `calibration`: int8's calibration data."""
+    """The deployment options of one export, of `cnnspec export` and `Network.to_onnx` alike.
+    `labels`: the output classes' names; `keep_io_types`: float32 inputs and outputs around a
+    float16 graph; `calibration`: int8's calibration data, a path (`quantise.calibration_arrays`)
+    or an array of samples (n, *input shape)."""
 
     precision: Precision = "float32"
     keep_io_types: bool = False
-    calibration: str | Path | None = None
+    calibration: "str | Path | np.ndarray | None" = None
     preprocessing: Preprocessing | None = None
     labels: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.precision not in ("float32", "float16", "int8"):
+            raise ValueError(f"precision is float32, float16 or int8, not {self.precision!r}")
+        if self.keep_io_types and self.precision != "float16":
+            raise ValueError("keep_io_types keeps float32 inputs and outputs around a float16 model")
+        if self.calibration is not None and self.precision != "int8":
+            raise ValueError("calibration data are for an int8 model")
 
 
 def convert(model: "onnx.ModelProto", network: "CheckedGraph", deployment: Deployment) -> "onnx.ModelProto":
@@ -45,12 +56,12 @@ def convert(model: "onnx.ModelProto", network: "CheckedGraph", deployment: Deplo
 
         return to_float16(model, deployment.keep_io_types)
     if deployment.precision == "int8":
-        from cnnspec.backends.quantise import calibration_arrays, network_input, to_int8
+        from cnnspec.backends.quantise import calibration_samples, network_input, to_int8
 
         if deployment.calibration is None:
             raise CalibrationMissingError("int8 needs calibration data, samples of what the model will see: "
                                           "--calibrate DATA (a folder of .npy arrays or images, or a .npz)")
-        samples = calibration_arrays(deployment.calibration, network_input(network), deployment.preprocessing)
+        samples = calibration_samples(deployment.calibration, network_input(network), deployment.preprocessing)
         model = to_int8(model, samples)
         # the quantiser's own tensors (QuantizeLinear outputs) join the declared shapes
         declare_shapes(model)

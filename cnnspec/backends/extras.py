@@ -23,6 +23,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "cnnspec export": ("numpy", "onnx"),
     # int8's quantiser is onnxruntime's
     "cnnspec export --int8": ("numpy", "onnx", "onnxruntime"),
+    "to_onnx(precision='int8')": ("numpy", "onnx", "onnxruntime"),
     "cnnspec run": ("numpy", "onnx", "onnxruntime"),
     "cnnspec verify": ("numpy", "torch", "onnx", "onnxruntime"),
 }

@@ -72,15 +72,25 @@ def calibration_arrays(path: str | Path, input_shape: tuple[int, ...],
         arrays = [(path.name, load_array(path))]
     else:
         raise CalibrationError(f"calibration data are a folder of .npy arrays or images, or a .npz; got {path}")
-    samples = []
-    for name, array in arrays:
-        if tuple(array.shape) == tuple(input_shape):
-            array = array[None]
-        if tuple(array.shape[1:]) != tuple(input_shape) or not np.issubdtype(array.dtype, np.number):
-            raise CalibrationError(f"{name} holds an array of shape {tuple(array.shape)} ({array.dtype}); the "
-                                   f"network takes {'x'.join(map(str, input_shape))} or a batch of it")
-        samples.append(array.astype(np.float32))
-    return np.concatenate(samples)
+    return np.concatenate([as_samples(name, array, input_shape) for name, array in arrays])
+
+
+def calibration_samples(data, input_shape: tuple[int, ...], preprocessing: "Preprocessing | None" = None) -> np.ndarray:
+    """The calibration samples (n, *input_shape), float32, from a path (`calibration_arrays`) or
+    from an array that holds one sample or a batch."""
+    if isinstance(data, (str, Path)):
+        return calibration_arrays(data, input_shape, preprocessing)
+    return as_samples("the calibration array", np.asarray(data), input_shape)
+
+
+def as_samples(name: str, array: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """`array`, one sample or a batch of them, as a float32 batch; `name` says where it came from."""
+    if tuple(array.shape) == tuple(input_shape):
+        array = array[None]
+    if tuple(array.shape[1:]) != tuple(input_shape) or not np.issubdtype(array.dtype, np.number) or not len(array):
+        raise CalibrationError(f"{name} holds an array of shape {tuple(array.shape)} ({array.dtype}); the "
+                               f"network takes {'x'.join(map(str, input_shape))} or a batch of it")
+    return array.astype(np.float32)
 
 
 def load_array(path: Path) -> np.ndarray:
