@@ -65,6 +65,10 @@ class Code(StrEnum):
     # shared modules
     UNKNOWN_MODULE = "E152", "no labelled module of that name to apply again"
     SHARED_MODULE_MISMATCH = "E153", "a shared module applied where its parameters would change shape"
+    # blocks over several values
+    RETURNS_MISMATCH = "E154", "a block's returned values and the names bound to them disagree"
+    VALUE_ARGUMENT_MISMATCH = "E155", "a value passed where an expression is expected, or the reverse"
+    UNBOUND_RETURN = "E156", "a block returns a value its body never binds"
     # shapes
     RESIDUAL_MISMATCH = "E201", "residual branches disagree"
     CONCAT_MISMATCH = "E202", "concat branches disagree"

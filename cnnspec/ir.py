@@ -267,6 +267,8 @@ class ItemStatement(Node):
     label: str | None = None
     label_span: Span | None = None
     binding: ValueName | None = None
+    #: `(h, l) = fuse(...)`: the names the values a block returns are bound to, in its order
+    bindings: tuple[ValueName, ...] = ()
     source: ValueName | None = None
     chain: tuple[Item, ...]
     span: Span
@@ -313,6 +315,8 @@ class BlockDef(Node):
     node: Literal["block"] = "block"
     name: str
     params: tuple[BlockParam, ...] = ()
+    #: `-> (h2, l2)`: the values of its body the block returns, in order; none: what flows out
+    returns: tuple[ValueName, ...] = ()
     body: Group
     span: Span
     name_span: Span

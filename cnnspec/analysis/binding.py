@@ -41,7 +41,9 @@ class Binding(Reporting):
 
     blocks: dict[str, ir.BlockDef]
 
-    def bind_block(self, item, block: ir.BlockDef, env: Env) -> dict | None:
+    def bind_block(self, item, block: ir.BlockDef, env: Env, passed: dict | None = None) -> dict | None:
+        """The block's parameters by name, evaluated; the values passed to its value parameters go
+        into `passed` (`cnnspec.analysis.value_blocks`)."""
         args = item.args if item.node == "call" else ()
         options = item.options if item.node == "call" else ()
         if item.node == "layer" and (item.args or item.options):
@@ -74,6 +76,11 @@ class Binding(Reporting):
         for param in block.params:
             if param.name in values:
                 expr, where = values[param.name]
+                if not self.pass_argument(block, param, expr, where, {} if passed is None else passed):
+                    ok = False
+                    continue
+                if param.name in (passed or {}):
+                    continue
                 value = self.evaluate(expr, where)
                 # a block or a layer kind may be passed, for the body to use as an item
                 if isinstance(value, Word) and value not in self.blocks and value not in REGISTRY:

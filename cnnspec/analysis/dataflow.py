@@ -78,7 +78,11 @@ class Dataflow(Reporting):
         items.append(SeqNode.model_construct(items=tuple(sub), source=source_key, bind=bind_key))
         return flow
 
-    def bind_value(self, name: ir.ValueName, flow: Flow, env: Env) -> str:
+    def bind_alias(self, name: ir.ValueName, value: Value, env: Env) -> str:
+        """`name` bound to a value computed elsewhere in this module (one a block call returned)."""
+        return self.bind_value(name, value.flow, env, key=value.key)
+
+    def bind_value(self, name: ir.ValueName, flow: Flow, env: Env, key: str | None = None) -> str:
         values = env.values
         previous = values.bound.get(name.name)
         # a repeat's copies bind again at the same place: that is not shadowing
@@ -87,7 +91,7 @@ class Dataflow(Reporting):
             self.error(Code.SHADOWED_VALUE, f"`{name.name}` is bound again, hiding {where}", name.span,
                        label="bound again", labels=(Label(span=previous.span, message="first bound here"),),
                        help=f"give the new value another name, such as `{name.name}2`")
-        value = Value(name.name, values.new_key(name.name), flow, name.span)
+        value = Value(name.name, key or values.new_key(name.name), flow, name.span)
         values.bound[name.name] = value
         self.bound_values.append(value)
         return value.key

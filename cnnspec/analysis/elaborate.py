@@ -32,6 +32,7 @@ from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
 from cnnspec.analysis.sharing import Sharing
 from cnnspec.analysis.stats import Row, describe_field, layer_field, start_field
+from cnnspec.analysis.value_blocks import ValueBlocks
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, Label
 from cnnspec.graph import Graph, LayerNode, SeqNode
@@ -66,7 +67,7 @@ class Elaboration:
     skipped: tuple = ()
 
 
-class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
+class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, LayerLimits):
     def __init__(self, blocks: dict[str, ir.BlockDef], limits: Limits = Limits(), overridden_input: bool = False,
                  blocks_complete: bool = True):
         """`overridden_input`: the input is not the one the spec declares (`--input`, `input=`), so
@@ -77,6 +78,7 @@ class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
         neither a layer kind nor a known block may be one of the blocks lost, and its uses are not
         separate mistakes, so they are not reported."""
         self.blocks = blocks
+        self.find_value_params()
         self.blocks_complete = blocks_complete
         self.limits = limits
         self.overridden_input = overridden_input
@@ -168,6 +170,8 @@ class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
         return flow
 
     def item_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        if st.bindings:
+            return self.tuple_binding_statement(st, flow, scope, env, items)
         if st.binding is not None or st.source is not None:
             return self.dataflow_statement(st, flow, scope, env, items)
         if st.label is None:
@@ -396,8 +400,10 @@ class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
         if len(env.calls) >= self.limits.max_call_depth:
             self.error(Code.RECURSIVE_BLOCK, f"block calls nest deeper than {self.limits.max_call_depth}", name_span)
             return Flow(None, ())
-        names = self.bind_block(item, block, env)
-        splice = item.node == "call" and item.splice and path is None
+        passed: dict = {}
+        names = self.bind_block(item, block, env, passed)
+        value_block = self.is_value_block(block)
+        splice = item.node == "call" and item.splice and path is None and not value_block
         path = path or (None if splice else self.position(scope, item.span))
         if names is None:
             return Flow(None, ())
@@ -406,6 +412,8 @@ class Elaborator(Sharing, Binding, Merges, Dataflow, Contracts, LayerLimits):
             self.too_many_layers(name_span, f"`{name}` expands to {layers_text(layers)}", self.layer_count)
         frame = Frame(f"block `{name}`")
         calls = env.calls + ((name, name_span),)
+        if value_block:
+            return self.value_block_call(item, block, names, passed, path, flow, env, items, frame, calls)
         with self.inside(Site(item.span)):
             if splice:
                 # the block's items take positions in the enclosing scope

@@ -76,8 +76,9 @@ def bindings(statements, name: str):
         if st.node != "items":
             yield from _item_bindings(st, name)
             continue
-        if st.binding is not None and st.binding.name == name:
-            yield st.binding.span
+        for binding in (st.binding,) if st.binding is not None else st.bindings:
+            if binding.name == name:
+                yield binding.span
         if st.label is None:
             for item in st.chain:
                 yield from _item_bindings(item, name)
@@ -124,8 +125,34 @@ def value_mentions(spec: ir.SpecFile, blocks=()) -> list[ValueMention]:
     found += [ValueMention(name, span, span, binding=True) for name, span in inputs.items()]
     _module(spec.statements, dict(inputs), found)
     for block in blocks:
-        _module(block.body.body, {}, found)
+        found += _block_mentions(block)
     return found
+
+
+def _block_mentions(block) -> list[ValueMention]:
+    """A block body's mentions; a value parameter is bound where it is declared."""
+    inner: list[ValueMention] = []
+    _module(block.body.body, {}, inner)
+    params = {p.name: p.span for p in block.params}
+    read = _read_unbound(inner, params)
+    declared = [ValueMention(name, params[name], params[name], binding=True) for name in params if name in read]
+    bound = {m.name: m.span for m in inner if m.binding}
+    # `-> (h2, l2)` reads what the body binds last under each name
+    returned = [ValueMention(r.name, r.span, bound.get(r.name)) for r in block.returns]
+    return declared + [m if m.bound_at is not None or m.name not in read else
+                       ValueMention(m.name, m.span, params[m.name]) for m in inner] + returned
+
+
+def value_parameters(block) -> frozenset[str]:
+    """The parameters of `block` its body reads as values, where nothing in the body binds them above
+    the read: the value parameters, which a call passes values."""
+    inner: list[ValueMention] = []
+    _module(block.body.body, {}, inner)
+    return _read_unbound(inner, {p.name for p in block.params})
+
+
+def _read_unbound(mentions, params) -> frozenset[str]:
+    return frozenset(m.name for m in mentions if m.bound_at is None and m.name in params)
 
 
 def _module(statements, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
@@ -149,12 +176,14 @@ def _statement(st, bound: dict[str, ir.Span], found: list[ValueMention]) -> None
     elif node == "items":
         if st.source is not None:
             _read(st.source, bound, found)
-        inner = bound if st.label is None else {}
+        # a labelled chain is a module of its own, but a labelled layer or call reads where it stands
+        alone = len(st.chain) == 1 and st.chain[0].node in ("layer", "call")
+        inner = bound if st.label is None or alone else {}
         for item in st.chain:
             _item(item, inner, found)
-        if st.binding is not None:
-            bound[st.binding.name] = st.binding.span
-            found.append(ValueMention(st.binding.name, st.binding.span, st.binding.span, binding=True))
+        for binding in (st.binding,) if st.binding is not None else st.bindings:
+            bound[binding.name] = binding.span
+            found.append(ValueMention(binding.name, binding.span, binding.span, binding=True))
     else:
         _item(st, bound, found)
 
@@ -178,10 +207,10 @@ def _item(item, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
     elif node == "value_merge":
         for name in item.operands:
             _read(name, bound, found)
-    elif node == "layer":
-        # an option naming a bound value reads it (`upsample size=c1`); any other name is a
-        # block parameter or unknown, which the checker reports
-        for option in item.options:
-            ref = option.value
+    elif node in ("layer", "call"):
+        # an option naming a bound value reads it (`upsample size=c1`), as does a block call's
+        # argument (`fuse(8, a, b)`); any other name is a block parameter or unknown, which the
+        # checker reports
+        for ref in (*item.args, *(o.value for o in item.options)) if node == "call" else (o.value for o in item.options):
             if ref.node == "ref" and ref.attr is None and ref.name in bound:
                 found.append(ValueMention(ref.name, ref.span, bound[ref.name]))

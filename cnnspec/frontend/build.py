@@ -249,9 +249,12 @@ class SpecBuilder(Transformer):
                 "dims_span": self._tspan(shape), "name_span": self._tspan(name)}
 
     def block_def(self, children):
-        _keyword, name, params, group = children
-        return {"node": "block", "name": str(name), "params": params or (), "body": group,
+        _keyword, name, params, returns, group = children
+        return {"node": "block", "name": str(name), "params": params or (), "returns": returns or (), "body": group,
                 "span": self._span(children), "name_span": self._tspan(name)}
+
+    def block_returns(self, children):
+        return tuple(self._value_name(c) for c in children if c.type == "NAME")
 
     def block_params(self, children):
         return tuple(c for c in children if c is not None)
@@ -315,7 +318,9 @@ class SpecBuilder(Transformer):
         statement = {"node": "items", "label": self._label(label),
                      "label_span": self._tspan(label) if label is not None else None,
                      "chain": chain, "span": self._span(children)}
-        if binding is not None:
+        if binding is not None and "bindings" in binding:
+            statement["bindings"] = binding["bindings"]
+        elif binding is not None:
             statement["binding"] = binding
         if source is not None:
             statement["source"] = source
@@ -326,6 +331,10 @@ class SpecBuilder(Transformer):
 
     def binding(self, children):
         return self._value_name(children[0])
+
+    def binding_tuple(self, children):
+        """`(h, l) =`: the names, and the span from the bracket, where the statement begins"""
+        return {"bindings": tuple(self._value_name(c) for c in children if c.type == "NAME"), "span": self._span(children)}
 
     def source(self, children):
         return self._value_name(children[0])

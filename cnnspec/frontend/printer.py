@@ -94,6 +94,9 @@ class Printer:
         if node == "block":
             params = ", ".join(p.name + (f"={expr(p.default)}" if p.default is not None else "") for p in st.params)
             head = f"{pad}block {st.name}({params}) " if params else f"{pad}block {st.name} "
+            if st.returns:
+                names = ", ".join(r.name for r in st.returns)
+                head += f"-> ({names}) " if len(st.returns) > 1 else f"-> {names} "
             return attach(first._replace(text=head), self.group(st.body, depth))
         label = f"{label_text(st.label)}: " if st.label else ""
         lines = [first._replace(text=pad + dataflow_prefix(st) + label)]
@@ -183,6 +186,8 @@ def label_text(label: str) -> str:
 def dataflow_prefix(st: ir.ItemStatement) -> str:
     """`p4 = l4 -> `: the value a statement binds and the one it starts from."""
     binding = f"{st.binding.name} = " if st.binding is not None else ""
+    if st.bindings:
+        binding = f"({', '.join(b.name for b in st.bindings)}) = "
     return binding + (f"{st.source.name} -> " if st.source is not None else "")
 
 

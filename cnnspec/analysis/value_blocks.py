@@ -1,0 +1,160 @@
+"""Blocks over several values: `block fuse(c, hi, lo) -> (h2, l2) { ... }`, `(h, l) = fuse(32, a, b)`.
+
+A parameter the block's body reads as a value (`hi -> ...`, `add(hi, lo)`) is a value parameter:
+a call passes it the name of a value bound where the call stands, and the body reads that value
+under the parameter's name. `-> (h2, l2)` returns the values the body binds under those names, in
+order: a call of a block returning several is the whole chain of a statement binding as many names
+(`(h, l) = fuse(...)`); a block returning one flows on with it, as any block does with what leaves
+its last item.
+
+Such a call computes its values in the caller's module (they may be read together, as no single
+tensor leaves it), its layers keep the call's label scope (`fuse1.0.weight`) as a block call's do:
+the call's scope is a container of its layers, not a module with a `forward` of its own.
+
+Diagnostics: bindings in a number other than the values returned, or a block returning several
+called without binding them, is E154; a value passed where an expression is expected, or an
+expression where a value is, E155; a returned name the body never binds, E156.
+"""
+
+from __future__ import annotations
+
+from cnnspec import ir
+from cnnspec.analysis.context import Env, Flow, Frame, Reporting, Scope, Site
+from cnnspec.analysis.expressions import item_name
+from cnnspec.analysis.values import Value, value_parameters
+from cnnspec.codes import Code
+from cnnspec.diagnostics import Label
+from cnnspec.graph import SeqNode
+from cnnspec.wording import closest
+
+
+class ValueBlocks(Reporting):
+    """Passing values to blocks and binding the values they return."""
+
+    #: the names a statement `(h, l) = ...` binds, while its chain is elaborated; taken by the call
+    #: of the block that returns them
+    tuple_binding: tuple[ir.ValueName, ...] | None = None
+    #: the values the last call of a block with `-> (...)` returned
+    returned: list[Value] | None = None
+    blocks: dict[str, ir.BlockDef]
+    #: each block's value parameters, by the id of its definition
+    value_params: dict[int, frozenset[str]]
+
+    def find_value_params(self) -> None:
+        self.value_params = {id(block): value_parameters(block) for block in self.blocks.values()}
+
+    def is_value_block(self, block: ir.BlockDef) -> bool:
+        """Whether calls of `block` are elaborated in the caller's module: it returns named values or takes some."""
+        return bool(block.returns) or bool(self.value_params[id(block)])
+
+    def pass_argument(self, block: ir.BlockDef, param: ir.BlockParam, expr, env: Env,
+                      passed: dict[str, Value]) -> bool:
+        """For a value parameter, the value `expr` names, stored in `passed`; for any other, a check
+        that `expr` is not a value's name. False once a mistake is reported."""
+        is_name = expr.node == "ref" and expr.attr is None
+        if param.name in self.value_params[id(block)]:
+            if not is_name or expr.name in env.names:
+                self.error(Code.VALUE_ARGUMENT_MISMATCH, f"`{block.name}` reads `{param.name}` as a value, and is "
+                                                         "passed an expression", expr.span, label="not a named value",
+                           labels=(Label(span=param.span, message="a value parameter: its body reads it as a value"),),
+                           help="pass the name of a value bound above the call, such as `a` in `a = conv 16 3x3`")
+                return False
+            value = self.read_value(ir.ValueName(name=expr.name, span=expr.span), env)
+            if value is None:
+                return False
+            passed[param.name] = value
+            return True
+        if is_name and expr.name not in env.names and expr.name in env.values.bound:
+            self.error(Code.VALUE_ARGUMENT_MISMATCH, f"`{expr.name}` is a named value, and `{block.name}`'s "
+                                                     f"parameter `{param.name}` takes an expression", expr.span,
+                       label="a tensor, not a number", labels=(Label(span=param.span, message="an expression parameter"),),
+                       help=f"pass a number, or read `{param.name}` inside the block as a value "
+                            f"(`{param.name} -> ...`) to pass it a tensor")
+            return False
+        return True
+
+    def value_block_call(self, item, block: ir.BlockDef, names: dict, passed: dict[str, Value], path: str,
+                         flow: Flow, env: Env, items: list, frame: Frame, calls) -> Flow:
+        """A call of a block over values: its body elaborated in the caller's module with the values
+        passed bound under their parameters' names, its layers under `path`."""
+        wanted, self.tuple_binding = self.tuple_binding, None
+        if len(block.returns) > 1 and wanted is None:
+            self.error(Code.RETURNS_MISMATCH, f"`{block.name}` returns {len(block.returns)} values, and they are "
+                                              "not bound", item.span, label="values not bound",
+                       labels=(Label(span=block.name_span, message=f"returns {returns_text(block)}"),),
+                       help=f"bind them: `({', '.join(r.name for r in block.returns)}) = {block.name}(...)`")
+            return Flow(None, ())
+        # keyed as the caller's own values: they are computed in its module
+        values = env.values.spread(block.body.body)
+        for name, value in passed.items():
+            values.bound[name] = Value(name, value.key, value.flow, value.span, used=True)
+        inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,), values)
+        sub: list = []
+        with self.inside(Site(item.span)):
+            flow = self.statements(block.body.body, flow, self.open_scope(path), inner_env, sub)
+            self.check_expects(frame, f"this call of `{block.name}`")
+        if not block.returns:
+            items.append(SeqNode.model_construct(items=tuple(sub)))
+            return flow
+        returned = []
+        for name in block.returns:
+            value = values.bound.get(name.name)
+            if value is None:
+                if self.once(Code.UNBOUND_RETURN, name.span):
+                    self.error(Code.UNBOUND_RETURN, f"`{block.name}` returns `{name.name}`, which its body never binds",
+                               name.span, label="not bound in the block",
+                               help=f"did you mean `{near}`?" if (near := closest(name.name, list(values.bound)))
+                               else f"bind it in the body: `{name.name} = ...`")
+                return Flow(None, ())
+            value.used = True
+            returned.append(value)
+        # the last value returned is the tensor that flows on
+        items.append(SeqNode.model_construct(items=(*sub, SeqNode.model_construct(items=(), source=returned[-1].key))))
+        self.returned = returned
+        return returned[-1].flow
+
+    def tuple_binding_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
+        """`(h, l) = fuse(...)`: the values the call returns bound to the names, in order."""
+        first, last = st.bindings[0].span, st.bindings[-1].span
+        where = first.to(last)
+        target = self.returning_block(st, env)
+        if target is None:
+            self.error(Code.RETURNS_MISMATCH, f"{len(st.bindings)} names are bound, and only a call of a block "
+                                              "returning several values gives several", where,
+                       label="several names bound",
+                       help="call a block declared with `-> (a, b)` alone in the statement, or bind one name: `x = ...`")
+        elif len(target.returns) != len(st.bindings):
+            self.error(Code.RETURNS_MISMATCH, f"{len(st.bindings)} names are bound, and `{target.name}` returns "
+                                              f"{len(target.returns)} value{'s' * (len(target.returns) != 1)}", where,
+                       label=f"{len(st.bindings)} names",
+                       labels=(Label(span=target.name_span, message=f"returns {returns_text(target)}"),))
+        # the chain is elaborated even so, for its own mistakes and the values it reads
+        self.tuple_binding, self.returned = (st.bindings if target is not None else None), None
+        try:
+            flow = self.item_statement(st.model_copy(update={"bindings": ()}), flow, scope, env, items)
+        finally:
+            self.tuple_binding = None
+        returned, self.returned = self.returned, None
+        if target is None or returned is None or len(returned) != len(st.bindings):
+            # bound even so, without a shape, so that neither their readers nor their not being
+            # read is reported on top
+            for name in st.bindings:
+                self.bind_value(name, Flow(None, ()), env)
+                env.values.bound[name.name].used = True
+            return Flow(None, ())
+        for name, value in zip(st.bindings, returned):
+            self.bind_alias(name, value, env)
+        return flow
+
+    def returning_block(self, st: ir.ItemStatement, env: Env) -> ir.BlockDef | None:
+        """The block a statement's chain calls alone, if it returns named values."""
+        if len(st.chain) != 1 or st.chain[0].node not in ("call", "layer"):
+            return None
+        item = st.chain[0]
+        name = item_name(item.name if item.node == "call" else item.kind, env.names)
+        block = self.blocks.get(name)
+        return block if block is not None and block.returns else None
+
+
+def returns_text(block: ir.BlockDef) -> str:
+    return ", ".join(f"`{r.name}`" for r in block.returns)

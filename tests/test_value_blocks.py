@@ -1,0 +1,163 @@
+"""Blocks over several values (`block fuse(c, hi, lo) -> (h2, l2)`, `(h, l) = fuse(8, a, b)`):
+shapes, parameters, MACs and state_dict keys against a hand-written PyTorch computation,
+onnxruntime and the emitted source against PyTorch, receptive fields and activations against the
+gradient oracle, the printer's round trip, and the located diagnostics of calls that pass or bind
+the wrong things."""
+
+import pytest
+from conftest import TESTS
+
+import cnnspec
+from cnnspec.frontend.formatter import format_text
+from cnnspec.frontend.parser import parse_text
+from cnnspec.frontend.printer import print_spec
+
+SPEC = TESTS / "data" / "two_streams.cnn"
+
+
+def reference(w, x):
+    """tests/data/two_streams.cnn written by hand with torch.nn.functional, from its state_dict."""
+    import torch.nn.functional as F
+
+    def fuse(prefix, hi, lo):
+        up = F.interpolate(F.conv2d(lo, w[f"{prefix}.0.weight"], w[f"{prefix}.0.bias"]), scale_factor=2.0)
+        down = F.conv2d(hi, w[f"{prefix}.2.weight"], stride=2, padding=1)
+        down = F.batch_norm(down, w[f"{prefix}.3.running_mean"], w[f"{prefix}.3.running_var"],
+                            w[f"{prefix}.3.weight"], w[f"{prefix}.3.bias"])
+        return hi + up, lo + down
+
+    a = F.relu(F.conv2d(x, w["stem.0.weight"], w["stem.0.bias"], padding=1))
+    b = F.conv2d(a, w["2.weight"], w["2.bias"], stride=2, padding=1)
+    h1, l1 = fuse("3", a, b)
+    h2, l2 = fuse("exchange", h1, l1)
+    return {"h2": h2, "l2": l2}
+
+
+def test_a_block_returning_two_streams_computes_what_pytorch_written_by_hand_computes():
+    torch = pytest.importorskip("torch")
+    network = cnnspec.load(SPEC)
+    assert network.diagnostics == []
+    model = network.to_torch(seed=0).eval()
+    weights = model.state_dict()
+    # each call's layers in its own scope: a position, or the call's label
+    assert {k: tuple(v.shape) for k, v in weights.items() if k.endswith("weight")} == {
+        "stem.0.weight": (8, 3, 3, 3), "2.weight": (8, 8, 3, 3),
+        "3.0.weight": (8, 8, 1, 1), "3.2.weight": (8, 8, 3, 3), "3.3.weight": (8,),
+        "exchange.0.weight": (8, 8, 1, 1), "exchange.2.weight": (8, 8, 3, 3), "exchange.3.weight": (8,)}
+    with torch.no_grad():
+        for name in ("3.3", "exchange.3"):
+            # running statistics away from 0 and 1, so the reference's batch norm is tested
+            weights[f"{name}.running_mean"].uniform_(-1, 1)
+            weights[f"{name}.running_var"].uniform_(0.5, 2)
+    model.load_state_dict(weights)
+    assert network.params == sum(p.numel() for p in model.parameters())
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x)
+        expected = reference(weights, x)
+    assert list(out) == ["h2", "l2"]
+    for name in out:
+        torch.testing.assert_close(out[name], expected[name])
+    assert network.output_shapes == {name: tuple(t.shape[1:]) for name, t in out.items()}
+    # MACs: each conv's weights per output times its output elements, from the tensors PyTorch made
+    outputs = {"stem.0": (8, 32, 32), "2": (8, 16, 16), "3.0": (8, 16, 16), "3.2": (8, 16, 16),
+               "exchange.0": (8, 16, 16), "exchange.2": (8, 16, 16)}
+    assert network.macs == sum(weights[f"{k}.weight"][0].numel() * torch.Size(s).numel() for k, s in outputs.items())
+
+
+def test_onnxruntime_and_the_emitted_source_agree_with_torch():
+    pytest.importorskip("onnxruntime")
+    from test_differential_onnx import check_against_onnxruntime
+    from test_torch_source import emitted_runs_as_to_torch
+
+    spec = parse_text(SPEC.read_text(), SPEC.name)
+    for fold_bn in (False, True):
+        check_against_onnxruntime(spec, None, fold_bn=fold_bn)
+    emitted_runs_as_to_torch(cnnspec.load(SPEC))
+
+
+def test_verify_compares_both_returned_streams():
+    pytest.importorskip("onnxruntime")
+    from click.testing import CliRunner
+
+    from cnnspec.cli import main
+
+    result = CliRunner().invoke(main, ["verify", str(SPEC)])
+    assert result.exit_code == 0, result.output
+    assert "outputs h2 8x32x32, l2 8x16x16" in result.output and "ok" in result.output
+
+
+def test_receptive_fields_and_activations_equal_the_gradient_oracle():
+    pytest.importorskip("torch")
+    from oracle import measure_activations
+    from test_receptive_field_oracle import assert_clean, oracle
+
+    network = cnnspec.load(SPEC)
+    assert {name: figure for name, _, _, figure in network.graph.outputs} == {"h2": "5", "l2": "7"}
+    assert_clean(oracle(network), measure_activations(network, network.name))
+
+
+def test_printing_round_trips():
+    from test_fmt import meaning
+
+    text = SPEC.read_text()
+    assert format_text(text, SPEC.name) == text
+    printed = print_spec(parse_text(text, SPEC.name))
+    assert meaning(printed) == meaning(text)
+    one = "input x: 3x8x8\nblock pick(v) -> w {\n  w = v -> relu\n}\na = relu\npick(a)\n"
+    assert print_spec(parse_text(one, "<spec>")) == one
+
+
+def test_the_summary_says_which_value_feeds_which():
+    network = cnnspec.load(SPEC)
+    rows = {(row.path, row.kind): row.extra for row in network.rows if "reads" in row.extra or "binds" in row.extra}
+    assert rows[("exchange.0", "conv")]["reads"] == ("lo",)
+    assert rows[("exchange.2", "conv")]["reads"] == ("hi",)
+    assert [row.extra["reads"] for row in network.rows if row.path == "exchange"] == [("hi", "up"), ("lo", "down")]
+
+
+def test_a_block_returning_one_value_flows_on_with_it():
+    network = cnnspec.loads("input x: 3x8x8\nblock side(c, v) -> w {\n  w = v -> conv c 1x1\n  relu\n}\n"
+                            "a = maxpool 2x2\nconv 3 3x3 pad=1\nside(5, a)\nconv 2 1x1\n")
+    assert network.diagnostics == []
+    assert network.output_shape == (2, 4, 4)
+
+
+BLOCK = "input x: 3x8x8\nblock fuse(c, hi, lo) -> (h2, l2) {\n  h2 = add(hi, lo)\n  l2 = lo -> conv c 1x1\n}\n"
+
+
+def codes_at(text: str) -> list[tuple[str, int, int]]:
+    try:
+        diagnostics = cnnspec.loads(text).diagnostics
+    except cnnspec.SpecError as error:
+        diagnostics = error.diagnostics
+    return [(d.code, d.span.line, d.span.column) for d in diagnostics]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BLOCK + "a = relu\nb = relu\n(h, l, m) = fuse(3, a, b)\n", [("E154", 8, 2)]),
+    (BLOCK + "a = relu\nb = relu\nfuse(3, a, b)\n", [("E154", 8, 1)]),
+    (BLOCK + "a = relu\n(h, l) = conv 3 1x1\n", [("E154", 7, 2), ("W002", 6, 1)]),
+    (BLOCK + "a = relu\n(h, l) = fuse(3, a, 2)\nadd(h, l)\n", [("E155", 7, 21)]),
+    (BLOCK + "a = relu\nb = relu\n(h, l) = fuse(a, a, b)\nadd(h, l)\n", [("E155", 8, 15)]),
+    (BLOCK + "a = relu\n(h, l) = fuse(3, a, nothing)\nadd(h, l)\n", [("E150", 7, 21)]),
+    ("input x: 3x8x8\nblock two(v) -> (p, q) {\n  p = v -> relu\n}\na = relu\n(h, l) = two(a)\nadd(h, l)\n",
+     [("E156", 2, 21)]),
+])
+def test_mistakes_in_calls_over_values_are_located(text, expected):
+    assert sorted(codes_at(text)) == sorted(expected)
+
+
+def test_an_editor_pairs_each_value_read_in_a_block_with_its_parameter_and_each_return_with_its_binding():
+    from cnnspec.analysis.values import value_mentions
+
+    spec = parse_text(SPEC.read_text(), SPEC.name)
+    blocks = [s for s in spec.statements if s.node == "block"]
+    reads = {(m.name, m.span.line, m.span.column): m.bound_at and (m.bound_at.line, m.bound_at.column)
+             for m in value_mentions(spec, blocks) if not m.binding}
+    # `lo ->` in the body reads the parameter `lo`; `-> (h2, l2)` reads the body's bindings; the
+    # call's arguments (`fuse(8, a, b)`, `lo=l1` of a labelled call) read the caller's values
+    assert reads[("lo", 7, 8)] == (6, 19)
+    assert reads[("h2", 6, 27)] == (8, 3) and reads[("l2", 6, 31)] == (10, 3)
+    assert reads[("a", 16, 20)] == (14, 1) and reads[("b", 16, 23)] == (15, 1)
+    assert reads[("l1", 17, 42)] == (16, 6)
