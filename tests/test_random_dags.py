@@ -130,17 +130,12 @@ class OracleRun:
 
         self.tally = Tally()
         self.coverage = Coverage()
-        self.skipped = 0
 
     def check(self, spec_ir, shapes, index):
         from oracle import measure_activations, measure_outputs
         from test_receptive_field_oracle import assert_clean, grown, oracle
 
         text, network = checked(spec_ir)
-        if len({shape[1:] for shape in network.input_shapes.values()}) > 1:
-            # inputs of different sizes: see test_a_field_over_inputs_of_two_sizes_is_their_extent
-            self.skipped += 1
-            return
         try:
             larger = cnnspec.loads(text, input={name: grown(shape) for name, shape in network.input_shapes.items()})
         except cnnspec.SpecError:
@@ -162,18 +157,14 @@ def test_random_dags_fields_and_activations_equal_the_gradient_oracle():
     pytest.importorskip("torch")
     run = OracleRun()
     assert run_dags(EXAMPLES, run.check) >= EXAMPLES
-    measured = EXAMPLES - run.skipped
-    assert measured >= EXAMPLES // 2
-    assert run.tally.exact > 10 * measured and run.tally.whole > 0 and run.tally.sizes > 0
+    assert run.tally.exact > 10 * EXAMPLES and run.tally.whole > 0 and run.tally.sizes > 0
     run.coverage.assert_seen("add", "several outputs", "from a value")
 
 
-@pytest.mark.xfail(strict=True, reason="with inputs of two sizes, `whole` is the extent of one input, not of the "
-                                       "positions the field reaches in either")
 def test_a_field_over_inputs_of_two_sizes_is_their_extent():
     """Found by the random DAGs: position 7 of `x` (16 long) scaled by a gate pooled over all of
     `y` (5 long) depends on positions 0 to 4 of `y` and 7 of `x`, the extent 0 to 7 on the one
-    grid the README describes; cnnspec calls the field `whole`, of `y`'s 5."""
+    grid the README describes, and position 15 on 0 to 15: the field is 16, not `whole` of `y`'s 5."""
     pytest.importorskip("torch")
     from test_receptive_field_oracle import assert_clean, oracle
 
@@ -196,5 +187,4 @@ def test_many_random_dags_agree_with_torch_onnxruntime_and_the_oracle():
         run.check(spec_ir, shapes, index)
 
     assert run_dags(40 * EXAMPLES, check) >= 40 * EXAMPLES
-    assert run.skipped < 20 * EXAMPLES
     run.coverage.assert_seen(*EVERY_CONSTRUCT)

@@ -375,8 +375,10 @@ class Field_:
     @staticmethod
     def union(fields: list["Field_"], n: int, stacked: bool = False) -> "Field_":
         """At each position, the union of the branches' fields (`stacked`: a concat along the axis
-        that holds positions, which stacks them: the axis holds positions no longer)."""
-        size = fields[0].size
+        that holds positions, which stacks them: the axis holds positions no longer). Branches from
+        inputs of different sizes lie on one grid (position p of each input is p): the union spans
+        the largest, so that `whole` means every position of every input it reaches."""
+        size = max(f.size for f in fields)
         axes = {f.axis for f in fields}
         if len(axes) > 1 or stacked:
             return constant(join_all(f.real_span() for f in fields), 1, size, None)
