@@ -161,3 +161,16 @@ def test_an_editor_pairs_each_value_read_in_a_block_with_its_parameter_and_each_
     assert reads[("h2", 6, 27)] == (8, 3) and reads[("l2", 6, 31)] == (10, 3)
     assert reads[("a", 16, 20)] == (14, 1) and reads[("b", 16, 23)] == (15, 1)
     assert reads[("l1", 17, 42)] == (16, 6)
+
+
+def test_the_readme_example_checks_clean_with_the_shapes_and_keys_it_states():
+    import re
+    import textwrap
+
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    (example,) = [textwrap.dedent(b) for b in re.findall(r"```cnn\n(.*?)```", readme, re.S) if "fuse(c, hi, lo)" in b]
+    network = cnnspec.loads(example)
+    assert network.diagnostics == []
+    assert network.output_shapes == {"h2": (8, 32, 32), "l2": (8, 16, 16)}
+    convs = {row.path for row in network.rows if row.kind == "conv"}
+    assert {"2.0", "exchange.0"} <= convs and "(`2.0.weight`, `exchange.0.weight` below)" in readme
