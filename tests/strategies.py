@@ -496,8 +496,13 @@ class DagNode:
     flags: tuple[str, ...] = ()
     resize_to: int | None = None
     resize: dict | None = None
-    #: values kept wherever this one is, though it does not read them (the module a `use` applies)
+    #: values kept wherever this one is, though it does not read them (the module a `use` applies,
+    #: the other value of a block call returning two)
     after: tuple[int, ...] = ()
+    #: `(r, s) = pairN(p, q)`: on the first of the two values the call returns, the block's name
+    #: (the second value has `returned_with`, the first's index)
+    call: str | None = None
+    returned_with: int | None = None
 
 
 @dataclass
@@ -515,7 +520,8 @@ class DagBuilder(Builder):
     """Grows a spec as a DAG of values (the inputs first): paths from any earlier value, merges of
     two or three values whose shapes are made to agree (by strided convs, upsamplings, adaptive
     pools, or a resize to another value's size), gates computed from one value and multiplied into
-    another, labelled modules applied again to other values (`use`); then one to three named
+    another, labelled modules applied again to other values (`use`), two values through a block
+    that returns two (`exchange`); then one to three named
     outputs, and the values none of them needs dropped (inputs after the first too), so that every
     value left is read."""
 
@@ -748,6 +754,34 @@ class DagBuilder(Builder):
         flags = ("crop",) if op == "crop" else ()
         self.add_node(DagNode(tuple(operands), tuple(out), op="concat" if op == "crop" else op, flags=flags))
 
+    def exchange(self) -> bool:
+        """Two values through a block over values, `(r, s) = pairN(p, q)`, whose body draws a path
+        from each of its value parameters and returns both; False where fewer than two values may."""
+        among = self.mergeable()
+        if len(among) < 2 or among[-1] != len(self.nodes) - 1:
+            return False
+        # the last value drawn goes in, so that what the outputs keep stays kept
+        first = among[-1]
+        second = self.pick([i for i in among if i != first])
+        # named by the values drawn so far: the paths may draw blocks of their own
+        tag = len(self.nodes)
+        name = f"pair{tag}"
+        body, shapes = [], []
+        for value, param, returned in ((first, "p", f"r{tag}"), (second, "q", f"s{tag}")):
+            statements, shape = self.path(self.nodes[value].shape)
+            statements[0] = statements[0].model_copy(update={"source": ir.ValueName(name=param, span=SPAN)})
+            statements[-1] = statements[-1].model_copy(update={"binding": ir.ValueName(name=returned, span=SPAN)})
+            body += statements
+            shapes.append(shape)
+        returns = tuple(ir.ValueName(name=f"{r}{tag}", span=SPAN) for r in "rs")
+        params = tuple(ir.BlockParam(name=p, span=SPAN) for p in "pq")
+        self.blocks.append(ir.BlockDef(name=name, params=params, returns=returns, body=group(body), span=SPAN,
+                                       name_span=SPAN))
+        index = len(self.nodes)
+        self.add_node(DagNode((first, second), shapes[0], call=name, after=(index + 1,)))
+        self.add_node(DagNode((second,), shapes[1], after=(index,), returned_with=index))
+        return True
+
     def grow_path(self, source: int) -> None:
         statements, shape = self.path(self.nodes[source].shape)
         self.add_node(DagNode((source,), shape, tuple(statements)))
@@ -764,6 +798,10 @@ class DagBuilder(Builder):
                 self.module(self.pick(self.mergeable()))
             else:
                 self.grow_path(self.pick(list(range(len(self.nodes)))))
+        # decided by the DAG drawn rather than by a draw of its own, so that the DAGs drawn so far
+        # (and the constructs the tests count on seeing) stay as they were
+        if len(self.nodes) % 2 == 1 and all(n > 0 for n in self.nodes[-1].shape):
+            self.exchange()
 
     # ------------------------------------------------------------ outputs and text
 
@@ -795,10 +833,15 @@ class DagBuilder(Builder):
         kept = self.needed(outputs)
         nodes = self.nodes
         readers = {i: [j for j in kept if i in nodes[j].reads] for i in kept}
+        # both values a block call returns are bound, so each is read: one nothing reads is an output
+        outputs = list(outputs) + [i for i in kept if (nodes[i].call or nodes[i].returned_with is not None)
+                                   and not readers[i] and i not in outputs]
 
         def named(i):
-            if i in outputs or i < self.inputs:
+            if i in outputs or i < self.inputs or nodes[i].call or nodes[i].returned_with is not None:
                 return True
+            if any(nodes[j].call for j in readers[i]):
+                return True  # a call's argument is a value's name
             follows = kept[kept.index(i) + 1] if kept.index(i) + 1 < len(kept) else None
             return any(nodes[j].op is not None or j != follows or nodes[j].reads[0] != i or i in nodes[j].reads[1:]
                        for j in readers[i])
@@ -809,6 +852,15 @@ class DagBuilder(Builder):
         for i in [i for i in kept if i >= self.inputs]:
             node = nodes[i]
             binding = ir.ValueName(name=names[i], span=SPAN) if i in names else None
+            if node.returned_with is not None:
+                continue  # bound by its call's statement, just above
+            if node.call is not None:
+                call = ir.Call(name=node.call, args=tuple(ref(names[j]) for j in node.reads), span=SPAN,
+                               name_span=SPAN)
+                bindings = (binding, ir.ValueName(name=names[i + 1], span=SPAN))
+                statements.append(ir.ItemStatement(bindings=bindings, chain=(call,), span=SPAN))
+                flowing = i + 1  # the last value returned flows on
+                continue
             if node.op is not None:
                 operands = tuple(ir.ValueName(name=names[j], span=SPAN) for j in node.reads)
                 merge = ir.ValueMerge(op=node.op, flags=node.flags, operands=operands, span=SPAN)
@@ -819,7 +871,9 @@ class DagBuilder(Builder):
                     fields = {"size": names[node.resize_to], **node.resize}
                     body.insert(0, statement([write_layer(self.draw, "upsample", fields)]))
                 source = node.reads[0]
-                if source != flowing or (source in names and self.draw(st.booleans())):
+                # a value a call returns is read by its name: it is bound, and the flow alone does not read it
+                returned = nodes[source].call is not None or nodes[source].returned_with is not None
+                if source != flowing or (source in names and (returned or self.draw(st.booleans()))):
                     body[0] = body[0].model_copy(update={"source": ir.ValueName(name=names[source], span=SPAN)})
             body[-1] = body[-1].model_copy(update={"binding": binding})
             statements += body
@@ -851,8 +905,9 @@ def dag_specs(draw):
     the layers' arithmetic gives them): one to three inputs, several values alive at once, paths
     starting from earlier values (`v -> ...`), sums, products and concatenations (cropped or
     not) of two or three values, channel slices and split pieces, resizes to another value's size,
-    labelled modules applied again (`use`), and `output` naming one to three values, some under
-    a name of their own."""
+    labelled modules applied again (`use`), blocks over two values returning two
+    (`(r, s) = pairN(p, q)`), and `output` naming one to three values, some under a name of their
+    own."""
     builder = DagBuilder(draw, draw(dag_input_shapes()))
     builder.grow(draw(st.integers(1, 6)))
     inputs, statements, shapes = builder.render(INPUT_NAMES, builder.outputs())

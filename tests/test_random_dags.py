@@ -40,6 +40,7 @@ def constructs(spec_ir) -> collections.Counter:
         if st.node != "items":
             continue
         found["from a value"] += st.source is not None
+        found["block over values"] += bool(st.bindings)
         for item in st.chain:
             if item.node == "repeat":
                 item = item.item
@@ -68,7 +69,7 @@ class Coverage:
 
 
 EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs",
-                   "several inputs", "use", "resize to a value", "slice or split", "output renamed")
+                   "several inputs", "use", "resize to a value", "slice or split", "output renamed", "block over values")
 
 
 def checked(spec_ir):
