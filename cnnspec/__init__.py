@@ -10,9 +10,9 @@ backends that need them.
 """
 
 from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.version import __version__
 
-__all__ = ["Diagnostic", "Network", "SpecError", "check", "load", "loads"]
-__version__ = "0.1.0"
+__all__ = ["Diagnostic", "Network", "SpecError", "__version__", "check", "load", "loads"]
 #: the façade's names, imported when first used: a module deep in the package (a backend, the
 #: loader) then loads without the façade above it, as the import graph runs one way
 _FACADE = ("Network", "check", "load", "loads")

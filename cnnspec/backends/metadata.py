@@ -126,7 +126,7 @@ def read_labels(path: str, classes: int | None) -> tuple[str, ...]:
 def model_properties(network: "CheckedGraph", precision: str = "float32", preprocessing: Preprocessing | None = None,
                      labels: tuple[str, ...] | None = None) -> dict[str, str]:
     """The metadata of an exported model, by key of `KEYS`, in the table's order."""
-    from cnnspec import __version__
+    from cnnspec.version import __version__
 
     props = {"cnnspec.spec": network.name, "cnnspec.spec_sha256": spec_sha256(network),
              "cnnspec.version": __version__, "cnnspec.input_layout": LAYOUTS[len(network.input_shape) - 1],
