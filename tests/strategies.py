@@ -417,10 +417,11 @@ def specs(draw, kind: str | None = None):
 
 def run_examples(kind: str | None, examples: int, check) -> int:
     """Call `check(spec_ir, output_shape, index)` on `examples` generated specs (with a layer of
-    `kind` in each, if given); the number of checks that passed."""
+    `kind` in each, if given); the number of checks that passed. The same examples every run
+    (derandomized, no example database), as `run_dags` draws them, so a CI run that fails does so again."""
     passed: list[int] = []
 
-    @settings(max_examples=examples, deadline=None, database=None,
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(pair=specs(kind))
     def run(pair):
