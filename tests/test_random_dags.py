@@ -122,6 +122,29 @@ def test_random_dags_print_parse_back_and_format_unchanged():
     assert run_dags(4 * EXAMPLES, check) >= 4 * EXAMPLES
 
 
+#: DAGs the many-DAG run found, on which cnnspec's field and the gradient's disagree; each is a
+#: strict xfail below, so the run goes on over the rest and a fix shows at once
+CROP_OF_A_GATED_CONCAT = """network generated
+input x: 1x3x3x3
+stem: bn
+relu
+v2 = body: relu
+head: channels_first
+v3 = mix: relu
+v2 -> upsample size=v3
+v4 = conv out=3 kernel=1
+avgpool global=true
+conv out=3 kernel=1
+v5 = sigmoid
+v6 = scale(v3, v4, v5)
+v7 = conv out=1 kernel=1
+v8 = concat(v6, v7)
+v9 = concat crop(v8, v5)
+output v9
+"""
+KNOWN_DEFECTS = frozenset({CROP_OF_A_GATED_CONCAT})
+
+
 class OracleRun:
     """The gradient oracle on random DAGs: every row's field and every output's, and the
     activation figures, at a larger input where the spec allows one."""
@@ -137,6 +160,8 @@ class OracleRun:
         from test_receptive_field_oracle import assert_clean, grown, oracle
 
         text, network = checked(spec_ir)
+        if text in KNOWN_DEFECTS:
+            return
         try:
             larger = cnnspec.loads(text, input={name: grown(shape) for name, shape in network.input_shapes.items()})
         except cnnspec.SpecError:
@@ -160,6 +185,16 @@ def test_random_dags_fields_and_activations_equal_the_gradient_oracle():
     assert run_dags(EXAMPLES, run.check) >= EXAMPLES
     assert run.tally.exact > 10 * EXAMPLES and run.tally.whole > 0 and run.tally.sizes > 0
     run.coverage.assert_seen("add", "several outputs", "from a value")
+
+
+@pytest.mark.xfail(strict=True, reason="random DAG #672 of the many-DAG run: at the crop of a concat whose "
+                                       "parts are gated by a global pool, cnnspec's field is (0, 2) (whole), the "
+                                       "gradient's (0, 1) of 3")
+def test_the_crop_of_a_gated_concat_has_the_gradients_field():
+    pytest.importorskip("torch")
+    from test_receptive_field_oracle import assert_clean, oracle
+
+    assert_clean(oracle(cnnspec.loads(CROP_OF_A_GATED_CONCAT)))
 
 
 def test_a_field_over_inputs_of_two_sizes_is_their_extent():
