@@ -18,6 +18,15 @@ def human(value: float) -> str:
     return f"{value:g}"
 
 
+def counted(count: int, noun: str) -> str:
+    """A count with its noun, one spelt out: `one name`, `3 names`.
+
+    >>> counted(1, "name"), counted(3, "name"), counted(0, "value")
+    ('one name', '3 names', '0 values')
+    """
+    return f"one {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def closest(name: str, candidates) -> str | None:
     """The candidate most like `name`, if one is alike enough (difflib's ratio of 0.6 or more).
 

@@ -25,7 +25,7 @@ from cnnspec.analysis.values import Value, value_parameters
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Label
 from cnnspec.graph import SeqNode
-from cnnspec.wording import closest
+from cnnspec.wording import closest, counted
 
 
 class ValueBlocks(Reporting):
@@ -117,16 +117,18 @@ class ValueBlocks(Reporting):
         """`(h, l) = fuse(...)`: the values the call returns bound to the names, in order."""
         first, last = st.bindings[0].span, st.bindings[-1].span
         where = first.to(last)
+        bound = counted(len(st.bindings), "name") + (" is" if len(st.bindings) == 1 else " are")
         target = self.returning_block(st, env)
         if target is None:
-            self.error(Code.RETURNS_MISMATCH, f"{len(st.bindings)} names are bound, and only a call of a block "
-                                              "returning several values gives several", where,
-                       label="several names bound",
-                       help="call a block declared with `-> (a, b)` alone in the statement, or bind one name: `x = ...`")
+            self.error(Code.RETURNS_MISMATCH, f"{bound} bound in brackets, and only a call of a block returning "
+                                              "several values gives them", where,
+                       label=f"{counted(len(st.bindings), 'name')} bound",
+                       help="call a block declared with `-> (a, b)` alone in the statement, or bind one name: "
+                            f"`{st.bindings[0].name} = ...`")
         elif len(target.returns) != len(st.bindings):
-            self.error(Code.RETURNS_MISMATCH, f"{len(st.bindings)} names are bound, and `{target.name}` returns "
-                                              f"{len(target.returns)} value{'s' * (len(target.returns) != 1)}", where,
-                       label=f"{len(st.bindings)} names",
+            self.error(Code.RETURNS_MISMATCH, f"{bound} bound, and `{target.name}` returns "
+                                              f"{counted(len(target.returns), 'value')}", where,
+                       label=counted(len(st.bindings), "name"),
                        labels=(Label(span=target.name_span, message=f"returns {returns_text(target)}"),))
         # the chain is elaborated even so, for its own mistakes and the values it reads
         self.tuple_binding, self.returned = (st.bindings if target is not None else None), None
