@@ -44,15 +44,27 @@ def collapse(rows: list[Row], depth: int | None, scope_blocks: dict[str, str]) -
             last.rf = row.rf
             last.extra["bytes"] += row.activation_bytes
             last.extra.pop("binds", None)
-            last.extra.update({k: row.extra[k] for k in ("binds",) if k in row.extra})
+            last.extra.update(_values_of_call(row, scope, "binds"))
             continue
         kind = scope_blocks.get(scope, "group")
         merged = Row(row.id, scope, kind, row.out_shape, row.params, row.buffers, row.macs, row.rf,
                      depth, row.scopes[:depth], trainable=row.trainable, line=row.line,
-                     extra={"collapsed": scope, "bytes": row.activation_bytes,
-                            **{k: row.extra[k] for k in ("reads", "binds", "uses") if k in row.extra}})
+                     extra={"collapsed": scope, "bytes": row.activation_bytes, **_values_of_call(row, scope)})
         out.append(merged)
     return out
+
+
+def _values_of_call(row: Row, scope: str, *keys: str) -> dict:
+    """What a row folded into `scope` says of named values (`keys` of "reads", "binds", "uses"):
+    at the call of a block over values, the caller's values it is passed and bound to (`from h1,
+    l1; as h2, l2`) rather than the names its body reads and binds them under."""
+    keys = keys or ("reads", "binds", "uses")
+    found = {k: row.extra[k] for k in keys if k in row.extra}
+    for key in ("reads", "binds"):
+        call = row.extra.get(f"call_{key}")
+        if key in keys and call is not None and call[0] == scope:
+            found[key] = call[1]
+    return found
 
 
 def _bytes(row: Row) -> int:

@@ -174,3 +174,27 @@ def test_the_readme_example_checks_clean_with_the_shapes_and_keys_it_states():
     assert network.output_shapes == {"h2": (8, 32, 32), "l2": (8, 16, 16)}
     convs = {row.path for row in network.rows if row.kind == "conv"}
     assert {"2.0", "exchange.0"} <= convs and "(`2.0.weight`, `exchange.0.weight` below)" in readme
+
+
+def test_the_summary_folds_a_call_over_values_into_a_row_of_its_block_in_every_format():
+    import csv
+    import io
+    import json
+
+    pytest.importorskip("torch")
+    network = cnnspec.load(SPEC)
+    parameters = dict(network.to_torch(seed=0).named_parameters())
+    # what PyTorch holds under each call's scope, and the caller's values each call reads and binds
+    expected = {call: (sum(t.numel() for k, t in parameters.items() if k.startswith(call + ".")), reads, binds)
+                for call, reads, binds in (("3", ["a", "b"], "h1, l1"), ("exchange", ["h1", "l1"], "h2, l2"))}
+    layers = {r["name"]: r for r in json.loads(network.summary(format="json", depth=1))["layers"]}
+    for call, (params, reads, binds) in expected.items():
+        assert (layers[call]["kind"], layers[call]["params"]) == ("fuse", params)
+        assert (layers[call]["reads"], layers[call]["binds"]) == (reads, binds)
+    rows = {r["name"]: r for r in csv.DictReader(io.StringIO(network.summary(format="csv", depth=1)))}
+    assert (rows["exchange"]["kind"], rows["exchange"]["values"]) == ("fuse", "from h1, l1; as h2, l2")
+    table = network.summary(depth=1).splitlines()
+    assert any(line.split()[:2] == ["3", "fuse"] and line.endswith("from a, b; as h1, l1") for line in table)
+    assert "| exchange | fuse | 8x16x16 | 664 |" in network.summary(format="markdown", depth=1)
+    # unfolded, the rows still say what the body reads under its parameters' names
+    assert [r.extra.get("reads") for r in network.rows if r.path == "exchange.0"] == [("lo",)]

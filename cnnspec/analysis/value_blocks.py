@@ -34,8 +34,9 @@ class ValueBlocks(Reporting):
     #: the names a statement `(h, l) = ...` binds, while its chain is elaborated; taken by the call
     #: of the block that returns them
     tuple_binding: tuple[ir.ValueName, ...] | None = None
-    #: the values the last call of a block with `-> (...)` returned
+    #: the values the last call of a block with `-> (...)` returned, and the scope of that call
     returned: list[Value] | None = None
+    returned_by: str | None = None
     blocks: dict[str, ir.BlockDef]
     #: each block's value parameters, by the id of its definition
     value_params: dict[int, frozenset[str]]
@@ -90,9 +91,14 @@ class ValueBlocks(Reporting):
             values.bound[name] = Value(name, value.key, value.flow, value.span, used=True)
         inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,), values)
         sub: list = []
+        first_row = len(self.rows)
+        self.scope_blocks[path] = block.name
         with self.inside(Site(item.span)):
             flow = self.statements(block.body.body, flow, self.open_scope(path), inner_env, sub)
             self.check_expects(frame, f"this call of `{block.name}`")
+        if len(self.rows) > first_row and passed:
+            # folded into one row (`summary --depth`), the call reads the caller's values, not its parameters
+            self.rows[first_row].extra["call_reads"] = (path, tuple(value.name for value in passed.values()))
         if not block.returns:
             items.append(SeqNode.model_construct(items=tuple(sub)))
             return flow
@@ -110,7 +116,7 @@ class ValueBlocks(Reporting):
             returned.append(value)
         # the last value returned is the tensor that flows on
         items.append(SeqNode.model_construct(items=(*sub, SeqNode.model_construct(items=(), source=returned[-1].key))))
-        self.returned = returned
+        self.returned, self.returned_by = returned, path
         return returned[-1].flow
 
     def tuple_binding_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
@@ -132,6 +138,7 @@ class ValueBlocks(Reporting):
                        labels=(Label(span=target.name_span, message=f"returns {returns_text(target)}"),))
         # the chain is elaborated even so, for its own mistakes and the values it reads
         self.tuple_binding, self.returned = (st.bindings if target is not None else None), None
+        first_row = len(self.rows)
         try:
             flow = self.item_statement(st.model_copy(update={"bindings": ()}), flow, scope, env, items)
         finally:
@@ -146,6 +153,8 @@ class ValueBlocks(Reporting):
             return Flow(None, ())
         for name, value in zip(st.bindings, returned):
             self.bind_alias(name, value, env)
+        if len(self.rows) > first_row:
+            self.rows[-1].extra["call_binds"] = (self.returned_by, ", ".join(name.name for name in st.bindings))
         return flow
 
     def returning_block(self, st: ir.ItemStatement, env: Env) -> ir.BlockDef | None:
