@@ -198,3 +198,38 @@ def test_the_summary_folds_a_call_over_values_into_a_row_of_its_block_in_every_f
     assert "| exchange | fuse | 8x16x16 | 664 |" in network.summary(format="markdown", depth=1)
     # unfolded, the rows still say what the body reads under its parameters' names
     assert [r.extra.get("reads") for r in network.rows if r.path == "exchange.0"] == [("lo",)]
+
+
+def test_a_call_over_values_spread_with_a_star_gives_its_layers_the_callers_next_positions():
+    """`(h1, l1) = *fuse(8, a, b)` computes what `fuse(8, a, b)` does, its layers at positions 3 to 6
+    of the top level (as an ordinary block spread with `*`), and not in a scope `3` of their own."""
+    torch = pytest.importorskip("torch")
+    from test_torch_source import emitted_runs_as_to_torch
+
+    spread_text = SPEC.read_text().replace("(h1, l1) = fuse(8, a, b)", "(h1, l1) = *fuse(8, a, b)")
+    spread = cnnspec.loads(spread_text)
+    assert spread.diagnostics == []
+    scoped = cnnspec.load(SPEC).to_torch(seed=0).eval()
+    model = spread.to_torch(seed=1).eval()
+    renamed = {"3.0": "3", "3.2": "5", "3.3": "6"}
+    keys = {}
+    for key in scoped.state_dict():
+        layer, _, entry = key.rpartition(".")
+        keys[key] = f"{renamed.get(layer, layer)}.{entry}"
+    assert sorted(model.state_dict()) == sorted(keys.values())
+    model.load_state_dict({keys[k]: v for k, v in scoped.state_dict().items()})
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected, out = scoped(x), model(x)
+    for name in ("h2", "l2"):
+        torch.testing.assert_close(out[name], expected[name])
+    assert (spread.params, spread.macs) == (cnnspec.load(SPEC).params, cnnspec.load(SPEC).macs)
+    # a spread call has no scope to fold into a row of its own; its layers are the top level's
+    assert [r.kind for r in spread.rows if r.path in ("3", "4", "5", "6")] == ["conv", "upsample", "conv", "bn"]
+    emitted_runs_as_to_torch(spread)
+    spec = parse_text(spread_text, "spread.cnn")
+    assert "(h1, l1) = *fuse(8, a, b)" in print_spec(spec)
+    pytest.importorskip("onnxruntime")
+    from test_differential_onnx import check_against_onnxruntime
+
+    check_against_onnxruntime(spec, None, fold_bn=False)

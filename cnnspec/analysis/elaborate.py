@@ -403,7 +403,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
         passed: dict = {}
         names = self.bind_block(item, block, env, passed)
         value_block = self.is_value_block(block)
-        splice = item.node == "call" and item.splice and path is None and not value_block
+        splice = item.node == "call" and item.splice and path is None
         path = path or (None if splice else self.position(scope, item.span))
         if names is None:
             return Flow(None, ())
@@ -413,7 +413,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
         frame = Frame(f"block `{name}`")
         calls = env.calls + ((name, name_span),)
         if value_block:
-            return self.value_block_call(item, block, names, passed, path, flow, env, items, frame, calls)
+            return self.value_block_call(item, block, names, passed, scope, path, flow, env, items, frame, calls)
         with self.inside(Site(item.span)):
             if splice:
                 # the block's items take positions in the enclosing scope

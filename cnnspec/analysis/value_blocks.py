@@ -9,7 +9,9 @@ its last item.
 
 Such a call computes its values in the caller's module (they may be read together, as no single
 tensor leaves it), its layers keep the call's label scope (`fuse1.0.weight`) as a block call's do:
-the call's scope is a container of its layers, not a module with a `forward` of its own.
+the call's scope is a container of its layers, not a module with a `forward` of its own. Spread
+with `*` (`(h, l) = *fuse(8, a, b)`), its layers take the next positions of the enclosing scope
+instead, as those of an ordinary block spread do (`nn.Sequential(*layers)`).
 
 Diagnostics: bindings in a number other than the values returned, or a block returning several
 called without binding them, is E154; a value passed where an expression is expected, or an
@@ -74,10 +76,11 @@ class ValueBlocks(Reporting):
             return False
         return True
 
-    def value_block_call(self, item, block: ir.BlockDef, names: dict, passed: dict[str, Value], path: str,
-                         flow: Flow, env: Env, items: list, frame: Frame, calls) -> Flow:
+    def value_block_call(self, item, block: ir.BlockDef, names: dict, passed: dict[str, Value], scope: Scope,
+                         path: str | None, flow: Flow, env: Env, items: list, frame: Frame, calls) -> Flow:
         """A call of a block over values: its body elaborated in the caller's module with the values
-        passed bound under their parameters' names, its layers under `path`."""
+        passed bound under their parameters' names, its layers under `path`, or with `path` None (a
+        call spread with `*`) at the next positions of `scope`, as a spread block's are."""
         wanted, self.tuple_binding = self.tuple_binding, None
         if len(block.returns) > 1 and wanted is None:
             self.error(Code.RETURNS_MISMATCH, f"`{block.name}` returns {len(block.returns)} values, and they are "
@@ -89,12 +92,15 @@ class ValueBlocks(Reporting):
         values = env.values.spread(block.body.body)
         for name, value in passed.items():
             values.bound[name] = Value(name, value.key, value.flow, value.span, used=True)
-        inner_env = Env(names, flow.shape, env.frames + (frame,), calls, env.scopes + (path,), values)
+        scopes = env.scopes if path is None else env.scopes + (path,)
+        inner_env = Env(names, flow.shape, env.frames + (frame,), calls, scopes, values)
         sub: list = []
         first_row = len(self.rows)
-        self.scope_blocks[path] = block.name
+        if path is not None:
+            self.scope_blocks[path] = block.name
+            scope = self.open_scope(path)
         with self.inside(Site(item.span)):
-            flow = self.statements(block.body.body, flow, self.open_scope(path), inner_env, sub)
+            flow = self.statements(block.body.body, flow, scope, inner_env, sub)
             self.check_expects(frame, f"this call of `{block.name}`")
         if len(self.rows) > first_row and passed:
             # folded into one row (`summary --depth`), the call reads the caller's values, not its parameters
