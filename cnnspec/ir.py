@@ -239,6 +239,10 @@ class Use(Node):
     node: Literal["use"] = "use"
     label: str
     label_span: Span
+    #: `use exchange(h2, lo=l2)`: the values a labelled call of a block over values is applied to
+    #: again, each for the value parameter named in `keys` (None: the next by position)
+    values: tuple[ValueName, ...] = ()
+    keys: tuple[str | None, ...] = ()
     span: Span
 
 

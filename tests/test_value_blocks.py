@@ -4,6 +4,8 @@ onnxruntime and the emitted source against PyTorch, receptive fields and activat
 gradient oracle, the printer's round trip, and the located diagnostics of calls that pass or bind
 the wrong things."""
 
+import json
+
 import pytest
 from conftest import TESTS
 
@@ -15,21 +17,25 @@ from cnnspec.frontend.printer import print_spec
 SPEC = TESTS / "data" / "two_streams.cnn"
 
 
+def fuse_reference(w, prefix, hi, lo):
+    """One call of the spec's `fuse`, its layers' weights under `prefix`, with torch.nn.functional."""
+    import torch.nn.functional as F
+
+    up = F.interpolate(F.conv2d(lo, w[f"{prefix}.0.weight"], w[f"{prefix}.0.bias"]), scale_factor=2.0)
+    down = F.conv2d(hi, w[f"{prefix}.2.weight"], stride=2, padding=1)
+    down = F.batch_norm(down, w[f"{prefix}.3.running_mean"], w[f"{prefix}.3.running_var"],
+                        w[f"{prefix}.3.weight"], w[f"{prefix}.3.bias"])
+    return hi + up, lo + down
+
+
 def reference(w, x):
     """tests/data/two_streams.cnn written by hand with torch.nn.functional, from its state_dict."""
     import torch.nn.functional as F
 
-    def fuse(prefix, hi, lo):
-        up = F.interpolate(F.conv2d(lo, w[f"{prefix}.0.weight"], w[f"{prefix}.0.bias"]), scale_factor=2.0)
-        down = F.conv2d(hi, w[f"{prefix}.2.weight"], stride=2, padding=1)
-        down = F.batch_norm(down, w[f"{prefix}.3.running_mean"], w[f"{prefix}.3.running_var"],
-                            w[f"{prefix}.3.weight"], w[f"{prefix}.3.bias"])
-        return hi + up, lo + down
-
     a = F.relu(F.conv2d(x, w["stem.0.weight"], w["stem.0.bias"], padding=1))
     b = F.conv2d(a, w["2.weight"], w["2.bias"], stride=2, padding=1)
-    h1, l1 = fuse("3", a, b)
-    h2, l2 = fuse("exchange", h1, l1)
+    h1, l1 = fuse_reference(w, "3", a, b)
+    h2, l2 = fuse_reference(w, "exchange", h1, l1)
     return {"h2": h2, "l2": l2}
 
 
@@ -233,3 +239,81 @@ def test_a_call_over_values_spread_with_a_star_gives_its_layers_the_callers_next
     from test_differential_onnx import check_against_onnxruntime
 
     check_against_onnxruntime(spec, None, fold_bn=False)
+
+
+#: tests/data/two_streams.cnn with its labelled call `exchange` applied again to the values it returned
+APPLIED_AGAIN = SPEC.read_text().replace("output h2, l2", "(h3, l3) = use exchange(h2, lo=l2)\noutput h3, l3")
+
+
+def test_a_labelled_call_over_values_applied_again_to_other_values_shares_its_weights():
+    torch = pytest.importorskip("torch")
+    network = cnnspec.loads(APPLIED_AGAIN)
+    assert network.diagnostics == []
+    once = cnnspec.load(SPEC)
+    model = network.to_torch(seed=0).eval()
+    weights = model.state_dict()
+    # one set of keys, the first application's; parameters once, MACs once per application
+    assert list(weights) == list(once.to_torch(seed=0).state_dict())
+    assert network.params == once.params == sum(p.numel() for p in model.parameters())
+    exchange_macs = sum(weights[f"exchange.{k}.weight"][0].numel() * n
+                        for k, n in (("0", 8 * 16 * 16), ("2", 8 * 16 * 16)))
+    assert network.macs == once.macs + exchange_macs
+    with torch.no_grad():
+        weights["exchange.3.running_mean"].uniform_(-1, 1)
+        weights["exchange.3.running_var"].uniform_(0.5, 2)
+    model.load_state_dict(weights)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x)
+        first = reference(weights, x)
+        h3, l3 = fuse_reference(weights, "exchange", first["h2"], first["l2"])
+    assert list(out) == ["h3", "l3"]
+    torch.testing.assert_close(out["h3"], h3)
+    torch.testing.assert_close(out["l3"], l3)
+    assert network.output_shapes == {"h3": (8, 32, 32), "l3": (8, 16, 16)}
+    # the application's rows say `use exchange` and hold no parameters; folded, it is a row of `fuse`
+    applied = network.rows[len(once.rows):]
+    assert [r.path for r in applied] == [r.path for r in once.rows if r.path.startswith("exchange")]
+    assert applied[0].extra["uses"] == "exchange" and sum(r.params for r in applied) == 0
+    folded = [r for r in json.loads(network.summary(format="json", depth=1))["layers"] if r["name"] == "exchange"]
+    assert [(r["kind"], r.get("uses"), r["reads"], r["binds"]) for r in folded] == [
+        ("fuse", None, ["h1", "l1"], "h2, l2"), ("fuse", "exchange", ["h2", "l2"], "h3, l3")]
+
+
+def test_a_call_over_values_applied_again_agrees_in_onnxruntime_the_emitted_source_and_the_printer():
+    pytest.importorskip("onnxruntime")
+    from test_differential_onnx import check_against_onnxruntime
+    from test_fmt import meaning
+    from test_torch_source import emitted_runs_as_to_torch
+
+    spec = parse_text(APPLIED_AGAIN, "again.cnn")
+    for fold_bn in (False, True):
+        check_against_onnxruntime(spec, None, fold_bn=fold_bn)
+    emitted_runs_as_to_torch(cnnspec.loads(APPLIED_AGAIN))
+    printed = print_spec(spec)
+    assert "(h3, l3) = use exchange(h2, lo=l2)" in printed and meaning(printed) == meaning(APPLIED_AGAIN)
+    assert format_text(APPLIED_AGAIN, "again.cnn") == APPLIED_AGAIN
+    # an editor pairs the values a `use` reads with their bindings
+    from cnnspec.analysis.values import value_mentions
+
+    reads = {(m.name, m.span.line): m.bound_at.line for m in value_mentions(spec) if not m.binding}
+    assert reads[("h2", 18)] == reads[("l2", 18)] == 17
+
+
+AGAIN = BLOCK + "a = relu\nb = relu\n(h, l) = ex: fuse(3, a, b)\n"
+
+
+@pytest.mark.parametrize("tail, expected", [
+    ("(h3, l3) = use ex\nadd(h3, l3)\n", [("E120", 9, 12), ("W002", 8, 2), ("W002", 8, 5)]),
+    ("use ex(h, l)\n", [("E154", 9, 1)]),
+    ("(h3, l3) = use ex(h)\nadd(h3, l3)\n", [("E120", 9, 16), ("W002", 8, 5)]),
+    ("(h3, l3) = use ex(h, l, a)\nadd(h3, l3)\n", [("E120", 9, 25)]),
+    ("(h3, l3) = use ex(hi=h, hi=l)\nadd(h3, l3)\n", [("E120", 9, 28), ("W002", 8, 5)]),
+    ("(h3, l3) = use ex(h, nothing)\nadd(h3, l3)\n", [("E150", 9, 22), ("W002", 8, 5)]),
+    ("(h3, l3, m) = use ex(h, l)\nadd(h3, l3)\n", [("E154", 9, 2)]),
+    ("enc: conv 3 1x1\ny = use enc(h)\nadd(y, l)\n", [("E120", 10, 5)]),
+    # the block's parameter shapes follow its first call: applied to 6 channels, E153
+    ("w = a -> conv 6 1x1\n(h3, l3) = use ex(w, w)\nadd(h3, l3, h, l)\n", [("E153", 10, 12)]),
+])
+def test_mistakes_in_applying_a_call_over_values_again_are_located(tail, expected):
+    assert sorted(codes_at(AGAIN + tail)) == sorted(expected)

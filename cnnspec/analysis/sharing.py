@@ -12,11 +12,15 @@ application computes them, and no parameters, buffers or layers, which are the m
 layer must keep its parameters and buffers: the same input rank, the same state shapes (E153, naming
 the `use` and the module's first application otherwise); an unknown label is E152. Warnings raised
 again in an application are those of the first one, not repeated.
+
+A labelled call of a block over values is applied again to other values, `(h3, l3) = use
+exchange(h2, l2)`: its value parameters read the values named where the `use` stands (in its
+module, which computes them), its other arguments are the first call's (`value_blocks`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cnnspec import ir
@@ -52,6 +56,17 @@ def state_signature(node) -> list[tuple]:
             for layer in layers_under(node)]
 
 
+def shared_copy(node):
+    """An application of a module defined earlier, marked so that the backends build nothing for it:
+    a scope or a layer itself; a plain container (a call of a block over values, whose layers run
+    in the caller's module) and every layer and scope in it, which the backends meet one by one."""
+    if node.node == "layer" or (node.node == "seq" and node.scope is not None):
+        return node.model_copy(update={"shared": True})
+    if node.node == "merge":
+        return node.model_copy(update={"branches": tuple(shared_copy(b) for b in node.branches)})
+    return node.model_copy(update={"items": tuple(shared_copy(i) for i in node.items), "shared": True})
+
+
 class Sharing(Reporting):
     #: every labelled module by its path, as first applied (None where that application failed)
     definitions: dict[str, Definition | None]
@@ -82,24 +97,35 @@ class Sharing(Reporting):
             if path not in self.definitions:
                 self.unknown_module(item, path, scope, env)
             return Flow(None, ())
+        block = self.value_block_of(definition)
+        env_of_call = definition.env
+        if block is not None or item.values:
+            values = self.values_applied_again(item, definition, block, env)
+            if values is None:
+                return Flow(None, ())
+            # the call's values are computed where the `use` stands, from the values it names
+            env_of_call = replace(definition.env, values=env.values)
+            self.applied_to = values or None
         if flow.shape is None:
+            self.applied_to = None
             return Flow(None, ())
         sub: list = []
         in_shape, first_row = flow.shape, len(self.rows)
         self.sharing += 1
         try:
             with self.inside(Site(item.span)):
-                flow = self.labelled(path, definition.chain, flow, definition.scope, definition.env, sub,
+                flow = self.labelled(path, definition.chain, flow, definition.scope, env_of_call, sub,
                                      definition.span)
         finally:
             self.sharing -= 1
+            self.applied_to = None
         if not sub or flow.shape is None:
             return Flow(None, ())
         if not self.same_state(definition, sub[-1], item, in_shape):
             return Flow(None, ())
         if len(self.rows) > first_row:
             self.rows[first_row].extra["uses"] = item.label
-        items.append(sub[-1].model_copy(update={"shared": True}))
+        items.append(shared_copy(sub[-1]))
         return flow
 
     def same_state(self, definition: Definition, node, item: ir.Use, in_shape) -> bool:
@@ -110,6 +136,10 @@ class Sharing(Reporting):
             return True
         here = describe_shape(in_shape)
         first = Label(span=definition.span, message=f"first applied here, to {describe_shape(definition.in_shape)}")
+        if item.values:
+            # a call over values: what changed comes from the values passed, not the tensor flowing in
+            here = "the values " + ", ".join(f"`{name.name}`" for name in item.values)
+            first = Label(span=definition.span, message="first applied here")
         changed = next(((a, b) for a, b in zip(old, new) if a != b), None)
         if changed is None or changed[0][:2] != changed[1][:2]:
             message = f"`use {item.label}` on {here} makes other layers than its first application"
@@ -125,8 +155,9 @@ class Sharing(Reporting):
             entry = f"{layer}.{key}" if key else layer
             message = (f"`use {item.label}` on {here} would give `{entry}` the shape {describe_shape(shape)}, "
                        f"where its first application has {describe_shape(before)}")
-            help = ("a shared module keeps its parameters: apply it to inputs its parameters fit (it was first "
-                    f"applied to {describe_shape(definition.in_shape)}), or give this one a module of its own")
+            fit = ("values of the shapes its first application read" if item.values else
+                   f"inputs its parameters fit (it was first applied to {describe_shape(definition.in_shape)})")
+            help = f"a shared module keeps its parameters: apply it to {fit}, or give this one a module of its own"
         self.error(Code.SHARED_MODULE_MISMATCH, message, item.span, label=f"applied again to {here}",
                    labels=(first,), help=help)
         return False

@@ -43,6 +43,10 @@ class ValueBlocks(Reporting):
     #: each block's value parameters, by the id of its definition
     value_params: dict[int, frozenset[str]]
 
+    #: `use exchange(h2, l2)`: the values the labelled call applied again is passed, by value
+    #: parameter, in place of its own arguments; taken by that call's binding
+    applied_to: dict[str, Value] | None = None
+
     def find_value_params(self) -> None:
         self.value_params = {id(block): value_parameters(block) for block in self.blocks.values()}
 
@@ -55,6 +59,11 @@ class ValueBlocks(Reporting):
         """For a value parameter, the value `expr` names, stored in `passed`; for any other, a check
         that `expr` is not a value's name. False once a mistake is reported."""
         is_name = expr.node == "ref" and expr.attr is None
+        if self.applied_to and param.name in self.applied_to:
+            passed[param.name] = self.applied_to.pop(param.name)
+            if not self.applied_to:
+                self.applied_to = None
+            return True
         if param.name in self.value_params[id(block)]:
             if not is_name or expr.name in env.names:
                 self.error(Code.VALUE_ARGUMENT_MISMATCH, f"`{block.name}` reads `{param.name}` as a value, and is "
@@ -83,10 +92,7 @@ class ValueBlocks(Reporting):
         call spread with `*`) at the next positions of `scope`, as a spread block's are."""
         wanted, self.tuple_binding = self.tuple_binding, None
         if len(block.returns) > 1 and wanted is None:
-            self.error(Code.RETURNS_MISMATCH, f"`{block.name}` returns {len(block.returns)} values, and they are "
-                                              "not bound", item.span, label="values not bound",
-                       labels=(Label(span=block.name_span, message=f"returns {returns_text(block)}"),),
-                       help=f"bind them: `({', '.join(r.name for r in block.returns)}) = {block.name}(...)`")
+            self.unbound_returns(block, item.span, f"{block.name}(...)")
             return Flow(None, ())
         # keyed as the caller's own values: they are computed in its module
         values = env.values.spread(block.body.body)
@@ -125,12 +131,19 @@ class ValueBlocks(Reporting):
         self.returned, self.returned_by = returned, path
         return returned[-1].flow
 
+    def unbound_returns(self, block: ir.BlockDef, span: ir.Span, written: str) -> None:
+        """E154 at a call (or an application again, `use exchange(h2, l2)`) whose values are not bound."""
+        self.error(Code.RETURNS_MISMATCH, f"`{block.name}` returns {len(block.returns)} values, and they are "
+                                          "not bound", span, label="values not bound",
+                   labels=(Label(span=block.name_span, message=f"returns {returns_text(block)}"),),
+                   help=f"bind them: `({', '.join(r.name for r in block.returns)}) = {written}`")
+
     def tuple_binding_statement(self, st: ir.ItemStatement, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
         """`(h, l) = fuse(...)`: the values the call returns bound to the names, in order."""
         first, last = st.bindings[0].span, st.bindings[-1].span
         where = first.to(last)
         bound = counted(len(st.bindings), "name") + (" is" if len(st.bindings) == 1 else " are")
-        target = self.returning_block(st, env)
+        target = self.returning_block(st, scope, env)
         if target is None:
             self.error(Code.RETURNS_MISMATCH, f"{bound} bound in brackets, and only a call of a block returning "
                                               "several values gives them", where,
@@ -150,7 +163,7 @@ class ValueBlocks(Reporting):
         finally:
             self.tuple_binding = None
         returned, self.returned = self.returned, None
-        if target is None or returned is None or len(returned) != len(st.bindings):
+        if target is None or returned is None or len(returned) != len(st.bindings) or flow.shape is None:
             # bound even so, without a shape, so that neither their readers nor their not being
             # read is reported on top
             for name in st.bindings:
@@ -163,14 +176,86 @@ class ValueBlocks(Reporting):
             self.rows[-1].extra["call_binds"] = (self.returned_by, ", ".join(name.name for name in st.bindings))
         return flow
 
-    def returning_block(self, st: ir.ItemStatement, env: Env) -> ir.BlockDef | None:
-        """The block a statement's chain calls alone, if it returns named values."""
-        if len(st.chain) != 1 or st.chain[0].node not in ("call", "layer"):
+    def returning_block(self, st: ir.ItemStatement, scope: Scope, env: Env) -> ir.BlockDef | None:
+        """The block a statement's chain calls alone, or applies again (`use exchange(h2, l2)`), if
+        it returns named values."""
+        if len(st.chain) != 1 or st.chain[0].node not in ("call", "layer", "use"):
             return None
         item = st.chain[0]
-        name = item_name(item.name if item.node == "call" else item.kind, env.names)
-        block = self.blocks.get(name)
+        if item.node == "use":
+            block = self.value_block_of(self.definitions.get(scope.join(item.label)))
+        else:
+            block = self.blocks.get(item_name(item.name if item.node == "call" else item.kind, env.names))
         return block if block is not None and block.returns else None
+
+    def value_block_of(self, definition) -> ir.BlockDef | None:
+        """The block over values a labelled module's first application calls, if it is such a call."""
+        if definition is None or len(definition.chain) != 1 or definition.chain[0].node not in ("call", "layer"):
+            return None
+        item = definition.chain[0]
+        block = self.blocks.get(item_name(item.name if item.node == "call" else item.kind, definition.env.names))
+        return block if block is not None and self.is_value_block(block) else None
+
+    def values_applied_again(self, item: ir.Use, definition, block: ir.BlockDef | None,
+                             env: Env) -> dict[str, Value] | None:
+        """`use exchange(h2, lo=l2)`: the values read where the `use` stands, by the value parameter of
+        the labelled call's block each is passed to (by position in the block's order, or by name); the
+        expression parameters keep the call's arguments, as its parameters keep their shapes. None
+        once a mistake is reported (E120)."""
+        where = item.label_span
+        if block is None:
+            for name in item.values:
+                self.read_value(name, env)
+            self.error(Code.BAD_BLOCK_CALL, f"`{item.label}` takes the tensor flowing in, and `use` passes it values",
+                       item.span, label="values passed", labels=(Label(span=definition.span, message="defined here"),),
+                       help=f"only a labelled call of a block over values is applied to values: write "
+                            f"`{item.values[0].name} -> use {item.label}`")
+            return None
+        params = [p.name for p in block.params if p.name in self.value_params[id(block)]]
+        call = definition.chain[0]
+        listed = ", ".join(f"`{p}`" for p in params)
+        if not item.values and params:
+            self.error(Code.BAD_BLOCK_CALL, f"`{item.label}` is a call of `{block.name}`, which reads the values "
+                                            f"{listed}, and `use` passes none", item.span,
+                       label="no values to apply it to", labels=(Label(span=call.span, message="first applied here"),),
+                       help=f"name the values to apply it to again: `use {item.label}({', '.join(params)})`")
+            return None
+        chosen: dict[str, Value] = {}
+        ok = True
+        for position, (key, name) in enumerate(zip(item.keys, item.values)):
+            param = key if key is not None else (params[position] if position < len(params) else None)
+            if param is None or param not in params or param in chosen:
+                if param is None:
+                    message = f"`{block.name}` reads {len(params)} value{'s' * (len(params) != 1)} ({listed}), and " \
+                              f"`use {item.label}` passes {len(item.values)}"
+                elif param in chosen:
+                    message = f"the value parameter `{param}` is passed twice"
+                elif any(p.name == param for p in block.params):
+                    message = (f"`{param}` is an expression parameter of `{block.name}`: an application again keeps "
+                               "the first one's, as its parameters keep their shapes")
+                else:
+                    message = f"`{block.name}` has no value parameter `{param}`"
+                self.error(Code.BAD_BLOCK_CALL, message, name.span, label="not a value parameter to pass",
+                           labels=(Label(span=block.name_span, message=f"reads the values {listed}"),),
+                           help=f"pass one value for each of {listed}, by position or as `{params[0]}=...`"
+                           if params else f"`{block.name}` reads no values: write `use {item.label}`")
+                ok = False
+                continue
+            value = self.read_value(name, env)
+            if value is None:
+                ok = False
+                continue
+            chosen[param] = value
+        missing = [p for p in params if p not in chosen]
+        if ok and missing:
+            self.error(Code.BAD_BLOCK_CALL, f"`use {item.label}` passes no value for `{missing[0]}`", where,
+                       label="applied again", labels=(Label(span=block.name_span, message=f"reads the values {listed}"),),
+                       help=f"pass one value for each of {listed}: `use {item.label}({', '.join(params)})`")
+            ok = False
+        if ok and len(block.returns) > 1 and self.tuple_binding is None:
+            self.unbound_returns(block, item.span, f"use {item.label}(...)")
+            ok = False
+        return chosen if ok else None
 
 
 def returns_text(block: ir.BlockDef) -> str:

@@ -207,6 +207,10 @@ def _item(item, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
     elif node == "value_merge":
         for name in item.operands:
             _read(name, bound, found)
+    elif node == "use":
+        # `use exchange(h2, l2)`: the values a call over values is applied to again
+        for name in item.values:
+            _read(name, bound, found)
     elif node in ("layer", "call"):
         # an option naming a bound value reads it (`upsample size=c1`), as does a block call's
         # argument (`fuse(8, a, b)`); any other name is a block parameter or unknown, which the

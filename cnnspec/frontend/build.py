@@ -358,8 +358,20 @@ class SpecBuilder(Transformer):
         return self._value_merge("concat", children)
 
     def use(self, children):
-        _keyword, label = children
-        return {"node": "use", "label": str(label), "label_span": self._tspan(label), "span": self._span(children)}
+        _keyword, label, passed = children
+        values = _meaningful(passed[1:-1]) if passed is not None else ()
+        return {"node": "use", "label": str(label), "label_span": self._tspan(label),
+                "values": tuple(name for _, name in values), "keys": tuple(key for key, _ in values),
+                "span": self._span(children)}
+
+    def use_values(self, children):
+        # the brackets stay, so that the use's span ends at `)`
+        return tuple(children)
+
+    def use_value(self, children):
+        """(the value parameter named, if written; the value passed)"""
+        key, name = children
+        return (str(key) if key is not None else None), self._value_name(name)
 
     def chain(self, children):
         return tuple(children)

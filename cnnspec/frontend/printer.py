@@ -156,7 +156,8 @@ class Printer:
         if node in ("add", "scale"):
             return attach(Line(f"{node} "), self.group(it.body, depth))
         if node == "use":
-            return [Line(f"use {label_text(it.label)}")]
+            values = ", ".join(name.name if key is None else f"{key}={name.name}" for key, name in zip(it.keys, it.values))
+            return [Line(f"use {label_text(it.label)}" + (f"({values})" if it.values else ""))]
         if node == "value_merge":
             flags = "".join(f" {f}" for f in it.flags)
             return [Line(f"{it.op}{flags}({', '.join(o.name for o in it.operands)})")]
