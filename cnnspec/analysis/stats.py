@@ -26,7 +26,11 @@ branch that pools globally (squeeze-and-excitation's `scale { avgpool global; ..
 merge that field at every position; later layers still step over the main path's grid, but the
 field stays whole. An axis whose positions are rearranged (a `reshape` that moves them,
 `channel_shuffle` or `concat` where positions sit on the channel axis) no longer holds
-positions: like `flatten`, the result is one position that sees them all.
+positions: like `flatten`, the result is one position that sees them all. So is a merge of
+branches laid out differently (one permuted by `channels_first`), whose positions meet on no one
+grid. Such a tensor is followed element by element (`ElementNode`, up to `MAX_TRACKED` elements):
+what a later layer reads of it (a chunk of a flattened vector, the centre a `concat crop` keeps,
+a strided conv's taps) sees what those elements saw.
 """
 
 from __future__ import annotations
@@ -569,45 +573,57 @@ class Channels(Sequence):
         """
         if self.flat is not None or not any(f.axis is not None for f in self.layout):
             return self
-        if product(shape) > MAX_TRACKED:
-            return Channels(((product(shape), tuple(f.gathered(keep_axis=False) for f in self)),))
-        source = self if len(self.segments) == 1 or features in ([0], [len(shape) - 1]) else Channels(((1, tuple(self)),))
         gathered = tuple(f.gathered(keep_axis=False) for f in self)
-        return Channels(((product(shape), gathered),), (source, shape, features, ElementNode(shape)))
+        if product(shape) > MAX_TRACKED:
+            return Channels(((product(shape), gathered),))
+        return Channels(((product(shape), gathered),), self.elements(shape, features))
+
+    def elements(self, shape: tuple[int, ...], features: list[int]) -> "ElementNode | None":
+        """This field as the root of a tensor followed element by element (None past
+        `MAX_TRACKED` elements): its own node if it has one."""
+        if self.flat is not None:
+            return self.flat
+        if product(shape) > MAX_TRACKED:
+            return None
+        # runs of channels on several feature axes are followed as one run
+        source = self if len(self.segments) == 1 or features in ([0], [len(shape) - 1]) else Channels(((1, tuple(self)),))
+        return ElementNode(shape, source=source, features=features)
 
     def read_elements(self, reads: "ElementReads") -> "Channels":
         """A layer on a tensor whose positions were rearranged: what it sees is what the elements
-        it reads came from, followed back to the flattened field."""
-        source, shape, features, node = self.flat
-        return Channels.of_elements(source, shape, features, ElementNode(reads.shape_out, ((node, reads),)),
-                                    tuple(self))
+        it reads came from, followed back to the fields they were flattened from."""
+        return Channels.of_elements(ElementNode(reads.shape_out, ((self.flat, reads),)), tuple(self))
 
     @staticmethod
-    def of_elements(source: "Channels", shape, features, node: "ElementNode", fallback) -> "Channels":
-        """The field of the tensor `node` of a flattened field (`fallback` where the elements read
-        are too many to follow: it sees all)."""
+    def of_elements(node: "ElementNode", fallback: ReceptiveField) -> "Channels":
+        """The field of the tensor `node`, followed element by element (`fallback` where the
+        elements read are too many to follow: it sees all)."""
         count = product(node.shape)
-        mask = node.back((1 << count) - 1) if count <= MAX_TRACKED else None
-        if mask is None:
+        masks = node.back((1 << count) - 1) if count <= MAX_TRACKED else None
+        if masks is None:
             return Channels(((count, fallback),))
-        node.full = mask
-        return Channels(((count, elements_field(source, shape, features, mask)),), (source, shape, features, node))
+        node.full = masks
+        return Channels(((count, elements_field(masks, fallback)),), node)
 
 
 class ElementNode:
-    """A tensor after a flattened field, and which elements of the tensors before it (`edges`:
-    each with the `ElementReads` that say which, None for the same) its elements read."""
+    """A tensor followed element by element, and which elements of the tensors before it (`edges`:
+    each with the `ElementReads` that say which, None for the same) its elements read. A root
+    (no edges) is a field whose positions were rearranged (`flatten`) or whose branches met laid
+    out differently: `source` is that field, of `shape`, its channels on the tensor axes
+    `features`."""
 
-    __slots__ = ("shape", "edges", "full")
+    __slots__ = ("shape", "edges", "full", "source", "features")
 
-    def __init__(self, shape: tuple[int, ...], edges: tuple = ()):
-        self.shape, self.edges = tuple(shape), edges
-        #: the flattened field's elements that all of this tensor's depend on, once known
-        self.full = None if edges else (1 << product(shape)) - 1
+    def __init__(self, shape: tuple[int, ...], edges: tuple = (), source: "Channels | None" = None,
+                 features: list[int] | None = None):
+        self.shape, self.edges, self.source, self.features = tuple(shape), edges, source, features
+        #: the roots' elements that all of this tensor's depend on, once known
+        self.full = None if edges else {self: (1 << product(shape)) - 1}
 
-    def back(self, mask: int) -> int | None:
-        """The flattened field's elements that the elements in `mask` depend on, following every
-        path once (a merge's branches meet again); None where too many to follow."""
+    def back(self, mask: int) -> "dict[ElementNode, int] | None":
+        """The roots' elements that the elements in `mask` depend on, a mask per root, following
+        every path once (a merge's branches meet again); None where too many to follow."""
         order, seen, stack = [], set(), [(self, False)]
         while stack:
             node, done = stack.pop()
@@ -618,11 +634,17 @@ class ElementNode:
                 stack.append((node, True))
                 stack.extend((parent, False) for parent, _ in node.edges)
         masks = {id(self): mask}
-        found = 0
+        found: dict[ElementNode, int] = {}
         for node in reversed(order):
             current = masks.pop(id(node), 0)
-            if not node.edges or node.full is not None and current == (1 << product(node.shape)) - 1:
-                found |= current if not node.edges else node.full
+            if not current:
+                continue
+            if not node.edges:
+                found[node] = found.get(node, 0) | current
+                continue
+            if node.full is not None and current == (1 << product(node.shape)) - 1:
+                for root, full in node.full.items():
+                    found[root] = found.get(root, 0) | full
                 continue
             for parent, reads in node.edges:
                 read = current if reads is None else reads.back(current)
@@ -712,9 +734,22 @@ def ravel(coords, shape: tuple[int, ...]) -> int:
     return index
 
 
-def elements_field(source: "Channels", shape: tuple[int, ...], features: list[int], mask: int) -> ReceptiveField:
-    """What the elements in `mask` of a flattened tensor of `shape` see: each, what the position
-    it came from sees, in the run of features it came from."""
+def elements_field(masks: "dict[ElementNode, int]", fallback: ReceptiveField) -> ReceptiveField:
+    """What the elements in `masks` of the roots see, as one position (along each input axis of
+    `fallback`'s sizes): the union of what each element saw where its root was laid out."""
+    spans = [None] * len(fallback)
+    for root, mask in masks.items():
+        seen = root_spans(root.source, root.shape, root.features, mask)
+        if len(seen) != len(spans):
+            # roots over inputs of different ranks: nothing to follow the axes by
+            return fallback
+        spans = [join(a, b) for a, b in zip(spans, seen)]
+    return tuple(constant(span, 1, f.size, None) for f, span in zip(fallback, spans))
+
+
+def root_spans(source: "Channels", shape: tuple[int, ...], features: list[int], mask: int) -> list:
+    """What the elements in `mask` of a root tensor of `shape` see, along each input axis: each,
+    what the position it came from sees, in the run of features it came from."""
     spans = [None] * len(source)
     if mask == (1 << product(shape)) - 1:
         spans = [f.real_span() if f.axis is not None else f.real(0) for f in source]
@@ -745,7 +780,7 @@ def elements_field(source: "Channels", shape: tuple[int, ...], features: list[in
             fields = source.segments[run][1]
             for a, c in seen:
                 spans[a] = join(spans[a], fields[a].real(c))
-    return tuple(constant(span, 1, f.size, None) for f, span in zip(source.layout, spans))
+    return spans
 
 
 def start_field(spatial: tuple[int, ...], channels: int = 1) -> Channels:
@@ -849,9 +884,10 @@ def merge_fields(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple[in
     present = [(rf, shape) for rf, shape in branches if rf]
     if not present:
         return Channels(())
-    sources = {id(rf.flat[0]) if rf.flat is not None else None for rf, _ in present}
-    if len(sources) == 1 and None not in sources:
-        return merged_elements(present, out, op, crop)
+    if any(rf.flat is not None for rf, _ in present):
+        merged = merged_elements(present, out, op, crop)
+        if merged is not None:
+            return merged
 
     def adjust(fields, shape):
         moved = []
@@ -867,11 +903,16 @@ def merge_fields(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple[in
     adjusted = [Channels(rf.segments).map(lambda fields, shape=shape: adjust(fields, shape)) for rf, shape in present]
     layouts = {tuple(f.axis for f in rf.layout) for rf in adjusted}
     features = [t for t in range(len(out)) if t not in {f.axis for f in adjusted[0].layout}]
-    if len(layouts) > 1 or len(features) != 1 or op == "concat" and features != [0]:
-        # branches laid out differently (their positions meet nowhere: stacked); a concat along an
-        # axis that holds positions (stacked there, united at the others'); channels on several
-        # axes (every channel united)
-        stacked = len(layouts) > 1
+    stacked = len(layouts) > 1
+    if stacked:
+        # branches laid out differently (a permuted one): their positions meet element by element
+        merged = merged_elements(present, out, op, crop)
+        if merged is not None:
+            return merged
+    if stacked or len(features) != 1 or op == "concat" and features != [0]:
+        # too many elements to follow (then one position that sees all: stacked); a concat along
+        # an axis that holds positions (stacked there, united at the others'); channels on
+        # several axes (every channel united)
         fields = tuple(Field_.union([rf[a] for rf in adjusted], out[f.axis] if f.axis is not None else 1,
                                     stacked=stacked or op == "concat" and f.axis == 0)
                        for a, f in enumerate(adjusted[0].layout))
@@ -886,11 +927,17 @@ def merge_fields(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple[in
 
 
 def merged_elements(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple[int, ...], op: str,
-                    crop: bool) -> Channels:
-    """A merge of tensors of one flattened field: each output element reads its branches' (the
-    one its channel came from, for `concat`; broadcast over axes of one, cropped for `crop`)."""
+                    crop: bool) -> Channels | None:
+    """A merge followed element by element: each output element reads its branches' (the one its
+    channel came from, for `concat`; broadcast over axes of one, cropped for `crop`), and a
+    branch not yet followed so becomes a root, as laid out. None where one has too many elements
+    to follow."""
     edges, offset = [], 0
     for rf, shape in branches:
+        held = {f.axis for f in rf.layout}
+        node = rf.elements(shape, [t for t in range(len(shape)) if t not in held])
+        if node is None:
+            return None
         reads = {}
         for axis in range(len(out)):
             if axis == 0 and op == "concat":
@@ -900,10 +947,9 @@ def merged_elements(branches: list[tuple[Channels, tuple[int, ...]]], out: tuple
             elif shape[axis] == 1 and out[axis] != 1:
                 reads[axis] = Sliding(1, 0)
         offset += shape[0]
-        edges.append((rf.flat[3], ElementReads(shape, out, reads) if reads or shape != out else None))
-    source, shape, features, _ = branches[0][0].flat
-    fallback = tuple(Field_.union([rf[a] for rf, _ in branches], 1) for a in range(len(source)))
-    return Channels.of_elements(source, shape, features, ElementNode(out, tuple(edges)), fallback)
+        edges.append((node, ElementReads(shape, out, reads) if reads or shape != out else None))
+    fallback = tuple(Field_.union([rf[a] for rf, _ in branches], 1, stacked=True) for a in range(len(branches[0][0])))
+    return Channels.of_elements(ElementNode(out, tuple(edges)), fallback)
 
 
 def edges(rf: Channels) -> list[int]:
