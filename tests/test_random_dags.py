@@ -228,9 +228,6 @@ def test_a_field_over_inputs_of_two_sizes_is_their_extent():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="open defects this run finds: fields called whole where the gradient reaches part "
-                                        "of an axis (DAGs #672, #682, a branch through channels_first merged with a "
-                                        "gate), and a mismatch at a shared `trunk.0` fed to a block over values")
 def test_many_random_dags_agree_with_torch_onnxruntime_and_the_oracle():
     """Ten times the quick run's examples, each through every check above."""
     pytest.importorskip("onnxruntime")
