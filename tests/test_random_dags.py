@@ -229,7 +229,7 @@ def test_a_field_over_inputs_of_two_sizes_is_their_extent():
 
 @pytest.mark.slow
 def test_many_random_dags_agree_with_torch_onnxruntime_and_the_oracle():
-    """Ten times the quick run's examples, each through every check above."""
+    """Forty times the quick run's examples, each through every check above."""
     pytest.importorskip("onnxruntime")
     from test_differential_onnx import check_against_onnxruntime
     from test_differential_torch import check_against_torch
