@@ -223,12 +223,15 @@ class ValueName(Node):
 
 class ValueMerge(Node):
     """`add(a, b)`, `scale(x, gate)`, `concat [crop] (a, b)`: named values joined, the incoming
-    tensor unused."""
+    tensor unused. `add(hi, lo -> conv 8 1x1)`: an operand may be a chain from its value, the
+    statement `lo -> conv 8 1x1` in `chains` at the operand's index (None for a value read as it
+    is; no `chains` at all where every operand is one)."""
 
     node: Literal["value_merge"] = "value_merge"
     op: Literal["add", "scale", "concat"]
     flags: tuple[str, ...] = ()
     operands: tuple[ValueName, ...]
+    chains: tuple[ItemStatement | None, ...] = ()
     span: Span
 
 

@@ -153,25 +153,39 @@ class Dataflow(Reporting):
         options = tuple(o.model_copy(update={"value": written}) if o is option else o for o in item.options)
         return item.model_copy(update={"options": options}), value.key, ref.name
 
-    def value_merge(self, item: ir.ValueMerge, flow: Flow, env: Env, items: list) -> Flow:
+    def value_merge(self, item: ir.ValueMerge, flow: Flow, scope: Scope, env: Env, items: list) -> Flow:
         """`add(a, b)` sums with broadcasting, `scale(x, gate)` multiplies with broadcasting,
-        `concat [crop] (a, b)` joins along channels."""
+        `concat [crop] (a, b)` joins along channels. An operand that is a chain from a value
+        (`add(hi, lo -> conv 8 1x1)`) is elaborated as the statement `lo -> conv 8 1x1` would be,
+        its layers at the next positions of the scope, before the merge."""
         keyword = keyword_span(item.span, item.op)
         for flag in item.flags:
             if flag != "crop":
                 self.error(Code.UNKNOWN_OPTION, f"`concat` has no option `{flag}`", keyword,
                            help="`concat crop(a, b)` center-crops larger maps to the smallest")
                 return Flow(None, ())
-        found = [self.read_value(operand, env) for operand in item.operands]
+        branches, labels = [], []
+        for operand, chain in zip(item.operands, item.chains or (None,) * len(item.operands)):
+            if chain is None:
+                value = self.read_value(operand, env)
+                reached = value.flow if value is not None else Flow(None, ())
+                branch = [SeqNode.model_construct(items=(), source=value.key)] if value is not None else []
+                described, where = f"`{operand.name}`", operand.span
+            else:
+                branch = []
+                reached = self.dataflow_statement(chain, flow, scope, env, branch)
+                described, where = f"`{operand.name} -> ...`", chain.span
+            branches.append((branch, reached))
+            if reached.shape is not None:
+                labels.append(Label(span=where, message=f"{described} is {describe_shape(reached.shape)}"))
+        if any(reached.shape is None for _, reached in branches):
+            return Flow(None, ())
         if len(item.operands) < 2:
             self.error(Code.EMPTY_STRUCTURE, f"`{item.op}` joins two or more values, and has one", item.span,
                        label="one operand", help=f"name another value: `{item.op}(a, b)`")
             return Flow(None, ())
-        if any(v is None or v.flow.shape is None for v in found):
-            return Flow(None, ())
-        shapes = [v.flow.shape for v in found]
-        labels = tuple(Label(span=o.span, message=f"`{o.name}` is {describe_shape(s)}")
-                       for o, s in zip(item.operands, shapes))
+        shapes = [reached.shape for _, reached in branches]
+        labels = tuple(labels)
         listed = ", ".join(describe_shape(s) for s in shapes)
         crop = "crop" in item.flags
         if item.op == "concat":
@@ -190,7 +204,6 @@ class Dataflow(Reporting):
                            help="each dimension must be equal, or 1 in all but one operand (a 64x1x1 gate "
                                 "scales a 64x28x28 map)")
                 return Flow(None, ())
-        branches = [([SeqNode.model_construct(items=(), source=v.key)], v.flow) for v in found]
         flow = self.merge(MERGE_OPS[item.op], branches, flow, out, item.span, env, items, crop=crop)
         self.rows[-1].extra["reads"] = tuple(o.name for o in item.operands)
         return flow

@@ -293,6 +293,12 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
                 self.error(Code.UNKNOWN_LAYER, f"`{name}` is a parameter holding {describe_value(env.names[name])}, "
                                                "not a block or layer kind", name_span, label="used as an item",
                            help="pass a block or a layer kind by its name, such as `stage(basic, 64)`")
+            elif name in env.values.bound and node == "layer" and not item.args and not item.options:
+                self.error(Code.UNKNOWN_LAYER, f"`{name}` is a named value, not a layer kind or a block", name_span,
+                           label="read as a layer",
+                           help=f"start from it with `{name} -> ...`; in a merge over values, a chain runs on to the "
+                                f"next `name ->` or the `)`, so the values read as they are come first: "
+                                f"`add({name}, other -> ...)`")
             elif self.blocks_complete:
                 self.error(Code.UNKNOWN_LAYER, f"unknown layer or block `{name}`", name_span,
                            label="not a layer kind or a block", help=self.unknown_layer_help(name))
@@ -318,7 +324,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
         if node == "scale":
             return self.scale(item, flow, scope, env, items)
         if node == "value_merge":
-            return self.value_merge(item, flow, env, items)
+            return self.value_merge(item, flow, scope, env, items)
         if node == "use":
             return self.use(item, flow, scope, env, items)
         raise AssertionError(node)

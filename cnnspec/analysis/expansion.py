@@ -88,7 +88,7 @@ class LayerBound:
             return int(name in REGISTRY and not (node == "call" and item.splice))
         if node == "repeat":
             return min(CAP, self.count(item.count, names, in_shape) * self.item(item.item, names, in_shape))
-        if node in ("value_merge", "use"):
+        if node == "use":
             # `use` applies layers counted where they are defined; past the limit it is E124 as it runs
             return 0
         parts = self.parts(item, names, in_shape)
@@ -99,8 +99,8 @@ class LayerBound:
         return min(CAP, sum(self.statements(part, names, in_shape) for part in parts))
 
     def parts(self, item, names: dict, in_shape=None) -> list | None:
-        """The statement lists a structure (a group, `when`, `residual`, `concat`, `add`, `scale`)
-        expands in place, in order; None for a `when` whose condition is not known yet."""
+        """The statement lists a structure (a group, `when`, `residual`, `concat`, `add`, `scale`, a
+        merge over values) expands in place, in order; None for a `when` whose condition is not known yet."""
         node = item.node
         if node == "group":
             return [item.body]
@@ -116,6 +116,9 @@ class LayerBound:
                                                                                          in_shape)
             active = short is not None and condition is not UNKNOWN and bool(condition)
             return [item.main.body] + ([short.body.body] if active else [])
+        if node == "value_merge":
+            # the chains from its operands (`add(hi, lo -> conv 8 1x1)`), each a statement
+            return [tuple(chain for chain in item.chains if chain is not None)]
         # concat, add and scale: each statement of the body is a branch, expanded once
         return [item.body.body]
 

@@ -331,7 +331,7 @@ def odd_channels(ctx: Context) -> Iterator[Finding]:
 #: the fields through which an item holds other items (expressions never name blocks)
 NESTED_ITEMS = {"items": ("chain",), "block": ("body",), "group": ("body",), "repeat": ("item",),
                 "residual": ("main", "shortcut"), "concat": ("body",), "add": ("body",), "scale": ("body",),
-                "when": ("then", "otherwise")}
+                "when": ("then", "otherwise"), "value_merge": ("chains",)}
 
 
 def referenced_names(node) -> Iterator[str]:

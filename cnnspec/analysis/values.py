@@ -100,6 +100,8 @@ def _item_bindings(item, name: str):
             yield from bindings(item.shortcut.body.body, name)
     elif node in ("concat", "add", "scale"):
         yield from bindings(item.body.body, name)
+    elif node == "value_merge":
+        yield from bindings([chain for chain in item.chains if chain is not None], name)
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,11 @@ def _item(item, bound: dict[str, ir.Span], found: list[ValueMention]) -> None:
     elif node in ("concat", "add", "scale"):
         _module(item.body.body, bound, found)
     elif node == "value_merge":
-        for name in item.operands:
+        for name, chain in zip(item.operands, item.chains or (None,) * len(item.operands)):
             _read(name, bound, found)
+            # `add(hi, lo -> conv 8 1x1, upsample size=hi)`: what the chain from an operand reads
+            for inner in chain.chain if chain is not None else ():
+                _item(inner, bound, found)
     elif node == "use":
         # `use exchange(h2, l2)`: the values a call over values is applied to again
         for name in item.values:

@@ -340,13 +340,43 @@ class SpecBuilder(Transformer):
         return self._value_name(children[0])
 
     def operands(self, children):
-        # the brackets count in the merge's span, the names are its operands
-        return {"names": tuple(self._value_name(c) for c in _meaningful(children)), "span": self._span(children)}
+        """The operands of a merge over values, each a value's name and the chain from it (None for
+        none): a chain (`lo -> conv 8 1x1`) takes the pieces after it, up to the next chain, as its
+        items (a name alone among them is a layer: `relu`); an item before any chain starts from no
+        value and is E001."""
+        names, chains = [], []
+        for piece in _meaningful(children):
+            if isinstance(piece, Token):
+                if not chains or chains[-1] is None:
+                    names.append(self._value_name(piece))
+                    chains.append(None)
+                    continue
+                span = self._tspan(piece)
+                piece = {"node": "layer", "kind": str(piece), "span": span, "kind_span": span}
+            elif piece.get("node") == "items":
+                names.append(piece["source"])
+                chains.append(piece)
+                continue
+            if not chains or chains[-1] is None:
+                self.problems.append(Diagnostic(
+                    code=Code.UNEXPECTED_TOKEN, message="an operand of a merge over values starts from a value",
+                    span=ir.Span(**piece["span"]), label="an item, not a value",
+                    help="name the value it runs on: `add(a, b -> conv 8 1x1)`, as a statement's `b -> ...`"))
+                continue
+            chain = chains[-1]
+            chain["chain"] += (piece,)
+            chain["span"] = self._span((chain["source"], piece))
+        # the brackets count in the merge's span
+        return {"names": tuple(names), "chains": tuple(chains) if any(chains) else (), "span": self._span(children)}
+
+    def operand_chain(self, children):
+        source, _arrow, item = children
+        return {"node": "items", "source": self._value_name(source), "chain": (item,), "span": self._span(children)}
 
     def _value_merge(self, op: str, children) -> dict:
         *flags, operands = children[1:]
         return {"node": "value_merge", "op": op, "flags": tuple(str(f) for f in flags), "operands": operands["names"],
-                "span": self._span(children)}
+                "chains": operands["chains"], "span": self._span(children)}
 
     def value_add(self, children):
         return self._value_merge("add", children)

@@ -106,6 +106,25 @@ class Printer:
             lines = join(lines, self.item(item_, depth))
         return lines
 
+    def value_merge(self, it: ir.ValueMerge, depth: int) -> list[Line]:
+        """`add(hi, lo -> conv 8 1x1, upsample size=hi)`: a chain runs on to the next chain or the `)`,
+        so no value read as it is can follow one."""
+        flags = "".join(f" {f}" for f in it.flags)
+        lines = [Line(f"{it.op}{flags}(")]
+        chains = it.chains or (None,) * len(it.operands)
+        for index, (name, chain) in enumerate(zip(it.operands, chains)):
+            if index:
+                lines = join(lines, [Line(", ")])
+            if chain is not None:
+                printed = self.statement(chain, depth)
+                lines = join(lines, [printed[0]._replace(text=printed[0].text.lstrip())] + printed[1:])
+            elif any(c is not None for c in chains[:index]):
+                raise PrintError(f"`{name.name}` after a chain in `{it.op}(...)` would read as one of its layers: "
+                                 "the values read as they are come first")
+            else:
+                lines = join(lines, [Line(name.name)])
+        return join(lines, [Line(")")])
+
     def group(self, g: ir.Group, depth: int) -> list[Line]:
         if not g.body:
             return [Line("{}")]
@@ -159,8 +178,7 @@ class Printer:
             values = ", ".join(name.name if key is None else f"{key}={name.name}" for key, name in zip(it.keys, it.values))
             return [Line(f"use {label_text(it.label)}" + (f"({values})" if it.values else ""))]
         if node == "value_merge":
-            flags = "".join(f" {f}" for f in it.flags)
-            return [Line(f"{it.op}{flags}({', '.join(o.name for o in it.operands)})")]
+            return self.value_merge(it, depth)
         if node == "when":
             lines = attach(Line(f"when ({expr(it.condition)}) "), self.group(it.then, depth))
             if it.otherwise is not None:
