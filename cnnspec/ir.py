@@ -8,7 +8,7 @@ This module imports nothing else of the project.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,44 @@ from pydantic import BaseModel, ConfigDict, Field
 class Node(BaseModel):
     # defer_build: validators are built on first use, keeping `import cnnspec` fast
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    @classmethod
+    def built(cls, **fields):
+        """The node made of `fields` as they are, unvalidated, as `model_construct` makes it, at a
+        fraction of its cost: for the parser, whose values have their types by construction
+        (`cnnspec.frontend.build`); building and running Pydantic's validators for the tree took as
+        long as parsing it. The fields keep the order declared, the defaults filled in."""
+        layout = _LAYOUTS.get(cls) or _layout(cls)
+        values = layout.defaults.copy()  # in the order declared, which `update` keeps
+        values.update(fields)
+        if len(values) != len(layout.defaults):
+            raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(values.keys() - layout.names))}")
+        node = _new(cls)
+        _set_attribute(node, "__dict__", values)
+        # every field is set: one set per class (a copy of the model copies it before changing it)
+        _set_attribute(node, "__pydantic_fields_set__", layout.names)
+        _set_attribute(node, "__pydantic_extra__", None)
+        _set_attribute(node, "__pydantic_private__", None)
+        return node
+
+
+class _Layout(NamedTuple):
+    """A node class's fields in the order declared, each with its default (`PydanticUndefined`
+    where it has none: the parser gives those), and their names."""
+
+    defaults: dict[str, object]
+    names: set[str]
+
+
+_LAYOUTS: dict[type, _Layout] = {}
+_new = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _layout(cls: type[Node]) -> _Layout:
+    fields = cls.model_fields
+    layout = _LAYOUTS[cls] = _Layout({name: field.default for name, field in fields.items()}, set(fields))
+    return layout
 
 
 class Span(Node):
@@ -29,8 +67,8 @@ class Span(Node):
 
     def to(self, other: "Span") -> "Span":
         """The span from the start of `self` to the end of `other`."""
-        return Span(file=self.file, line=self.line, column=self.column,
-                    end_line=other.end_line, end_column=other.end_column)
+        return Span.built(file=self.file, line=self.line, column=self.column,
+                          end_line=other.end_line, end_column=other.end_column)
 
 
 # ---------------------------------------------------------------- expressions

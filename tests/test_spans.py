@@ -88,10 +88,11 @@ def parsable(path):
 
 
 CORPUS = sorted(SPECS.rglob("*.cnn")) + sorted(p for p in (TESTS / "golden").rglob("*.cnn") if parsable(p))
+EVERY_TEXT = pytest.mark.parametrize("text", [p.read_text() for p in CORPUS] + SNIPPETS,
+                                     ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values", "sharing"])
 
 
-@pytest.mark.parametrize("text", [p.read_text() for p in CORPUS] + SNIPPETS,
-                         ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values", "sharing"])
+@EVERY_TEXT
 def test_every_span_is_the_extent_lark_gives_its_rule(text):
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     reference = extents(lark_extents().parse(text))
@@ -105,6 +106,18 @@ def test_every_span_is_the_extent_lark_gives_its_rule(text):
         assert extent in allowed, f"{type(node).__name__} at {extent}: {text.splitlines()[span.line - 1]!r}"
         checked += 1
     assert checked > 0
+
+
+@EVERY_TEXT
+def test_the_unvalidated_nodes_are_what_validation_makes_of_them(text):
+    # the builder makes nodes without Pydantic's validation (`Node.built`): validating the
+    # tree's dump gives the same tree, field for field (the repr tells 1 from 1.0), in the order
+    # declared, and no field is left without a value
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    spec = parse_text(text, "spec.cnn")
+    assert repr(ir.SpecFile.model_validate(spec.model_dump())) == repr(spec)
+    for node in nodes(spec):
+        assert list(node.__dict__) == list(type(node).model_fields), type(node).__name__
 
 
 def test_keyword_led_constructs_start_at_their_keyword():

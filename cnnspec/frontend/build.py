@@ -2,9 +2,10 @@
 
 `SpecBuilder` is Lark's internal transformer: each rule's method runs as the LALR parser
 reduces the rule, so no parse tree is built and walked afterwards, and no recursion is
-involved. Its methods build plain dicts and tuples; the whole file is validated into IR
-models once, at the root (`validate`): one validator for the tree, built once per process,
-and one call into pydantic-core.
+involved. Its methods build the IR's nodes with `Node.built`, unvalidated: every value has its
+type by construction (numbers are parsed here, names are tokens' text), and building and running
+Pydantic's validators for the tree cost more than the parse. What the validation also caught,
+a tree nested too deeply for the checker's recursive passes, `validate` finds (E012).
 
 Spans are worked out here rather than by Lark's `propagate_positions`, which costs about
 half of the parse: a node runs from the start of its first child to the end of its last.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import math
 
 from lark import Token, Transformer
-from pydantic import ValidationError
 
 from cnnspec import ir
 from cnnspec.analysis.expressions import MAX_MAGNITUDE
@@ -79,43 +79,53 @@ def parse_quantity(text: str) -> float:
     return parse_float(text)
 
 
+#: IR levels a spec may nest, counted as pydantic-core counted them when it validated the tree
+#: (every node and span but a shortcut and a block parameter, which its schema inlined): the
+#: depth the checker's recursive passes were written for. A long sum nests once per term.
+MAX_LEVELS = 255
+#: IR levels that nodes with no own characters add: the statement, and the span of its deepest
+#: node. Every other level takes at least one character (an operator, a bracket, a name).
+_LEVELS_WITHOUT_TEXT = 2
+#: nodes that add no level
+_UNCOUNTED = (ir.Shortcut, ir.BlockParam)
+
+
 def validate(statements: list, path: str) -> ir.SpecFile:
-    """The built statements as IR models; E012 where they nest deeper than pydantic-core
-    validates (a few hundred levels: a long sum, say, nests once per term)."""
-    try:
-        return ir.SpecFile.model_validate({"path": path, "statements": statements})
-    except ValidationError as error:
-        # pydantic-core 2.46 reports `recursion_loop`, 2.50 `recursion_depth_exceeded`; the
-        # input is a tree, so either means it nests too deeply
-        deep = [e for e in error.errors(include_url=False, include_context=False, include_input=False)
-                if e["type"].startswith("recursion")]
-        if not deep:
-            raise
-        raise _too_deep(statements, deep[0]["loc"]) from None
+    """The built statements as the file's IR; E012 where they nest deeper than `MAX_LEVELS`."""
+    for statement in statements:
+        span = statement.span
+        if span.line == span.end_line and span.end_column - span.column + _LEVELS_WITHOUT_TEXT <= MAX_LEVELS:
+            continue  # too short to nest too deeply
+        path_down = _too_deep(statement, 0)
+        if path_down is not None:
+            raise _nested_too_deeply(path_down)
+    return ir.SpecFile.built(path=path, statements=tuple(statements))
 
 
-#: node tags of the expressions that nest (`a + b + c` is a binop in a binop)
-_NESTING_EXPRESSIONS = frozenset({"binop", "unary", "func", "conditional", "tuple", "list"})
+#: the expressions that nest (`a + b + c` is a binop in a binop)
+_NESTING_EXPRESSIONS = (ir.BinOp, ir.UnaryOp, ir.Func, ir.Conditional, ir.TupleLit, ir.ListLit)
 
 
-def _too_deep(statements: list, loc: tuple) -> SpecError:
-    """E012 at the outermost expression on the path pydantic-core gave up on, or else at the
-    statement the path runs through."""
-    current, outer, expression = {"statements": statements}, None, None
-    for key in loc:
-        if isinstance(current, dict) and key in current:
-            current = current[key]
-        elif isinstance(key, int) and isinstance(current, (list, tuple)) and key < len(current):
-            current = current[key]
-        else:
-            continue  # a union member's tag
-        if isinstance(current, dict) and "span" in current:
-            outer = outer or current["span"]
-            if expression is None and current.get("node") in _NESTING_EXPRESSIONS:
-                expression = current["span"]
-    span = expression or outer
+def _too_deep(node: ir.Node, depth: int) -> list[ir.Node] | None:
+    """The first path (fields in order) from `node` down to a level beyond `MAX_LEVELS`, `depth`
+    levels above it; None when there is none. The recursion stops there, so it stays shallow."""
+    depth += not isinstance(node, _UNCOUNTED)
+    if depth > MAX_LEVELS:
+        return [node]
+    for value in node.__dict__.values():
+        for child in value if type(value) is tuple else (value,):
+            if isinstance(child, ir.Node):
+                below = _too_deep(child, depth)
+                if below is not None:
+                    return [node, *below]
+    return None
+
+
+def _nested_too_deeply(path_down: list[ir.Node]) -> SpecError:
+    """E012 at the outermost expression that nests on the path, or else at its statement."""
+    where = next((node.span for node in path_down if isinstance(node, _NESTING_EXPRESSIONS)), path_down[0].span)
     return SpecError([Diagnostic(code=Code.SPEC_TOO_LARGE, message="the spec nests too deeply to check",
-                                 span=ir.Span(**span), label="nested too deeply here",
+                                 span=where, label="nested too deeply here",
                                  help="split the expression, or the structure, into named blocks or shorter steps")])
 
 
@@ -137,9 +147,9 @@ def _edge(child, end: bool):
     """(line, column) where a child begins, or with `end` where it ends; None for a placeholder."""
     if isinstance(child, Token):
         return (child.end_line, child.end_column) if end else (child.line, child.column)
-    if isinstance(child, dict):
-        span = child["span"]
-        return (span["end_line"], span["end_column"]) if end else (span["line"], span["column"])
+    if isinstance(child, (ir.Node, dict)):
+        span = child["span"] if isinstance(child, dict) else child.span
+        return (span.end_line, span.end_column) if end else (span.line, span.column)
     if isinstance(child, tuple):
         for item in reversed(child) if end else child:
             found = _edge(item, end)
@@ -148,18 +158,13 @@ def _edge(child, end: bool):
     return None
 
 
-def _is_option(child: dict) -> bool:
-    # expressions carry their `node` tag (the unions' discriminator); options have none
-    return "node" not in child
-
-
 def _meaningful(children) -> list:
     """Children without placeholders and delimiting tokens."""
     return [c for c in children if c is not None and not (isinstance(c, Token) and c.type in _PUNCTUATION)]
 
 
 class SpecBuilder(Transformer):
-    """Rule name -> IR dict. Set `path` before each parse: the spans name the file."""
+    """Rule name -> IR node. Set `path` before each parse: the spans name the file."""
 
     def __init__(self):
         super().__init__(visit_tokens=False)
@@ -178,9 +183,9 @@ class SpecBuilder(Transformer):
             return parse(text)
         except NumberError as error:
             column = token.column + offset
-            span = {"file": self.path, "line": token.line, "column": column, "end_line": token.line,
-                    "end_column": column + len(text)}
-            self.problems.append(Diagnostic(code=Code.INVALID_EXPRESSION, message=str(error), span=ir.Span(**span),
+            span = ir.Span.built(file=self.path, line=token.line, column=column, end_line=token.line,
+                                 end_column=column + len(text))
+            self.problems.append(Diagnostic(code=Code.INVALID_EXPRESSION, message=str(error), span=span,
                                             label=error.label))
             return 0
 
@@ -202,21 +207,26 @@ class SpecBuilder(Transformer):
         return str(label)
 
     # -- spans
-    def _span(self, children) -> dict:
-        """From the first positioned child's start to the last one's end."""
-        for child in children:
-            start = _edge(child, end=False)
+    def _span(self, children) -> ir.Span:
+        """From the first positioned child's start to the last one's end; a node's own span when
+        it is the only positioned child (a statement of one item), as spans are frozen."""
+        for first in children:
+            start = _edge(first, end=False)
             if start is not None:
                 break
-        for child in reversed(children):
-            end = _edge(child, end=True)
+        for last in reversed(children):
+            end = _edge(last, end=True)
             if end is not None:
                 break
-        return {"file": self.path, "line": start[0], "column": start[1], "end_line": end[0], "end_column": end[1]}
+        if first is last:
+            sole = first[0] if type(first) is tuple and len(first) == 1 else first
+            if isinstance(sole, ir.Node):
+                return sole.span
+        return ir.Span.built(file=self.path, line=start[0], column=start[1], end_line=end[0], end_column=end[1])
 
-    def _tspan(self, token: Token) -> dict:
-        return {"file": self.path, "line": token.line, "column": token.column,
-                "end_line": token.end_line, "end_column": token.end_column}
+    def _tspan(self, token: Token) -> ir.Span:
+        return ir.Span.built(file=self.path, line=token.line, column=token.column, end_line=token.end_line,
+                             end_column=token.end_column)
 
     def _expr(self, child):
         """A number, dimensions or string token as its node; nodes pass through."""
@@ -224,13 +234,13 @@ class SpecBuilder(Transformer):
             return child
         kind = child.type
         if kind == "INT":
-            return {"node": "num", "value": self._number(parse_int, child, child), "span": self._tspan(child)}
+            return ir.Num.built(value=self._number(parse_int, child, child), span=self._tspan(child))
         if kind == "FLOAT":
-            return {"node": "num", "value": self._number(parse_float, child, child), "span": self._tspan(child)}
+            return ir.Num.built(value=self._number(parse_float, child, child), span=self._tspan(child))
         if kind == "DIMS":
-            return {"node": "dims", "values": self._dims(child), "span": self._tspan(child)}
+            return ir.Dims.built(values=self._dims(child), span=self._tspan(child))
         if kind == "STRING":
-            return {"node": "str", "value": child[1:-1], "span": self._tspan(child)}
+            return ir.Str.built(value=child[1:-1], span=self._tspan(child))
         raise AssertionError(f"token {kind} is not an expression")
 
     # -- statements
@@ -241,17 +251,17 @@ class SpecBuilder(Transformer):
         return tuple(c for c in children if c is not None)
 
     def network_decl(self, children):
-        return {"node": "network", "name": str(children[1]), "span": self._span(children)}
+        return ir.NetworkDecl.built(name=str(children[1]), span=self._span(children))
 
     def input_decl(self, children):
         _keyword, name, _colon, shape = children
-        return {"node": "input", "name": str(name), "dims": self._dims(shape), "span": self._span(children),
-                "dims_span": self._tspan(shape), "name_span": self._tspan(name)}
+        return ir.InputDecl.built(name=str(name), dims=self._dims(shape), span=self._span(children),
+                                  dims_span=self._tspan(shape), name_span=self._tspan(name))
 
     def block_def(self, children):
         _keyword, name, params, returns, group = children
-        return {"node": "block", "name": str(name), "params": params or (), "returns": returns or (), "body": group,
-                "span": self._span(children), "name_span": self._tspan(name)}
+        return ir.BlockDef.built(name=str(name), params=params or (), returns=returns or (), body=group,
+                                 span=self._span(children), name_span=self._tspan(name))
 
     def block_returns(self, children):
         return tuple(self._value_name(c) for c in children if c.type == "NAME")
@@ -262,13 +272,13 @@ class SpecBuilder(Transformer):
     def block_param(self, children):
         name = children[0]
         default = self._expr(children[1]) if len(children) > 1 and children[1] is not None else None
-        return {"name": str(name), "default": default, "span": self._span(children)}
+        return ir.BlockParam.built(name=str(name), default=default, span=self._span(children))
 
     def output_decl(self, children):
         items = _meaningful(children[1:])
         keys = tuple(key for key, _ in items)
-        return {"node": "output", "names": tuple(name for _, name in items),
-                "keys": keys if any(k is not None for k in keys) else (), "span": self._span(children)}
+        return ir.OutputDecl.built(names=tuple(name for _, name in items),
+                                   keys=keys if any(k is not None for k in keys) else (), span=self._span(children))
 
     def output_item(self, children):
         """(the name it is returned under when written, `"0"` without its quotes; the value read)"""
@@ -279,19 +289,18 @@ class SpecBuilder(Transformer):
         return key, self._value_name(name)
 
     def import_stmt(self, children):
-        return {"node": "import", "path": children[1][1:-1], "span": self._span(children)}
+        return ir.Import.built(path=children[1][1:-1], span=self._span(children))
 
     def expect_shape(self, children):
         _keyword, name, shape = children
-        return {"node": "expect_shape", "metric": str(name), "dims": self._dims(shape), "span": self._span(children)}
+        return ir.ExpectShape.built(metric=str(name), dims=self._dims(shape), span=self._span(children))
 
     def expect_metric(self, children):
         _keyword, name, op, quantity = children
         # the number as written, digit groups included: `expect params == 25_557_032`
         parse = {"QUANTITY": parse_quantity, "INT": lambda t: float(parse_int(t)), "FLOAT": parse_float}[quantity.type]
         value, text = self._number(parse, quantity, quantity), str(quantity)
-        return {"node": "expect_metric", "metric": str(name), "op": str(op), "value": value, "text": text,
-                "span": self._span(children)}
+        return ir.ExpectMetric.built(metric=str(name), op=str(op), value=value, text=text, span=self._span(children))
 
     # -- items
     def label_name(self, children):
@@ -302,7 +311,7 @@ class SpecBuilder(Transformer):
             text = first[1:-1]
             problem = label_problem(text)
             if problem:
-                self.problems.append(Diagnostic(code=Code.INVALID_LABEL, message=problem, span=ir.Span(**self._tspan(first)),
+                self.problems.append(Diagnostic(code=Code.INVALID_LABEL, message=problem, span=self._tspan(first),
                                                 label="not a module name",
                                                 help="a key is names joined by `.`; each holds any characters but `.`, "
                                                      "braces and quotes"))
@@ -315,19 +324,18 @@ class SpecBuilder(Transformer):
 
     def item_stmt(self, children):
         binding, source, label, chain = children
-        statement = {"node": "items", "label": self._label(label),
-                     "label_span": self._tspan(label) if label is not None else None,
+        statement = {"label": self._label(label), "label_span": self._tspan(label) if label is not None else None,
                      "chain": chain, "span": self._span(children)}
-        if binding is not None and "bindings" in binding:
+        if isinstance(binding, dict):
             statement["bindings"] = binding["bindings"]
         elif binding is not None:
             statement["binding"] = binding
         if source is not None:
             statement["source"] = source
-        return statement
+        return ir.ItemStatement.built(**statement)
 
-    def _value_name(self, token: Token) -> dict:
-        return {"name": str(token), "span": self._tspan(token)}
+    def _value_name(self, token: Token) -> ir.ValueName:
+        return ir.ValueName.built(name=str(token), span=self._tspan(token))
 
     def binding(self, children):
         return self._value_name(children[0])
@@ -352,31 +360,33 @@ class SpecBuilder(Transformer):
                     chains.append(None)
                     continue
                 span = self._tspan(piece)
-                piece = {"node": "layer", "kind": str(piece), "span": span, "kind_span": span}
-            elif piece.get("node") == "items":
+                piece = ir.Layer.built(kind=str(piece), span=span, kind_span=span)
+            elif isinstance(piece, dict):  # a chain, `lo -> conv 8 1x1`
                 names.append(piece["source"])
                 chains.append(piece)
                 continue
             if not chains or chains[-1] is None:
                 self.problems.append(Diagnostic(
                     code=Code.UNEXPECTED_TOKEN, message="an operand of a merge over values starts from a value",
-                    span=ir.Span(**piece["span"]), label="an item, not a value",
+                    span=piece.span, label="an item, not a value",
                     help="name the value it runs on: `add(a, b -> conv 8 1x1)`, as a statement's `b -> ...`"))
                 continue
             chain = chains[-1]
             chain["chain"] += (piece,)
             chain["span"] = self._span((chain["source"], piece))
+        chains = [ir.ItemStatement.built(**chain) if chain is not None else None for chain in chains]
         # the brackets count in the merge's span
         return {"names": tuple(names), "chains": tuple(chains) if any(chains) else (), "span": self._span(children)}
 
     def operand_chain(self, children):
+        # the statement's fields, to which `operands` adds the items after it
         source, _arrow, item = children
-        return {"node": "items", "source": self._value_name(source), "chain": (item,), "span": self._span(children)}
+        return {"source": self._value_name(source), "chain": (item,), "span": self._span(children)}
 
-    def _value_merge(self, op: str, children) -> dict:
+    def _value_merge(self, op: str, children) -> ir.ValueMerge:
         *flags, operands = children[1:]
-        return {"node": "value_merge", "op": op, "flags": tuple(str(f) for f in flags), "operands": operands["names"],
-                "chains": operands["chains"], "span": self._span(children)}
+        return ir.ValueMerge.built(op=op, flags=tuple(str(f) for f in flags), operands=operands["names"],
+                                   chains=operands["chains"], span=self._span(children))
 
     def value_add(self, children):
         return self._value_merge("add", children)
@@ -390,9 +400,8 @@ class SpecBuilder(Transformer):
     def use(self, children):
         _keyword, label, passed = children
         values = _meaningful(passed[1:-1]) if passed is not None else ()
-        return {"node": "use", "label": str(label), "label_span": self._tspan(label),
-                "values": tuple(name for _, name in values), "keys": tuple(key for key, _ in values),
-                "span": self._span(children)}
+        return ir.Use.built(label=str(label), label_span=self._tspan(label), values=tuple(name for _, name in values),
+                            keys=tuple(key for key, _ in values), span=self._span(children))
 
     def use_values(self, children):
         # the brackets stay, so that the use's span ends at `)`
@@ -408,39 +417,38 @@ class SpecBuilder(Transformer):
 
     def repeat(self, children):
         item, _star, count = children
-        return {"node": "repeat", "item": item, "count": self._expr(count), "span": self._span(children)}
+        return ir.Repeat.built(item=item, count=self._expr(count), span=self._span(children))
 
     def bare_layer(self, children):
         name = children[0]
         span = self._tspan(name)
-        return {"node": "layer", "kind": str(name), "span": span, "kind_span": span}
+        return ir.Layer.built(kind=str(name), span=span, kind_span=span)
 
     def _arguments(self, args) -> dict:
         """Positional arguments and `key=value` options, each in the order written."""
         args = [self._expr(a) for a in args]
-        return {"args": tuple(a for a in args if not _is_option(a)),
-                "options": tuple(a for a in args if _is_option(a))}
+        return {"args": tuple(a for a in args if type(a) is not ir.Option),
+                "options": tuple(a for a in args if type(a) is ir.Option)}
 
     def layer(self, children):
         name, *args = children
-        return {"node": "layer", "kind": str(name), **self._arguments(args),
-                "span": self._span(children), "kind_span": self._tspan(name)}
+        return ir.Layer.built(kind=str(name), **self._arguments(args), span=self._span(children),
+                              kind_span=self._tspan(name))
 
     def call(self, children):
         name = children[0]
-        return {"node": "call", "name": str(name), **self._arguments(_meaningful(children[1:])),
-                "span": self._span(children), "name_span": self._tspan(name)}
+        return ir.Call.built(name=str(name), **self._arguments(_meaningful(children[1:])), span=self._span(children),
+                             name_span=self._tspan(name))
 
     def splice(self, children):
         inner = children[1]
-        if inner["node"] == "layer":
-            return {"node": "call", "name": inner["kind"], "span": self._span(children),
-                    "name_span": inner["kind_span"], "splice": True}
-        return {**inner, "span": self._span(children), "splice": True}
+        if isinstance(inner, ir.Layer):
+            return ir.Call.built(name=inner.kind, span=self._span(children), name_span=inner.kind_span, splice=True)
+        return inner.model_copy(update={"span": self._span(children), "splice": True})
 
     def option(self, children):
         key, value = children
-        return {"key": str(key), "value": self._expr(value), "span": self._span(children)}
+        return ir.Option.built(key=str(key), value=self._expr(value), span=self._span(children))
 
     kwarg = option
 
@@ -448,17 +456,17 @@ class SpecBuilder(Transformer):
         return children[0]
 
     def group(self, children):
-        return {"node": "group", "body": children[1], "span": self._span(children)}
+        return ir.Group.built(body=children[1], span=self._span(children))
 
     def residual(self, children):
         _keyword, main, shortcut = children
-        return {"node": "residual", "main": main, "shortcut": shortcut, "span": self._span(children)}
+        return ir.Residual.built(main=main, shortcut=shortcut, span=self._span(children))
 
     def shortcut(self, children):
         _keyword, label, _colon, condition, group = children
-        return {"label": str(label) if label is not None else None,
-                "label_span": self._tspan(label) if label is not None else None,
-                "condition": condition, "body": group, "span": self._span(children)}
+        return ir.Shortcut.built(label=str(label) if label is not None else None,
+                                 label_span=self._tspan(label) if label is not None else None,
+                                 condition=condition, body=group, span=self._span(children))
 
     def condition(self, children):
         # `when ( expr )`: the shortcut's span covers it; the condition is its expression
@@ -466,23 +474,21 @@ class SpecBuilder(Transformer):
 
     def concat(self, children):
         *flags, group = children[1:]
-        return {"node": "concat", "flags": tuple(str(f) for f in flags), "body": group, "span": self._span(children)}
+        return ir.Concat.built(flags=tuple(str(f) for f in flags), body=group, span=self._span(children))
 
     def add(self, children):
-        return {"node": "add", "body": children[1], "span": self._span(children)}
+        return ir.Add.built(body=children[1], span=self._span(children))
 
     def scale(self, children):
-        return {"node": "scale", "body": children[1], "span": self._span(children)}
+        return ir.Scale.built(body=children[1], span=self._span(children))
 
     def when(self, children):
         _keyword, _open, condition, _close, then, _else, otherwise = children
-        return {"node": "when", "condition": self._expr(condition), "then": then, "otherwise": otherwise,
-                "span": self._span(children)}
+        return ir.When.built(condition=self._expr(condition), then=then, otherwise=otherwise, span=self._span(children))
 
     # -- expressions
     def _binary(self, op: str, children, left, right):
-        return {"node": "binop", "op": op, "left": self._expr(left), "right": self._expr(right),
-                "span": self._span(children)}
+        return ir.BinOp.built(op=op, left=self._expr(left), right=self._expr(right), span=self._span(children))
 
     def or_op(self, children):
         return self._binary("or", children, children[0], children[1])
@@ -495,40 +501,36 @@ class SpecBuilder(Transformer):
         return self._binary(str(op), children, left, right)
 
     def not_op(self, children):
-        return {"node": "unary", "op": "not", "operand": self._expr(children[1]), "span": self._span(children)}
+        return ir.UnaryOp.built(op="not", operand=self._expr(children[1]), span=self._span(children))
 
     def neg(self, children):
-        return {"node": "unary", "op": "-", "operand": self._expr(children[1]), "span": self._span(children)}
+        return ir.UnaryOp.built(op="-", operand=self._expr(children[1]), span=self._span(children))
 
     def conditional(self, children):
         then, condition, otherwise = (c for c in children if not (isinstance(c, Token) and c.type in ("IF", "ELSE")))
-        return {"node": "conditional", "then": self._expr(then), "condition": self._expr(condition),
-                "otherwise": self._expr(otherwise), "span": self._span(children)}
+        return ir.Conditional.built(then=self._expr(then), condition=self._expr(condition),
+                                    otherwise=self._expr(otherwise), span=self._span(children))
 
     def atom(self, children):
         # `( expr )`: the expression, its span widened to the brackets
-        inner = self._expr(children[1])
-        return {**inner, "span": self._span(children)}
+        return self._expr(children[1]).model_copy(update={"span": self._span(children)})
 
     def true(self, children):
-        return {"node": "bool", "value": True, "span": self._span(children)}
+        return ir.Bool.built(value=True, span=self._span(children))
 
     def false(self, children):
-        return {"node": "bool", "value": False, "span": self._span(children)}
+        return ir.Bool.built(value=False, span=self._span(children))
 
     def ref(self, children):
         name, attr = (children + [None])[:2]
-        return {"node": "ref", "name": str(name), "attr": str(attr) if attr is not None else None,
-                "span": self._span(children)}
+        return ir.Ref.built(name=str(name), attr=str(attr) if attr is not None else None, span=self._span(children))
 
     def func(self, children):
-        return {"node": "func", "name": str(children[0]),
-                "args": tuple(self._expr(a) for a in _meaningful(children[1:])), "span": self._span(children)}
+        return ir.Func.built(name=str(children[0]), args=tuple(self._expr(a) for a in _meaningful(children[1:])),
+                             span=self._span(children))
 
     def tuple(self, children):
-        return {"node": "tuple", "items": tuple(self._expr(a) for a in _meaningful(children)),
-                "span": self._span(children)}
+        return ir.TupleLit.built(items=tuple(self._expr(a) for a in _meaningful(children)), span=self._span(children))
 
     def list(self, children):
-        return {"node": "list", "items": tuple(self._expr(a) for a in _meaningful(children)),
-                "span": self._span(children)}
+        return ir.ListLit.built(items=tuple(self._expr(a) for a in _meaningful(children)), span=self._span(children))
