@@ -4,9 +4,10 @@
 state_dict path (`layer2.0.downsample.0`), its validated parameters (a discriminated union
 of the registry's parameter models), its source span and its input and output shapes.
 
-The elaborator builds these nodes with `model_construct` from parts it has validated already
-(each layer's parameters by its kind's model); validating them again would build the schema
-of the union of every layer kind in each process, a third of a small spec's check time.
+The elaborator builds these nodes unvalidated (`model_construct`, `built`) from parts it has
+validated already (each layer's parameters by its kind's model); validating them again would
+build the schema of the union of every layer kind in each process, a third of a small spec's
+check time.
 `tests/test_api.py` validates the zoo's graphs against the schema.
 """
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cnnspec.analysis.stats import Row, describe_field
 from cnnspec.diagnostics import SourceMap
-from cnnspec.ir import Span
+from cnnspec.ir import Buildable, Span
 from cnnspec.layers import REGISTRY
 
 LayerParams = Annotated[Union[tuple(kind.Params for kind in REGISTRY.values())], Field(discriminator="kind")]
@@ -26,7 +27,7 @@ LayerParams = Annotated[Union[tuple(kind.Params for kind in REGISTRY.values())],
 Shape = tuple[int, ...]
 
 
-class GraphNode(BaseModel):
+class GraphNode(Buildable, BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 

@@ -13,32 +13,37 @@ from typing import Annotated, Literal, NamedTuple, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class Node(BaseModel):
-    # defer_build: validators are built on first use, keeping `import cnnspec` fast
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+class Buildable:
+    """A Pydantic model that can also be made unvalidated, from values of the right types."""
 
     @classmethod
     def built(cls, **fields):
-        """The node made of `fields` as they are, unvalidated, as `model_construct` makes it, at a
-        fraction of its cost: for the parser, whose values have their types by construction
-        (`cnnspec.frontend.build`); building and running Pydantic's validators for the tree took as
-        long as parsing it. The fields keep the order declared, the defaults filled in."""
+        """The model made of `fields` as they are, unvalidated, as `model_construct` makes it, at a
+        fraction of its cost: for the parser and the elaborator, whose values have their types by
+        construction (`cnnspec.frontend.build`); building and running Pydantic's validators for a
+        parsed tree took as long as parsing it. The fields keep the order declared, the defaults
+        filled in."""
         layout = _LAYOUTS.get(cls) or _layout(cls)
         values = layout.defaults.copy()  # in the order declared, which `update` keeps
         values.update(fields)
         if len(values) != len(layout.defaults):
             raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(values.keys() - layout.names))}")
-        node = _new(cls)
-        _set_attribute(node, "__dict__", values)
+        model = _new(cls)
+        _set_attribute(model, "__dict__", values)
         # every field is set: one set per class (a copy of the model copies it before changing it)
-        _set_attribute(node, "__pydantic_fields_set__", layout.names)
-        _set_attribute(node, "__pydantic_extra__", None)
-        _set_attribute(node, "__pydantic_private__", None)
-        return node
+        _set_attribute(model, "__pydantic_fields_set__", layout.names)
+        _set_attribute(model, "__pydantic_extra__", None)
+        _set_attribute(model, "__pydantic_private__", None)
+        return model
+
+
+class Node(Buildable, BaseModel):
+    # defer_build: validators are built on first use, keeping `import cnnspec` fast
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class _Layout(NamedTuple):
-    """A node class's fields in the order declared, each with its default (`PydanticUndefined`
+    """A model class's fields in the order declared, each with its default (`PydanticUndefined`
     where it has none: the parser gives those), and their names."""
 
     defaults: dict[str, object]
@@ -50,7 +55,7 @@ _new = object.__new__
 _set_attribute = object.__setattr__
 
 
-def _layout(cls: type[Node]) -> _Layout:
+def _layout(cls: type[BaseModel]) -> _Layout:
     fields = cls.model_fields
     layout = _LAYOUTS[cls] = _Layout({name: field.default for name, field in fields.items()}, set(fields))
     return layout

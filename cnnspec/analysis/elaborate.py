@@ -481,11 +481,8 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
             # a shared module's parameters and buffers are its first application's
             counts = count_state(())
         node_id = self.new_id()
-        # every field given, the defaults too: model_construct resolves a missing one through
-        # pydantic's default machinery, which takes more than half of its time here
-        items.append(LayerNode.model_construct(node="layer", id=node_id, kind=kind_name, path=path, params=params,
-                                               in_shape=flow.shape, out_shape=out, span=span,
-                                               size_from=resized and size_from, shared=False))
+        items.append(LayerNode.built(id=node_id, kind=kind_name, path=path, params=params, in_shape=flow.shape,
+                                     out_shape=out, span=span, size_from=resized and size_from))
         self.add_row(Row(node_id, path, kind_name, out, counts.params, counts.buffers, macs, rf, len(env.scopes),
                          env.scopes, trainable=counts.trainable, line=span.line), env, span)
         if resized:
