@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from cnnspec import ir
 from cnnspec.diagnostics import SpecError
-from cnnspec.frontend.parser import parse_text
+from cnnspec.frontend import lalr_loop
+from cnnspec.frontend.parser import parse_text, parser
 
 #: IR node class -> the grammar rules (or, for literals, token types) that build it
 RULES = {
@@ -118,6 +119,26 @@ def test_the_unvalidated_nodes_are_what_validation_makes_of_them(text):
     assert repr(ir.SpecFile.model_validate(spec.model_dump())) == repr(spec)
     for node in nodes(spec):
         assert list(node.__dict__) == list(type(node).model_fields), type(node).__name__
+
+
+@EVERY_TEXT
+def test_the_quick_parse_loop_builds_what_larks_parse_builds(text):
+    # `parse_text` runs the loop of cnnspec.frontend.lalr_loop; it must neither fall back to
+    # Lark's parse on a valid text nor build anything else than it
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    lalr = parser()
+    lalr.options.transformer.begin("spec.cnn")
+    by_lark = lalr.parse(text)
+    lalr.options.transformer.begin("spec.cnn")
+    assert lalr_loop.parse(lalr, text) == by_lark
+
+
+@pytest.mark.parametrize("text", ["input x: 3x8x8\nconv 8 3x3 @\n", "input x: 3x8x8\nconv 8 = 3\n", "input x: 3x8x8\n{ relu\n"])
+def test_the_quick_parse_loop_leaves_syntax_errors_to_lark(text):
+    lalr = parser()
+    lalr.options.transformer.begin("spec.cnn")
+    with pytest.raises(lalr_loop.Unparsed):
+        lalr_loop.parse(lalr, text)
 
 
 def test_keyword_led_constructs_start_at_their_keyword():

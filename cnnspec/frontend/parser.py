@@ -16,6 +16,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from cnnspec import ir
 from cnnspec.codes import Code
 from cnnspec.diagnostics import Diagnostic, SpecError
+from cnnspec.frontend import lalr_loop
 from cnnspec.frontend.build import SpecBuilder, validate
 from cnnspec.resources import grammar_path
 
@@ -126,9 +127,8 @@ def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: i
     builder = lalr.options.transformer
     while True:
         current = "\n".join(lines)
-        builder.begin(path)
         try:
-            statements = lalr.parse(current)
+            statements = _parse(lalr, current, path)
             break
         except UnexpectedInput as error:
             diagnostic = describe_syntax_error(error, current, path)
@@ -162,9 +162,8 @@ def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | N
         done = reuse.parts.get(key)
         if done is None:
             first_line, part = key
-            builder.begin(path)
             try:
-                built = lalr.parse("\n" * (first_line - 1) + part)
+                built = _parse(lalr, "\n" * (first_line - 1) + part, path)
             except UnexpectedInput:
                 return None
             if builder.problems:
@@ -174,6 +173,19 @@ def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | N
         statements.extend(done)
     reuse.parts = kept
     return ir.SpecFile.model_construct(path=path, statements=tuple(statements))
+
+
+def _parse(lalr: Lark, text: str, path: str) -> list:
+    """The statements of `text` (from the file `path`), as Lark's parse builds them: by the
+    quick loop of `cnnspec.frontend.lalr_loop`, or where it stops (at a syntax error) by Lark's own
+    parse, which raises Lark's exception."""
+    builder = lalr.options.transformer
+    builder.begin(path)
+    try:
+        return lalr_loop.parse(lalr, text)
+    except lalr_loop.Unparsed:
+        builder.begin(path)
+        return lalr.parse(text)
 
 
 def _braces_of(line: str) -> str:
