@@ -359,12 +359,16 @@ class State:
     stack: tuple = ()
     #: the shape of each named value bound so far, by key
     values: dict = field(default_factory=dict)
+    #: the output shapes of the layers and merges run so far, the last first: (shape, rest) or ()
+    trace: tuple = ()
 
 
 def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
-         finals: list | None = None) -> list[tuple[Piece, Refusal | None]]:
+         finals: list | None = None, traces: list | None = None) -> list[tuple[Piece, Refusal | None]]:
     """Every part of `piece` with the refusal that ends it (None: valid), running `steps` from
-    `shape`, whose sizes are functions of n; the output shapes of the valid parts go to `finals`."""
+    `shape`, whose sizes are functions of n; the output shapes of the valid parts go to `finals`,
+    and to `traces` each valid part with the output shape of every layer and merge on it, in the
+    order they run."""
     pending = [State(0, piece, tuple(shape))]
     outcomes: list[tuple[Piece, Refusal | None]] = []
     visited = 0
@@ -378,6 +382,8 @@ def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
             outcomes.append((state.piece, None))
             if finals is not None:
                 finals.append(state.shape)
+            if traces is not None:
+                traces.append((state.piece, unrolled(state.trace)))
             continue
         op, item = steps[state.step]
         shape, stack, values = state.shape, state.stack, state.values
@@ -398,13 +404,24 @@ def walk(steps, residuals: frozenset, shape, piece: Piece, context: Context,
                 outputs, merge_input, stack = stack[-count:], stack[-count - 1], stack[:-count - 1]
                 shape = run_merge(item, merge_input, outputs, item.id in residuals)
         except Fork as fork:
-            pending += [State(state.step, part, state.shape, state.stack, state.values) for part in reversed(fork.parts)]
+            pending += [State(state.step, part, state.shape, state.stack, state.values, state.trace)
+                        for part in reversed(fork.parts)]
             continue
         except Refused as refused:
             outcomes.append((state.piece, refused.refusal))
             continue
-        pending.append(State(state.step + 1, state.piece, shape, stack, values))
+        trace = (shape, state.trace) if op in ("layer", "merge") and traces is not None else state.trace
+        pending.append(State(state.step + 1, state.piece, shape, stack, values, trace))
     return outcomes
+
+
+def unrolled(trace: tuple) -> list:
+    """A trace's shapes, the first first."""
+    shapes = []
+    while trace:
+        shape, trace = trace
+        shapes.append(shape)
+    return shapes[::-1]
 
 
 # ---------------------------------------------------------------- the valid sizes of one axis
@@ -593,15 +610,17 @@ class InputSizes:
     def as_dict(self) -> dict:
         return {axis.name: axis.constraint.as_dict() for axis in self.axes}
 
-    def output_dims(self, declared) -> list:
-        """The output's per-sample dimensions for a model with symbolic sizes: the declared size
-        where no axis changes it, else a name (`H_out` for an output axis that follows H alone)."""
-        dims = []
-        for position, size in enumerate(declared):
-            followed = [axis.name for axis in self.axes if position in axis.varying]
-            dims.append(size if not followed else f"{''.join(followed)}_out" if len(followed) == 1
-                        else f"out{position}")
-        return dims
+
+def traced_sizes(network, axis: int) -> list[tuple[Piece, list[tuple]]]:
+    """Each valid part of spatial axis `axis` (the others as declared) with the output shape of
+    every layer and merge on it, in the order they run: sizes that vary are `Size`s of that part."""
+    steps, residuals = program(network.graph.body.items), residual_merges(network)
+    context = Context(Piece(1, None, 1))
+    symbolic = list(network.input_shape)
+    symbolic[axis + 1] = Size(context, Fraction(1), Fraction(0))
+    traces: list = []
+    walk(steps, residuals, symbolic, context.piece, context, traces=traces)
+    return traces
 
 
 def input_sizes(network) -> InputSizes:

@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from cnnspec.analysis.sizes import dynamic_sizes
+from cnnspec.analysis.sizes import AXIS_NAMES, dynamic_sizes
 from cnnspec.backends import onnx_dynamic
 from cnnspec.backends.naming import unique_name
+from cnnspec.backends.onnx_dims import DimNames, layer_shapes
 from cnnspec.backends.onnx_shapes import declare_shapes
 from cnnspec.backends.weights import DEFAULT_MEMORY_BUDGET, DrawnWeights, check_budget, prepare_weights
 from cnnspec.codes import Code
@@ -59,7 +60,13 @@ class GraphBuilder:
     initializers: list = field(default_factory=list)
     names: set[str] = field(default_factory=set)
     #: the per-sample shape of each layer's and merge's output tensor, as cnnspec inferred it
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: (with symbolic sizes, `onnx_dims.Dim`s where a size follows the input's), and of the
+    #: tensors inside a lowering whose shape onnx's inference cannot tell
+    shapes: dict[str, tuple] = field(default_factory=dict)
+    #: the shapes of tensors without a batch that onnx's inference cannot tell
+    full_shapes: dict[str, tuple] = field(default_factory=dict)
+    #: with symbolic sizes, the per-sample output shape of the layer being lowered
+    out_shape: tuple = ()
     #: each conv's initializers with a batch norm folded in, by the conv's path
     folded: dict[str, tuple[str, str]] = field(default_factory=dict)
 
@@ -76,9 +83,16 @@ class GraphBuilder:
     def ints(self, name: str, values) -> str:
         return self.constant(name, np.asarray(values, dtype=np.int64), np.int64)
 
-    def op(self, op_type: str, inputs: list[str], output: str, **attributes) -> str:
+    def op(self, op_type: str, inputs: list[str], output: str, shape: tuple | None = None,
+           full_shape: tuple | None = None, **attributes) -> str:
+        """A node of one output; where onnx's inference cannot tell its shape, `shape` (per sample)
+        or `full_shape` (a tensor without a batch: indices, sizes)."""
         output = self.fresh(output)
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attributes))
+        if shape is not None:
+            self.shapes[output] = tuple(shape)
+        if full_shape is not None:
+            self.full_shapes[output] = tuple(full_shape)
         return output
 
     def mean_last(self, x: str, n: int, output: str) -> str:
@@ -101,11 +115,11 @@ class GraphBuilder:
         total = self.op("ReduceSum", [row_sums, self.ints(f"{output}:rows", [2])], f"{output}:sum", keepdims=1)
         return self.op("Div", [total, self.constant(f"{output}:count", float(n))], output)
 
-    def reduce(self, op_type: str, x: str, axes: list[int], output: str) -> str:
+    def reduce(self, op_type: str, x: str, axes: list[int], output: str, shape: tuple | None = None) -> str:
         """ReduceMean / ReduceMax, with axes as an input from opset 18 on."""
         if self.opset >= 18:
-            return self.op(op_type, [x, self.ints(f"{output}:axes", axes)], output, keepdims=1)
-        return self.op(op_type, [x], output, axes=axes, keepdims=1)
+            return self.op(op_type, [x, self.ints(f"{output}:axes", axes)], output, shape=shape, keepdims=1)
+        return self.op(op_type, [x], output, shape=shape, axes=axes, keepdims=1)
 
 
 @dataclass
@@ -175,7 +189,11 @@ def lower_conv(ctx: Context, x: str, folded: Callable[[], tuple[np.ndarray, np.n
             raise ExportError(f"circular padding needs opset 19 or later (`Pad` mode `wrap`), "
                               f"the export asks for opset {b.opset}", ctx.node)
         full = [0, 0] + [v for v, _ in pairs] + [0, 0] + [v for _, v in pairs]
-        x = b.op("Pad", [x, b.ints(f"{ctx.path}:pads", full)], f"{ctx.path}:pad", mode=mode)
+        padded = None
+        if b.dynamic:
+            channels, *spatial = b.shapes[x]
+            padded = (channels, *(n + before + after for n, (before, after) in zip(spatial, pairs)))
+        x = b.op("Pad", [x, b.ints(f"{ctx.path}:pads", full)], f"{ctx.path}:pad", shape=padded, mode=mode)
         pairs = ((0, 0),) * g.rank
     return b.op("Conv", conv_inputs(ctx, x, folded), ctx.path, kernel_shape=list(g.kernel), strides=list(g.stride),
                 pads=onnx_pads(pairs), dilations=list(g.dilation), group=g.groups)
@@ -208,19 +226,30 @@ def lower_deconv(ctx: Context, x: str) -> str:
                     **common)
     ends = [max(pd - op, 0) for pd, op in zip(g.pad, g.output_pad)]
     zeros = [max(op - pd, 0) for pd, op in zip(g.pad, g.output_pad)]
-    y = b.op("ConvTranspose", [x, ctx.weight("weight")], f"{ctx.path}:scatter", pads=list(g.pad) + ends, **common)
+    # with symbolic sizes, the shape of each tensor on the way (onnx's inference cannot add to a size)
+    shape = None
+    if b.dynamic:
+        channels, *spatial = b.out_shape
+        shape = [channels, *(n - count for n, count in zip(spatial, zeros))]
+    y = b.op("ConvTranspose", [x, ctx.weight("weight")], f"{ctx.path}:scatter", pads=list(g.pad) + ends,
+             shape=shape, **common)
     for axis, count in enumerate(zeros, start=2):
         if count:
             # rows no input reaches, built as zeros and joined: onnxruntime's optimiser folds a zero
             # Pad into a following MaxPool's padding, where it would count as minus infinity
             where = f"{ctx.path}:zeros{axis}"
+            row_shape = block_shape = None
+            if shape is not None:
+                row_shape, block_shape = list(shape), list(shape)
+                row_shape[axis - 1], block_shape[axis - 1] = 1, count
+                shape[axis - 1] = shape[axis - 1] + count
             row = b.op("Slice", [y, b.ints(f"{where}:start", [0]), b.ints(f"{where}:end", [1]),
-                                 b.ints(f"{where}:axis", [axis])], f"{where}:row")
-            row = b.op("Mul", [row, b.constant(f"{where}:zero", 0.0)], f"{where}:zero_row")
-            shape = [1] * (2 + g.rank)
-            shape[axis] = count
-            block = b.op("Expand", [row, b.ints(f"{where}:shape", shape)], where)
-            y = b.op("Concat", [y, block], f"{where}:joined", axis=axis)
+                                 b.ints(f"{where}:axis", [axis])], f"{where}:row", shape=row_shape)
+            row = b.op("Mul", [row, b.constant(f"{where}:zero", 0.0)], f"{where}:zero_row", shape=row_shape)
+            expand = [1] * (2 + g.rank)
+            expand[axis] = count
+            block = b.op("Expand", [row, b.ints(f"{where}:shape", expand)], where, shape=block_shape)
+            y = b.op("Concat", [y, block], f"{where}:joined", shape=shape, axis=axis)
     if not p.bias:
         return b.op("Identity", [y], ctx.path)
     bias = b.op("Reshape", [ctx.weight("bias"), b.ints(f"{ctx.path}:per_channel", [g.out_channels] + [1] * g.rank)],
@@ -240,7 +269,7 @@ def lower_upsample(ctx: Context, x: str) -> str:
         like = ctx.values[ctx.node.size_from]
         sizes = onnx_dynamic.spatial_sizes(b, like, len(spatial), f"{ctx.path}:like")
         if p.mode == "nearest":
-            return onnx_dynamic.nearest_to_size(ctx, x, sizes)
+            return onnx_dynamic.nearest_to_size(ctx, x, sizes, b.shapes[like][1:])
         return resize_to(ctx, x, sizes, resize_attributes(p))
     if b.dynamic and p.mode == "nearest" and to_size:
         return onnx_dynamic.nearest_to_size(ctx, x)
@@ -497,7 +526,8 @@ def lower_groupnorm(ctx: Context, x: str) -> str:
     """Normalise each group (over a (N, G, rest) view), then scale and shift per channel, as
     PyTorch defines group norm."""
     p, b = ctx.node.params, ctx.builder
-    grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped")
+    grouped = b.op("Reshape", [x, b.ints(f"{ctx.path}:grouped_shape", [0, p.groups, -1])], f"{ctx.path}:grouped",
+                   shape=onnx_dynamic.grouped_shape(b, x, p.groups) if b.dynamic else None)
     y = normalise_rows(ctx, grouped, p.groups, math.prod(ctx.node.in_shape) // p.groups, p.eps)
     return scale_per_channel(ctx, unview(ctx, y, x, "ungrouped"))
 
@@ -519,10 +549,11 @@ def lower_lrn(ctx: Context, x: str) -> str:
     # (N, 1, C, positions): a 2D pool slides the window along the channels
     lifted_shape = (onnx_dynamic.shape_with_channels(b, x, [0, 1], [-1], f"{path}:lifted_shape") if b.dynamic
                     else b.ints(f"{path}:lifted_shape", [0, 1, c, -1]))
-    lifted = b.op("Reshape", [square, lifted_shape], f"{path}:lifted")
+    lifted_dims = onnx_dynamic.split_shape(b, x, 1) if b.dynamic else None
+    lifted = b.op("Reshape", [square, lifted_shape], f"{path}:lifted", shape=lifted_dims)
     before, after = p.size // 2, (p.size - 1) // 2
-    mean = b.op("AveragePool", [lifted], f"{path}:window_mean", kernel_shape=[p.size, 1], strides=[1, 1],
-                pads=[before, 0, after, 0], count_include_pad=1)
+    mean = b.op("AveragePool", [lifted], f"{path}:window_mean", shape=lifted_dims, kernel_shape=[p.size, 1],
+                strides=[1, 1], pads=[before, 0, after, 0], count_include_pad=1)
     if b.dynamic:
         mean = onnx_dynamic.reshape_like(b, mean, x, f"{path}:mean")
     else:
@@ -635,9 +666,11 @@ def lower_channel_shuffle(ctx: Context, x: str) -> str:
         groups = onnx_dynamic.shape_with_channels(b, x, [0, g], [-1], f"{ctx.path}:split_shape", divide=g)
     else:
         groups = b.ints(f"{ctx.path}:split", [0, g, c // g, *spatial])
-    split = b.op("Reshape", [x, groups], f"{ctx.path}:split")
+    split_shape = onnx_dynamic.split_shape(b, x, g) if b.dynamic else None
+    split = b.op("Reshape", [x, groups], f"{ctx.path}:split", shape=split_shape)
     perm = [0, 2, 1, *range(3, 3 + len(spatial))]
-    swapped = b.op("Transpose", [split], f"{ctx.path}:swapped", perm=perm)
+    swapped = b.op("Transpose", [split], f"{ctx.path}:swapped", perm=perm,
+                   shape=(split_shape[1], split_shape[0], split_shape[2]) if b.dynamic else None)
     if b.dynamic:
         return onnx_dynamic.reshape_like(b, swapped, x, ctx.path)
     return b.op("Reshape", [swapped, b.ints(f"{ctx.path}:merged", [0, c, *spatial])], ctx.path)
@@ -724,6 +757,16 @@ class Lowerer:
     values: dict[str, str] = field(default_factory=dict)
     #: the convs folded with the normalisation after them (see `foldable_convs`)
     foldable: frozenset[str] = frozenset()
+    #: with symbolic sizes, the output shape of every layer and merge in the order they run
+    #: (`onnx_dims.layer_shapes`); the layers' own `out_shape` otherwise
+    symbolic_shapes: list | None = None
+    runs: int = 0
+
+    def record(self, x: str, item, runs: int = 1) -> None:
+        """The shape of the tensor a layer or merge (or a conv with its normalisation, two runs) made."""
+        self.runs += runs
+        self.builder.shapes[x] = (item.out_shape if self.symbolic_shapes is None
+                                  else tuple(self.symbolic_shapes[self.runs - 1]))
 
     def sequence(self, items, x: str) -> str:
         items = opened(items, scopes=True)
@@ -740,15 +783,19 @@ class Lowerer:
                 continue
             if item.node == "merge":
                 x = self.merge(item, x)
+                self.record(x, item)
             else:
                 following = items[index + 1] if index + 1 < len(items) else None
+                if self.symbolic_shapes is not None:
+                    self.builder.out_shape = tuple(self.symbolic_shapes[self.runs])
                 if self.fold_bn and item.path in self.foldable:
                     ctx = Context(self.builder, self.weights, item)
                     x = lower_conv(ctx, x, folded=lambda ctx=ctx, bn=following: fold_batch_norm(ctx, bn, self.weights))
                     index += 1
+                    self.record(x, following, runs=2)
                 else:
                     x = LOWERINGS[item.kind](Context(self.builder, self.weights, item, self.values), x)
-            self.builder.shapes[x] = item.out_shape
+                    self.record(x, item)
             index += 1
         return x
 
@@ -758,7 +805,8 @@ class Lowerer:
         name = merge.path or "merge"
         if merge.op == "concat":
             if merge.crop and b.dynamic:
-                outputs = onnx_dynamic.crop(b, outputs, len(merge.out_shape) - 1, f"{name}")
+                # the merge's own shape is the next one recorded, after its branches'
+                outputs = onnx_dynamic.crop(b, outputs, self.symbolic_shapes[self.runs], f"{name}")
             elif merge.crop:
                 outputs = self.crop(outputs, merge)
             return b.op("Concat", outputs, f"{name}:concat", axis=1)
@@ -847,6 +895,10 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
     input_name = builder.fresh(graph.input_name)
     lowerer = Lowerer(builder, weights, fold_bn, network.input_shape,
                       foldable=foldable_convs(graph.body.items) if fold_bn else frozenset())
+    builder.shapes[input_name] = network.input_shape
+    if sizes is not None:
+        input_shape, lowerer.symbolic_shapes = layer_shapes(network)
+        builder.shapes[input_name] = tuple(input_shape)
     # one graph input per declared input, named as declared; the later ones are values by key
     later_inputs = [(builder.fresh(name), key, shape) for name, key, shape in graph.inputs[1:]]
     for tensor, key, shape in later_inputs:
@@ -862,33 +914,51 @@ def to_onnx(network: "CheckedGraph", weights: dict | None = None, opset: int = D
                                     else f"export with a newer opset (up to {MAX_OPSET})")],
                         network.sources) from None
     dim = batch if batch is not None else "N"
-    input_dims = list(network.input_shape)
-    if sizes is not None:
-        input_dims[1:] = [axis.name for axis in sizes.axes]
     if graph.outputs:
         # one graph output per declared output, in order, each an Identity of its value's tensor
         for name, key, _, _ in graph.outputs:
             builder.nodes.append(helper.make_node("Identity", [lowerer.values[key]], [name], name=name))
-        named = [(name, shape) for name, _, shape, _ in graph.outputs]
+            builder.shapes[name] = builder.shapes[lowerer.values[key]]
+        named = [name for name, _, _, _ in graph.outputs]
     else:
-        named = [(name_output(builder, output, input_name), network.output_shape)]
-    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [dim, *input_dims])]
+        shape = builder.shapes[output]
+        named = [name_output(builder, output, input_name)]
+        builder.shapes[named[0]] = shape
+    if sizes is None:
+        full = {name: [dim, *shape] for name, shape in builder.shapes.items()}
+    else:
+        full = named_dims(builder.shapes, builder.full_shapes, dim, AXIS_NAMES[len(network.input_shape) - 1])
+    inputs = [helper.make_tensor_value_info(input_name, TensorProto.FLOAT,
+                                            full.get(input_name, [dim, *network.input_shape]))]
     inputs += [helper.make_tensor_value_info(tensor, TensorProto.FLOAT, [dim, *shape]) for tensor, _, shape in later_inputs]
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT,
-                                             [dim, *(sizes.output_dims(shape) if sizes is not None else shape)])
-               for name, shape in named]
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, full[name]) for name in named]
     model.graph.node.extend(builder.nodes)
     model.graph.input.extend(inputs)
     model.graph.output.extend(outputs)
-    if sizes is None:
-        declare_shapes(model, {name: [dim, *shape] for name, shape in builder.shapes.items()})
-    else:
-        # shapes that follow the input's sizes: onnx's inference gives them with symbolic dimensions
-        declare_shapes(model)
+    declare_shapes(model, full)
+    if sizes is not None:
         # two keys of cnnspec.backends.metadata.KEYS, which `deploy.finish` keeps
         helper.set_model_props(model, {"cnnspec.input_constraint": sizes.describe(),
                                        "cnnspec.input_sizes": json.dumps(sizes.as_dict(), sort_keys=True)})
     return model
+
+
+def named_dims(shapes: dict[str, tuple], full_shapes: dict[str, tuple], batch,
+               axis_names: tuple[str, ...]) -> dict[str, list]:
+    """Full shapes (the batch first, for `shapes`) with every symbolic size named
+    (`onnx_dims.DimNames`)."""
+    namer = DimNames(axis_names)
+    for shape in [*shapes.values(), *full_shapes.values()]:
+        for d in shape:
+            if not isinstance(d, int):
+                namer.add(d)
+    names = namer.names()
+
+    def named(shape) -> list:
+        return [d if isinstance(d, int) else names[id(d)] for d in shape]
+
+    return {**{tensor: [batch, *named(shape)] for tensor, shape in shapes.items()},
+            **{tensor: named(shape) for tensor, shape in full_shapes.items()}}
 
 
 def name_output(builder: GraphBuilder, tensor: str, input_name: str) -> str:

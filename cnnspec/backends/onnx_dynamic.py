@@ -8,6 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnspec.backends.onnx_dims import product
+
+
+def per_group(channels, groups: int):
+    """The channels of one of `groups` groups, the channels an int or a `Dim`."""
+    return channels // groups if isinstance(channels, int) else channels.map(lambda n: n // groups)
+
+
+def grouped_shape(b, x: str, groups: int) -> tuple:
+    """The per-sample shape of `x` viewed as (groups, the rest)."""
+    channels, *spatial = b.shapes[x]
+    return (groups, product(per_group(channels, groups), *spatial))
+
+
+def split_shape(b, x: str, groups: int) -> tuple:
+    """The per-sample shape of `x` viewed as (groups, channels per group, the positions)."""
+    channels, *spatial = b.shapes[x]
+    return (groups, per_group(channels, groups), product(*spatial))
+
 
 def spatial_sizes(b, x: str, rank: int, name: str) -> str:
     """The spatial sizes of an (N, C, *spatial) tensor, as an int64 vector."""
@@ -50,8 +69,10 @@ def ones_like_last(b, x: str, name: str) -> str:
                 value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
 
 
-def crop(b, outputs: list[str], rank: int, name: str) -> list[str]:
-    """Centre-crop every branch to the smallest size per axis: start (size - smallest) // 2."""
+def crop(b, outputs: list[str], merged: tuple, name: str) -> list[str]:
+    """Centre-crop every branch to the smallest size per axis: start (size - smallest) // 2.
+    `merged`: the per-sample shape of the concat the branches go to."""
+    rank = len(merged) - 1
     sizes = [spatial_sizes(b, x, rank, f"{name}:branch{i}") for i, x in enumerate(outputs)]
     target = sizes[0] if len(sizes) == 1 else b.op("Min", sizes, f"{name}:target")
     axes = b.ints(f"{name}:axes", list(range(2, 2 + rank)))
@@ -61,7 +82,7 @@ def crop(b, outputs: list[str], rank: int, name: str) -> list[str]:
         where = f"{name}:crop{i}"
         start = b.op("Div", [b.op("Sub", [size, target], f"{where}:excess"), two], f"{where}:starts")
         end = b.op("Add", [start, target], f"{where}:ends")
-        cropped.append(b.op("Slice", [x, start, end, axes], where))
+        cropped.append(b.op("Slice", [x, start, end, axes], where, shape=(b.shapes[x][0], *merged[1:])))
     return cropped
 
 
@@ -71,9 +92,11 @@ def adaptive_pool(ctx, x: str, is_max: bool) -> str:
     b = ctx.builder
     outs = ctx.node.out_shape[1:]
     reduce = "ReduceMax" if is_max else "ReduceMean"
+    shape = list(b.shapes[x])
     for axis, o in enumerate(outs, start=2):
         where = f"{ctx.path}:axis{axis}"
         n = axis_size(b, x, axis, where)
+        size = shape[axis - 1]
         # every bin's start and end at once: n*i // o and (n*(i+1) + o - 1) // o
         index = b.ints(f"{where}:index", np.arange(o))
         count = b.ints(f"{where}:count", [o])
@@ -86,30 +109,49 @@ def adaptive_pool(ctx, x: str, is_max: bool) -> str:
             pick = b.ints(f"{where}_bin{i}:pick", [i])
             start = b.op("Gather", [starts, pick], f"{where}_bin{i}:start")
             end = b.op("Gather", [ends, pick], f"{where}_bin{i}:end")
-            piece = b.op("Slice", [x, start, end, b.ints(f"{where}_bin{i}:axes", [axis])], f"{where}_bin{i}")
-            parts.append(b.reduce(reduce, piece, [axis], f"{where}_bin{i}:reduced"))
-        x = parts[0] if o == 1 else b.op("Concat", parts, where, axis=axis)
+            shape[axis - 1] = bin_length(size, i, o)
+            piece = b.op("Slice", [x, start, end, b.ints(f"{where}_bin{i}:axes", [axis])], f"{where}_bin{i}",
+                         shape=shape)
+            shape[axis - 1] = 1
+            parts.append(b.reduce(reduce, piece, [axis], f"{where}_bin{i}:reduced", shape=shape))
+        shape[axis - 1] = o
+        x = parts[0] if o == 1 else b.op("Concat", parts, where, axis=axis, shape=shape)
     return b.op("Identity", [x], ctx.path)
 
 
-def nearest_to_size(ctx, x: str, sizes: str | None = None) -> str:
+def bin_length(n, i: int, bins: int):
+    """The length of adaptive bin `i` of `bins` over n: ceil((i+1)*n/bins) - floor(i*n/bins)."""
+    def length(n):
+        return (n * (i + 1) + bins - 1) // bins - (n * i) // bins
+
+    return length(n) if isinstance(n, int) else n.map(length)
+
+
+def nearest_to_size(ctx, x: str, sizes: str | None = None, target: tuple = ()) -> str:
     """Nearest upsampling from a size read at run time, to the fixed output size or to the spatial
-    `sizes` of another tensor (an int64 vector, read at run time too): PyTorch's source index
-    floor(dst * (in / out)) in float32, gathered per axis."""
+    `sizes` of another tensor (an int64 vector, read at run time too, whose per-sample sizes are
+    `target`): PyTorch's source index floor(dst * (in / out)) in float32, gathered per axis."""
     b = ctx.builder
+    shape = list(b.shapes[x])
     for axis, o in enumerate(ctx.node.out_shape[1:], start=2):
         where = f"{ctx.path}:axis{axis}"
         n = axis_size(b, x, axis, where)
         if sizes is None:
             out, dst = b.constant(f"{where}:out", [float(o)]), b.constant(f"{where}:dst", np.arange(o))
+            length = o
         else:
+            length = target[axis - 2]
             count = b.op("Gather", [sizes, b.ints(f"{where}:pick", axis - 2)], f"{where}:count")
             out = b.op("Cast", [count], f"{where}:out", to=1)
-            steps = b.op("Range", [b.ints(f"{where}:zero", 0), count, b.ints(f"{where}:step", 1)], f"{where}:steps")
-            dst = b.op("Cast", [steps], f"{where}:dst", to=1)
+            steps = b.op("Range", [b.ints(f"{where}:zero", 0), count, b.ints(f"{where}:step", 1)], f"{where}:steps",
+                         full_shape=(length,))
+            dst = b.op("Cast", [steps], f"{where}:dst", full_shape=(length,), to=1)
         scale = b.op("Div", [b.op("Cast", [n], f"{where}:n", to=1), out], f"{where}:scale")
-        source = b.op("Floor", [b.op("Mul", [dst, scale], f"{where}:at")], f"{where}:floor")
+        source = b.op("Floor", [b.op("Mul", [dst, scale], f"{where}:at", full_shape=(length,))], f"{where}:floor",
+                      full_shape=(length,))
         last = b.op("Sub", [n, b.ints(f"{where}:one", [1])], f"{where}:last")
-        index = b.op("Min", [b.op("Cast", [source], f"{where}:index_any", to=7), last], f"{where}:index")
-        x = b.op("Gather", [x, index], where, axis=axis)
+        index = b.op("Min", [b.op("Cast", [source], f"{where}:index_any", full_shape=(length,), to=7), last],
+                     f"{where}:index", full_shape=(length,))
+        shape[axis - 1] = length
+        x = b.op("Gather", [x, index], where, shape=shape, axis=axis)
     return b.op("Identity", [x], ctx.path)
