@@ -353,6 +353,7 @@ def _backend(entry: str, weights=None):
     except MissingExtraError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
+    from cnnspec.backends.metadata import OptionError
     from cnnspec.backends.runtime import RunError
     from cnnspec.backends.weights import WeightsError, WeightsWarning
     from cnnspec.diagnostics import SpecError
@@ -364,6 +365,8 @@ def _backend(entry: str, weights=None):
         except SpecError as error:
             _show_diagnostics(error.diagnostics, error.sources)
             sys.exit(1)
+        except OptionError as error:
+            _fail(error.worded(DEPLOYMENT_FLAGS))
         except (WeightsError, RunError, ValueError) as error:
             _fail(str(error))
         finally:
@@ -420,28 +423,33 @@ def _deployment_options(func, labels: bool = True):
     return func
 
 
+#: the flag of each deployment option, as `cnnspec.backends.metadata.OptionError` names it
+DEPLOYMENT_FLAGS = {"float16": "--fp16", "int8": "--int8", "keep_io_types": "--keep-io-types",
+                    "calibration": "--calibrate", "mean": "--mean", "std": "--std", "resize": "--resize",
+                    "channel_order": "--channel-order", "labels": "--labels"}
+
+
 def _deployment(network, fp16=False, keep_io_types=False, int8=False, calibrate=None, mean=None, std=None,
                 resize=None, channel_order=None, labels=None):
-    """The `Deployment` the options ask for; contradictory options are a usage error (exit 2)."""
-    from cnnspec.backends.deploy import Deployment
-    from cnnspec.backends.metadata import Preprocessing, read_labels
+    """The `Deployment` the options ask for; options that contradict each other are a usage error
+    (exit 2), as `Deployment` finds them."""
+    from cnnspec.backends.deploy import Deployment, DeploymentError
+    from cnnspec.backends.metadata import Preprocessing
 
     if fp16 and int8:
         raise click.UsageError("give either --fp16 or --int8")
-    if keep_io_types and not fp16:
-        raise click.UsageError("--keep-io-types keeps float32 inputs and outputs around a --fp16 model")
-    if calibrate and not int8:
-        raise click.UsageError("--calibrate gives the data of --int8's calibration")
-    if calibrate:
+    if calibrate and int8:
         from cnnspec.backends.quantise import holds_images
 
         if holds_images(calibrate):
             _needs("PIL", _PILLOW)
-    classes = network.output_shape[0] if len(network.output_shape) == 1 else None
-    return Deployment(precision="float16" if fp16 else "int8" if int8 else "float32", keep_io_types=keep_io_types,
-                      calibration=calibrate,
-                      preprocessing=Preprocessing(mean=mean, std=std, resize=resize, channel_order=channel_order),
-                      labels=read_labels(labels, classes) if labels else None)
+    try:
+        return Deployment(precision="float16" if fp16 else "int8" if int8 else "float32",
+                          keep_io_types=keep_io_types, calibration=calibrate,
+                          preprocessing=Preprocessing(mean=mean, std=std, resize=resize, channel_order=channel_order),
+                          labels=labels)
+    except DeploymentError as error:
+        raise click.UsageError(error.worded(DEPLOYMENT_FLAGS)) from None
 
 
 @main.command()
@@ -570,9 +578,6 @@ def verify(spec, tolerance, seed, opset, weights, budget, **deployment):
         network = _load_network(spec)
         chosen = _deployment(network, **deployment)
         if chosen.precision == "int8":
-            if chosen.calibration is None:
-                _fail("--int8 is verified on calibration data: --calibrate DATA (a folder of .npy arrays or "
-                      "images, or a .npz)")
             int8 = verify_int8(network, chosen.calibration, chosen.preprocessing, seed=seed, opset=opset,
                                weights=weights, **budget)
         else:

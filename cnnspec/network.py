@@ -58,14 +58,19 @@ class Network(CheckedGraph):
 
     def to_onnx(self, weights=None, opset: int | None = None, fold_bn: bool = True, batch: int | None = None,
                 seed: int = 0, memory_budget: int | None = 4 * 2**30, dynamic: str = "batch",
-                precision: str = "float32", keep_io_types: bool = False, calibration=None, preprocessing=None):
+                precision: str = "float32", keep_io_types: bool = False, calibration=None, preprocessing=None,
+                labels=None):
         """An `onnx.ModelProto` built with `onnx.helper` (imports onnx and numpy), with the metadata
         `cnnspec export` writes; see `cnnspec.backends.onnx.to_onnx`. `precision`: `float32`,
         `float16` (with `keep_io_types`, float32 inputs and outputs) or `int8` (static, QDQ,
         per-channel weights, through onnxruntime's quantiser), which needs `calibration`: a path as
         `export --calibrate` takes, or an array of samples (n, *input shape). `preprocessing`: a
         `cnnspec.backends.metadata.Preprocessing`, stored in the metadata and applied to calibration
-        images. The same path as `cnnspec export` (`cnnspec.backends.deploy`)."""
+        images. `labels`: the output classes' names, a sequence of strings or the path of a text
+        file of them one per line, as `export --labels` takes, stored in the metadata (`cnnspec run
+        --image` names the top-5 with them). The same path as `cnnspec export`
+        (`cnnspec.backends.deploy`); contradictory or unfitting options raise
+        `cnnspec.backends.metadata.OptionError` (a `ValueError`) before anything is built."""
         from cnnspec.backends.extras import require
 
         require("to_onnx(precision='int8')" if precision == "int8" else "to_onnx()")
@@ -74,7 +79,8 @@ class Network(CheckedGraph):
 
         # checked before the float32 graph is built
         deployment = Deployment(precision=precision, keep_io_types=keep_io_types, calibration=calibration,
-                                preprocessing=preprocessing)
+                                preprocessing=preprocessing, labels=labels)
+        deployment.check(self)
         model = to_onnx(self, weights=weights, opset=opset or DEFAULT_OPSET, fold_bn=fold_bn, batch=batch, seed=seed,
                         memory_budget=memory_budget, dynamic=dynamic)
         return finish(model, self, deployment)

@@ -14,8 +14,10 @@ import numpy as np  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from conftest import SPECS  # noqa: E402
 
-from cnnspec.backends.metadata import KEYS, Preprocessing  # noqa: E402
-from cnnspec.cli import main  # noqa: E402
+import cnnspec  # noqa: E402
+from cnnspec.backends.deploy import Deployment  # noqa: E402
+from cnnspec.backends.metadata import KEYS, OptionError, Preprocessing  # noqa: E402
+from cnnspec.cli import DEPLOYMENT_FLAGS, main  # noqa: E402
 
 RESNET = SPECS / "resnet18.cnn"
 LABELS = [f"class {i}" for i in range(1000)]
@@ -147,6 +149,61 @@ def test_bad_deployment_options_are_one_line(tmp_path, args, message):
     result = invoke("export", RESNET, "-o", tmp_path / "m.onnx", *args)
     assert result.exit_code in (1, 2) and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "m.onnx").exists()
+
+
+#: LeNet-5's ten classes under names that are not their numbers
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+@pytest.mark.parametrize("given", ["list", "file"])
+def test_to_onnx_stores_labels_as_export_does_and_run_names_the_top_5(tmp_path, picture, given):
+    network = cnnspec.load(SPECS / "lenet5.cnn")
+    listed = tmp_path / "digits.txt"
+    listed.write_text("\n".join(DIGITS) + "\n")
+    model = network.to_onnx(labels=list(DIGITS) if given == "list" else listed)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["cnnspec.labels"].split("\n") == list(DIGITS)
+    # the same file as `export --labels` writes
+    exported = tmp_path / "exported.onnx"
+    assert invoke("export", SPECS / "lenet5.cnn", "--labels", listed, "-o", exported).exit_code == 0
+    assert exported.read_bytes() == model.SerializeToString()
+    path = tmp_path / "lenet5.onnx"
+    onnx.save(model, str(path))
+    result = invoke("run", path, "--image", picture)
+    assert result.exit_code == 0, result.output
+    with Image.open(picture) as image:
+        x = np.asarray(image.convert("L").resize((28, 28), Image.BILINEAR), np.float32)[None, None] / 255.0
+    scores = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0][0]
+    top = np.argsort(scores)[::-1][:5]
+    shown = result.output.splitlines()[1]
+    assert shown.startswith("sample 0: top-5 ")
+    assert [part.rsplit(" (", 1)[0] for part in shown[len("sample 0: top-5 "):].split("), ")] == \
+        [f"{c} {DIGITS[c]}" for c in top]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(labels=["cat", "dog"]), "`labels` holds 2 labels; the network has 10 outputs"),
+    (dict(labels=["cat\ndog", *DIGITS[2:]]), "`labels` holds a label of several lines"),
+    (dict(preprocessing=Preprocessing(mean=(0.5, 0.5))), "`mean` gives 2 values; the input has 1 channels"),
+    (dict(preprocessing=Preprocessing(channel_order="RGB")), "`channel_order` RGB does not fit an input of 1 channel"),
+    (dict(keep_io_types=True), "`keep_io_types` keeps float32 inputs and outputs around a float16 model"),
+])
+def test_to_onnx_names_the_parameter_that_does_not_fit(options, message):
+    network = cnnspec.load(SPECS / "lenet5.cnn")
+    with pytest.raises(OptionError) as raised:
+        network.to_onnx(**options)
+    assert message in str(raised.value)
+
+
+def test_every_deployment_option_has_one_flag():
+    from dataclasses import fields
+
+    options = {f.name for f in fields(Deployment) if f.init} - {"precision", "preprocessing"}
+    options |= {f.name for f in fields(Preprocessing)} | {"float16", "int8"}
+    assert set(DEPLOYMENT_FLAGS) == options
+    error = OptionError("{keep_io_types} keeps float32 inputs and outputs around a {float16} model")
+    assert error.worded(DEPLOYMENT_FLAGS) == "--keep-io-types keeps float32 inputs and outputs around a --fp16 model"
+    assert str(error) == "`keep_io_types` keeps float32 inputs and outputs around a float16 model"
 
 
 def test_run_image_refuses_what_is_not_a_picture(tmp_path):

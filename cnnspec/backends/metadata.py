@@ -44,8 +44,30 @@ KEYS: dict[str, str] = {
 LAYOUTS = {0: "NC", 1: "NCL", 2: "NCHW", 3: "NCDHW"}
 
 
-class MetadataError(ValueError):
-    """A preprocessing option or labels file that does not fit the network."""
+class OptionError(ValueError):
+    """An option of an export that does not fit the others or the network. The message is a
+    template naming each option as `{field}` (a field of `deploy.Deployment` or `Preprocessing`;
+    `{float16}` and `{int8}` for the precisions): `str()` writes them as `to_onnx`'s parameters
+    (`keep_io_types`) and the precisions as words, `worded(names)` as `names` gives them (the
+    CLI's flags, `cli.DEPLOYMENT_FLAGS`). `values` fill the rest of the template as they are."""
+
+    def __init__(self, template: str, **values):
+        self.template, self.values = template, values
+        super().__init__(self.worded({}))
+
+    def worded(self, names: dict[str, str]) -> str:
+        return self.template.format_map(_ParameterNames({**names, **self.values}))
+
+
+class _ParameterNames(dict):
+    """A field's name in backticks unless given: `keep_io_types`; a precision as a word."""
+
+    def __missing__(self, key: str) -> str:
+        return key if key in ("float16", "int8") else f"`{key}`"
+
+
+class MetadataError(OptionError):
+    """A preprocessing option, labels or an image that does not fit the network."""
 
 
 @dataclass(frozen=True)
@@ -68,23 +90,26 @@ class Preprocessing:
         channels = input_shape[0]
         for name, values in (("mean", self.mean), ("std", self.std)):
             if values is not None and len(values) not in (1, channels):
-                raise MetadataError(f"--{name} gives {len(values)} values; the input has {channels} channels")
+                raise MetadataError(f"{{{name}}} gives {{count}} values; the input has {{channels}} channels",
+                                    count=len(values), channels=channels)
         if self.std is not None and any(v <= 0 for v in self.std):
-            raise MetadataError("--std must be positive")
+            raise MetadataError("{std} must be positive")
         image_options = self.resize is not None or self.channel_order is not None
+        shape = "x".join(map(str, input_shape))
         if image_options and (len(input_shape) != 3 or channels not in (1, 3)):
-            raise MetadataError(f"--resize and --channel-order are for images: the input "
-                                f"{'x'.join(map(str, input_shape))} is not a 1- or 3-channel CxHxW")
+            raise MetadataError("{resize} and {channel_order} are for images: the input {shape} is not a 1- or "
+                                "3-channel CxHxW", shape=shape)
         if self.channel_order is not None and (self.channel_order == "L") != (channels == 1):
-            raise MetadataError(f"--channel-order {self.channel_order} does not fit an input of {channels} "
-                                f"channel{'s' if channels > 1 else ''}")
+            raise MetadataError("{channel_order} {order} does not fit an input of {channels} channel{plural}",
+                                order=self.channel_order, channels=channels, plural="s" if channels > 1 else "")
+        resize = self.resize and "x".join(map(str, self.resize))
         if self.resize is not None and len(self.resize) == 2 and any(
                 r < s for r, s in zip(self.resize, input_shape[1:])):
-            raise MetadataError(f"--resize {'x'.join(map(str, self.resize))} is smaller than the input "
-                                f"{'x'.join(map(str, input_shape[1:]))}, which is cropped from it")
+            raise MetadataError("{resize} {size} is smaller than the input {spatial}, which is cropped from it",
+                                size=resize, spatial="x".join(map(str, input_shape[1:])))
         if self.resize is not None and len(self.resize) == 1 and self.resize[0] < min(input_shape[1:]):
-            raise MetadataError(f"--resize {self.resize[0]} is smaller than the input's side "
-                                f"{min(input_shape[1:])}, which is cropped from it")
+            raise MetadataError("{resize} {size} is smaller than the input's side {side}, which is cropped from it",
+                                size=resize, side=min(input_shape[1:]))
 
     def properties(self) -> dict[str, str]:
         values = {"resize": self.resize and "x".join(map(str, self.resize)), "channel_order": self.channel_order,
@@ -109,18 +134,27 @@ def spec_sha256(network: "CheckedGraph") -> str:
     return hashlib.sha256(network.sources.text(name).encode("utf-8")).hexdigest()
 
 
-def read_labels(path: str, classes: int | None) -> tuple[str, ...]:
-    """One label per non-empty line; as many as the network's output classes."""
+def read_labels(path) -> tuple[str, ...]:
+    """One label per non-empty line of a text file."""
     try:
         with open(path, encoding="utf-8") as handle:
-            labels = tuple(line.strip() for line in handle if line.strip())
+            return tuple(line.strip() for line in handle if line.strip())
     except (OSError, UnicodeDecodeError) as error:
-        raise MetadataError(f"cannot read the labels {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise MetadataError("cannot read the labels {path}: {error}", path=path,
+                            error=getattr(error, "strerror", None) or error) from None
+
+
+def check_labels(labels: tuple[str, ...], classes: int | None, where=None) -> None:
+    """As many labels as the network's output classes, each one line. `where`: the file that
+    holds them (the option itself without one)."""
+    holder = "{labels}" if where is None else "{where}"
     if classes is None:
-        raise MetadataError("--labels needs a network whose output is a vector of class scores")
+        raise MetadataError("{labels} needs a network whose output is a vector of class scores")
+    if any("\n" in label or "\r" in label for label in labels):
+        raise MetadataError(holder + " holds a label of several lines; each is one line", where=where)
     if len(labels) != classes:
-        raise MetadataError(f"{path} holds {len(labels)} labels; the network has {classes} outputs")
-    return labels
+        raise MetadataError(holder + " holds {count} labels; the network has {classes} outputs", where=where,
+                            count=len(labels), classes=classes)
 
 
 def model_properties(network: "CheckedGraph", precision: str = "float32", preprocessing: Preprocessing | None = None,
@@ -132,7 +166,6 @@ def model_properties(network: "CheckedGraph", precision: str = "float32", prepro
              "cnnspec.version": __version__, "cnnspec.input_layout": LAYOUTS[len(network.input_shape) - 1],
              "cnnspec.precision": precision}
     if preprocessing is not None:
-        preprocessing.check(network.input_shape)
         props.update(preprocessing.properties())
     if labels:
         props["cnnspec.labels"] = "\n".join(labels)
@@ -165,14 +198,15 @@ def read_image(path: str, input_shape: tuple[int, ...], preprocessing: Preproces
     from PIL import Image, UnidentifiedImageError
 
     if len(input_shape) != 3 or input_shape[0] not in (1, 3):
-        raise MetadataError(f"the input {'x'.join(map(str, input_shape))} is not a 1- or 3-channel image (CxHxW)")
+        raise MetadataError("the input {shape} is not a 1- or 3-channel image (CxHxW)",
+                            shape="x".join(map(str, input_shape)))
     channels, height, width = input_shape
     try:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
             image = resized(image, preprocessing.resize, (height, width))
     except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise MetadataError(f"cannot read the image {path}: {error}") from None
+        raise MetadataError("cannot read the image {path}: {error}", path=path, error=error) from None
     left, top = (image.width - width) // 2, (image.height - height) // 2
     image = image.crop((left, top, left + width, top + height))
     pixels = np.asarray(image, dtype=np.float32) / 255.0

@@ -52,11 +52,14 @@ def export_model(network: "CheckedGraph", path: str | Path, weights=None, opset:
     each stage as it starts (`STAGES`); `budget`: `to_onnx`'s `memory_budget` and `budget_option`."""
     import onnx
 
-    from cnnspec.backends.deploy import finish
+    from cnnspec.backends.deploy import Deployment, finish
     from cnnspec.backends.onnx import DEFAULT_OPSET, to_onnx
     from cnnspec.backends.onnx_write import write_model
     from cnnspec.backends.runtime import read_weights
 
+    deployment = deployment or Deployment()
+    # before anything is built
+    deployment.check(network)
     progress = progress or (lambda stage: None)
     progress("weights")
     model = to_onnx(network, weights=read_weights(weights), opset=opset or DEFAULT_OPSET, fold_bn=fold_bn,
