@@ -185,3 +185,68 @@ def test_large_models_are_written_with_external_data(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "lenet.onnx.data").exists()
     assert session(str(path)).run(None, {"x": np.zeros((1, 1, 28, 28), np.float32)})[0].shape == (1, 10)
+
+
+def test_the_largest_difference_is_measured_against_the_largest_value():
+    from cnnspec.backends.runtime import compare
+
+    # float32 rounding leaves a difference of the size of the values around a near-zero one:
+    # over that value it would be a relative difference of 1; over the largest it is 5e-7
+    expected = np.array([[1e-9, 2.0, -1.0]], np.float32)
+    actual = np.array([[2e-9, 2.0 + 1e-6, -1.0]], np.float32)
+    report = compare(actual, expected)
+    difference = np.abs(actual.astype(np.float64) - expected)
+    assert report.max_abs == pytest.approx(difference.max())
+    assert report.peak == 2.0
+    assert report.max_of_peak == pytest.approx(difference.max() / 2.0)
+    assert report.relative_l2 == pytest.approx(np.linalg.norm(difference) / np.linalg.norm(expected.astype(np.float64)))
+
+
+def verify_figures(output: str) -> dict[str, float]:
+    """The figures of `cnnspec verify`'s line."""
+    import re
+
+    found = re.search(r"max abs diff (\S+) \((\S+) of the largest \|value\|, (\S+)\), relative L2 (\S+) "
+                      r"\((ok|over) tolerance (\S+) on the relative L2\)", output)
+    assert found, output
+    return dict(zip(["max_abs", "of_peak", "peak", "relative_l2"], map(float, found.groups()[:4])),
+                verdict=found.group(5), tolerance=float(found.group(6)))
+
+
+def test_verify_prints_what_pytorch_and_onnxruntime_give(tmp_path):
+    from cnnspec.backends.weights import random_weights
+
+    spec = tmp_path / "small.cnn"
+    spec.write_text("input x: 3x16x16\nconv 8 3x3 pad=1; bn; relu\nmaxpool 2x2\nconv 4 3x3\navgpool global\n"
+                    "flatten\nlinear 10\n")
+    result = invoke("verify", spec)
+    assert result.exit_code == 0, result.output
+    shown = verify_figures(result.output)
+    # verify's weights and input, drawn here the same way (seed 0; the input from seed 1)
+    network = cnnspec.load(spec)
+    weights = random_weights(network, 0, statistics=True)
+    model = network.to_torch(memory_budget=None)
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy().astype(np.float64)
+    actual = session(network.to_onnx(weights=weights)).run(None, {"x": x})[0].astype(np.float64)
+    difference = np.abs(actual - expected)
+    assert shown["max_abs"] == pytest.approx(difference.max(), rel=1e-2)
+    assert shown["peak"] == pytest.approx(np.abs(expected).max(), rel=1e-2)
+    assert shown["of_peak"] == pytest.approx(difference.max() / np.abs(expected).max(), rel=1e-2)
+    assert shown["relative_l2"] == pytest.approx(np.linalg.norm(difference) / np.linalg.norm(expected), rel=1e-2)
+    assert shown["verdict"] == "ok" and shown["tolerance"] == 1e-4
+    # the verdict follows the stated tolerance on the relative L2
+    strict = invoke("verify", spec, "--tolerance", f"{shown['relative_l2'] / 2:g}")
+    assert strict.exit_code == 1 and verify_figures(strict.output)["verdict"] == "over"
+
+
+@pytest.mark.slow
+def test_verify_of_the_fpn_reports_differences_that_mean_something():
+    # its outputs hold many values near zero, where an elementwise relative difference was 0.53
+    result = invoke("verify", SPECS / "resnet50_fpn.cnn")
+    assert result.exit_code == 0, result.output
+    shown = verify_figures(result.output)
+    assert shown["relative_l2"] < 1e-5 and shown["of_peak"] < 1e-5
+    assert shown["max_abs"] == pytest.approx(shown["of_peak"] * shown["peak"], rel=2e-2)

@@ -72,7 +72,7 @@ def test_fp16_runs_within_the_stated_tolerance_of_pytorch(tmp_path, name, keep_i
     assert relative_l2(actual, expected) <= 1e-2
     result = invoke("verify", SPECS / f"{name}.cnn", "--weights", weights, "--fp16", *flags)
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("(ok tolerance 0.01)\n")
+    assert result.output.endswith("(ok tolerance 0.01 on the relative L2)\n")
 
 
 def calibration_folder(tmp_path, network, count=12):
