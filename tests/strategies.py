@@ -522,7 +522,8 @@ class DagBuilder(Builder):
     two or three values whose shapes are made to agree (by strided convs, upsamplings, adaptive
     pools, or a resize to another value's size), gates computed from one value and multiplied into
     another, labelled modules applied again to other values (`use`), two values through a block
-    that returns two (`exchange`); then one to three named
+    that returns two (`exchange`); a path that only a merge reads is written in it as a chain
+    (`inlined`); then one to three named
     outputs, and the values none of them needs dropped (inputs after the first too), so that every
     value left is read."""
 
@@ -828,6 +829,31 @@ class DagBuilder(Builder):
                 stack.extend(self.nodes[i].reads + self.nodes[i].after)
         return sorted(keep)
 
+    def inlined(self, kept, readers, outputs, names) -> set[int]:
+        """The paths written in place, as a chain in the merge that alone reads them
+        (`add(v1, v0 -> conv 3 1x1, relu)`): decided by the DAG drawn, not by a draw, so that the
+        DAGs stay as they were drawn. A path of unlabelled statements from a named value, read once,
+        by a merge, and by nothing else; from the merge's last operand back, as a chain runs on to
+        the `)`."""
+        nodes = self.nodes
+
+        def plain_path(i):
+            node = nodes[i]
+            return (i >= self.inputs and node.op is None and node.call is None and node.returned_with is None
+                    and node.statements and i not in outputs and len(readers[i]) == 1 and node.reads[0] in names
+                    and all(st_.label is None and st_.binding is None for st_ in node.statements)
+                    and not any(i in other.after for other in nodes))
+
+        found = set()
+        for j in kept:
+            if nodes[j].op is None:
+                continue
+            for i in reversed(nodes[j].reads):
+                if not plain_path(i) or nodes[j].reads.count(i) != 1 or readers[i] != [j]:
+                    break
+                found.add(i)
+        return found
+
     def render(self, input_names, outputs) -> tuple[list, list, dict]:
         """The input declarations and statements of the kept values, each value bound to a name
         where anything but the next statement reads it; and the output shapes by name."""
@@ -849,6 +875,9 @@ class DagBuilder(Builder):
         names = {i: input_names[i] if i < self.inputs else f"v{n}" for n, i in enumerate(kept) if named(i)}
         inputs = [ir.InputDecl(name=names[i], dims=nodes[i].shape, span=SPAN, dims_span=SPAN)
                   for i in kept if i < self.inputs]
+        inlined = self.inlined(kept, readers, outputs, names)
+        #: the chain each inlined value is written as, in the merge that reads it
+        chains: dict[int, ir.ItemStatement] = {}
         statements, flowing = [], 0
         for i in [i for i in kept if i >= self.inputs]:
             node = nodes[i]
@@ -863,8 +892,11 @@ class DagBuilder(Builder):
                 flowing = i + 1  # the last value returned flows on
                 continue
             if node.op is not None:
-                operands = tuple(ir.ValueName(name=names[j], span=SPAN) for j in node.reads)
-                merge = ir.ValueMerge(op=node.op, flags=node.flags, operands=operands, span=SPAN)
+                operands = tuple(chains[j].source if j in chains else ir.ValueName(name=names[j], span=SPAN)
+                                 for j in node.reads)
+                written = tuple(chains.get(j) for j in node.reads)
+                merge = ir.ValueMerge(op=node.op, flags=node.flags, operands=operands,
+                                      chains=written if any(written) else (), span=SPAN)
                 body = [statement([merge])]
             else:
                 body = list(node.statements)
@@ -874,8 +906,14 @@ class DagBuilder(Builder):
                 source = node.reads[0]
                 # a value a call returns is read by its name: it is bound, and the flow alone does not read it
                 returned = nodes[source].call is not None or nodes[source].returned_with is not None
-                if source != flowing or (source in names and (returned or self.draw(st.booleans()))):
+                if source != flowing or (source in names and (returned or self.draw(st.booleans()))) or i in inlined:
                     body[0] = body[0].model_copy(update={"source": ir.ValueName(name=names[source], span=SPAN)})
+            if i in inlined:
+                # the same draws as written as statements, so that the DAGs drawn after stay the same;
+                # what follows reads any other value by its name, as it would after this one
+                chains[i] = body[0].model_copy(update={"chain": tuple(item for st_ in body for item in st_.chain)})
+                flowing = i
+                continue
             body[-1] = body[-1].model_copy(update={"binding": binding})
             statements += body
             flowing = i

@@ -1,6 +1,7 @@
 """Random DAGs of named values (`strategies.dag_specs`): one to three inputs, several values alive
-at once, paths from earlier values, sums, gated products, concatenations with and without
-cropping, channel slices and split pieces, resizes (to another value's size too), labelled
+at once, paths from earlier values (one that only a merge reads written in it, `add(v1, v0 ->
+conv 3 1x1)`), sums, gated products, concatenations with and without cropping, channel slices and
+split pieces, resizes (to another value's size too), labelled
 modules applied again (`use`), and one to three named outputs (some returned under a name of their
 own). On each: the checker accepts it without a value's diagnostic; its shape of
 every output, its parameters and MACs (per layer and in total) equal what PyTorch builds and
@@ -27,8 +28,8 @@ VALUE_CODES = {"E150", "E151", "W002", "W003", "W004", "E152", "E153"}
 
 
 def constructs(spec_ir) -> collections.Counter:
-    """What a drawn DAG holds: value merges by kind, paths from a named value, resizes to a
-    value's size, `use`, inputs and outputs."""
+    """What a drawn DAG holds: value merges by kind, paths from a named value (written in a merge
+    too), resizes to a value's size, `use`, inputs and outputs."""
     found = collections.Counter()
     inputs = sum(st.node == "input" for st in spec_ir.statements)
     found["several inputs"] += inputs > 1
@@ -41,12 +42,16 @@ def constructs(spec_ir) -> collections.Counter:
             continue
         found["from a value"] += st.source is not None
         found["block over values"] += bool(st.bindings)
-        for item in st.chain:
+        items = list(st.chain)
+        for item in items:
             if item.node == "repeat":
                 item = item.item
             if item.node == "value_merge":
                 found[" ".join((item.op, *item.flags))] += 1
                 found["three operands"] += len(item.operands) == 3
+                # a path written in place, `add(v1, v0 -> conv 3 1x1)`: its items count as well
+                found["chain in a merge"] += any(item.chains)
+                items += [inner for chain in item.chains if chain is not None for inner in chain.chain]
             found["use"] += item.node == "use"
             found["slice or split"] += item.node == "layer" and item.kind in ("slice", "split")
             found["resize to a value"] += item.node == "layer" and any(
@@ -69,7 +74,8 @@ class Coverage:
 
 
 EVERY_CONSTRUCT = ("add", "scale", "concat", "concat crop", "three operands", "from a value", "several outputs",
-                   "several inputs", "use", "resize to a value", "slice or split", "output renamed", "block over values")
+                   "several inputs", "use", "resize to a value", "slice or split", "output renamed", "block over values",
+                   "chain in a merge")
 
 
 def checked(spec_ir):
