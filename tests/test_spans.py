@@ -46,6 +46,9 @@ SNIPPETS = [
     "flatten\nlinear 10\n",
     "input x: 3x8x8\na = conv 3 1x1\nb = x -> s: relu, relu\nc = add(a, b)\nscale(a, c)\nconcat crop(a, b, c)\noutput a, c\n",
     "input x: 3x8x8\ninput y: 3x8x8\nenc: { conv 3 1x1 }\nf = y -> use enc\nuse enc.0\n",
+    "input x: 3x8x8\nblock f(c, hi, lo) -> (h, l) {\n  h = add(hi, lo -> conv c 1x1)\n  l = lo -> relu\n}\n"
+    "a = relu\nb = relu\n(p, q) = ex: f(3, a, b)\n(r, s) = use ex(p, lo=q)\n(t, u) = *f(3, r, s)\n"
+    "concat(t, u -> conv 3 1x1, upsample size=t, s -> relu)\nadd(t, u -> { relu; relu }, relu)\n",
 ]
 
 
@@ -90,7 +93,8 @@ def parsable(path):
 
 CORPUS = sorted(SPECS.rglob("*.cnn")) + sorted(p for p in (TESTS / "golden").rglob("*.cnn") if parsable(p))
 EVERY_TEXT = pytest.mark.parametrize("text", [p.read_text() for p in CORPUS] + SNIPPETS,
-                                     ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values", "sharing"])
+                                     ids=[str(p.relative_to(ROOT)) for p in CORPUS] + ["constructs", "values", "sharing",
+                                                                                     "blocks over values"])
 
 
 @EVERY_TEXT
@@ -104,6 +108,14 @@ def test_every_span_is_the_extent_lark_gives_its_rule(text):
         extent = (span.line, span.column, span.end_line, span.end_column)
         rules = RULES[type(node)] | ({"atom"} if isinstance(node, EXPRESSIONS) else set())
         allowed = set().union(*(reference.get(rule, set()) for rule in rules))
+        if isinstance(node, ir.ItemStatement) and any(e[:2] == extent[:2] for e in reference.get("operand_chain", ())):
+            # a chain in a merge over values (`add(a, b -> conv 3 1x1, relu)`) runs on over the pieces
+            # after Lark's `operand_chain`, to its last item's end
+            last = node.chain[-1].span
+            allowed.add((*extent[:2], last.end_line, last.end_column))
+        if isinstance(node, ir.Layer) and not node.args and not node.options:
+            # a name among those pieces is a bare layer made of its token
+            allowed |= reference.get("NAME", set())
         assert extent in allowed, f"{type(node).__name__} at {extent}: {text.splitlines()[span.line - 1]!r}"
         checked += 1
     assert checked > 0
