@@ -87,7 +87,8 @@ class Network(CheckedGraph):
 
     def input_sizes(self):
         """The sizes of each spatial axis of the input the network is valid for, with the same
-        weights (imports nothing heavy); see `cnnspec.analysis.sizes`."""
+        weights (imports nothing heavy); see `cnnspec.analysis.sizes`. A network of several inputs
+        raises `cnnspec.analysis.sizes.Unsupported`."""
         from cnnspec.analysis.sizes import input_sizes
 
         return input_sizes(self)

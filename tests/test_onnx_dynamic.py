@@ -301,6 +301,20 @@ def test_a_flat_input_has_no_sizes_to_vary():
     assert caught.value.diagnostics[0].code == "E220"
 
 
+def test_several_inputs_are_not_analysed_and_say_so():
+    """The Siamese network's two inputs would vary together: `input_sizes()` says it does not
+    analyse them, and an export with symbolic sizes refuses with E220, not a traceback."""
+    from cnnspec.analysis.sizes import Unsupported
+
+    network = cnnspec.load(SPECS / "siamese.cnn")
+    with pytest.raises(Unsupported, match="several inputs"):
+        network.input_sizes()
+    with pytest.raises(cnnspec.SpecError) as caught:
+        network.to_onnx(dynamic="hw")
+    assert [(d.code, d.message) for d in caught.value.diagnostics] == [
+        ("E220", "the input's sizes cannot be analysed: the network has several inputs")]
+
+
 @pytest.mark.parametrize("text, sizes", [
     # found by the random specs: after `channels_first` the channels are the input's length
     ("input x: 1x4\nconv 2 1\nchannels_first\nchannel_shuffle 2\nchunk 2 1\nchannels_last\n", [(4,), (6,), (14,)]),

@@ -624,7 +624,10 @@ def traced_sizes(network, axis: int) -> list[tuple[Piece, list[tuple]]]:
 
 
 def input_sizes(network) -> InputSizes:
-    """The analysis of every spatial axis (none for a flat input)."""
+    """The analysis of every spatial axis (none for a flat input); `Unsupported` for a network of
+    several inputs, whose sizes would vary together."""
+    if len(network.graph.inputs) > 1:
+        raise Unsupported("the network has several inputs")
     steps, residuals = program(network.graph.body.items), residual_merges(network)
     rank = len(network.input_shape) - 1
     return InputSizes([analyse_axis(network, axis, steps, residuals) for axis in range(rank)])
@@ -637,8 +640,6 @@ def dynamic_sizes(network) -> InputSizes:
     from cnnspec.diagnostics import Diagnostic, SpecError
 
     try:
-        if len(network.graph.inputs) > 1:
-            raise Unsupported("the network has several inputs")
         analysis = input_sizes(network)
     except Unsupported as error:
         raise SpecError([Diagnostic(code=Code.SIZE_CANNOT_VARY, span=network.graph.body.items[0].span
