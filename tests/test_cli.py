@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 from conftest import SPECS, TESTS
 
@@ -139,6 +140,7 @@ def _console(*args, code_before=""):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_the_entry_point_keeps_exit_codes_and_output(tmp_path):
     bad = tmp_path / "bad.cnn"
     bad.write_text("input x: 3x8x8\nconv 4 9x9\n")
@@ -159,6 +161,7 @@ def test_the_entry_point_runs_atexit_handlers_and_writes_files(tmp_path):
     assert json.loads(report.read_text())["version"] == "2.1.0"
 
 
+@pytest.mark.slow
 def test_the_entry_point_exits_normally_under_a_profiler(tmp_path):
     stats = tmp_path / "check.prof"
     out = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "cnnspec", "check",

@@ -419,6 +419,7 @@ def test_check_json_carries_each_clean_files_totals():
 ACTION = ROOT / ".github" / "cnnspec-action.sh"
 
 
+@pytest.mark.slow
 @needs_git
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
 def test_the_action_checks_and_diffs_a_pull_request(tmp_path):

@@ -80,6 +80,7 @@ def test_each_backend_command_names_the_missing_packages_and_extra(tmp_path, com
     assert result.stdout == "" and not (tmp_path / "out.onnx").exists()
 
 
+@pytest.mark.slow
 def test_only_what_is_missing_is_named(tmp_path):
     result = cnnspec_without(["onnxruntime"], "run", LENET)
     assert (result.returncode, result.stderr) == (2, 'error: `cnnspec run` needs onnxruntime, which is not '
@@ -138,6 +139,7 @@ def test_extras_are_pyproject_s():
     assert {package for needs in NEEDS.values() for package in needs} <= set(HEAVY)
 
 
+@pytest.mark.slow
 def test_run_image_without_pillow_names_the_images_extra(tmp_path):
     model = tmp_path / "lenet5.onnx"
     assert cnnspec_without((), "export", LENET, "-o", model).returncode == 0

@@ -12,6 +12,7 @@ nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (th
 pytest.importorskip("ipykernel", reason="ipykernel is not installed (the dev extra)")
 
 
+@pytest.mark.slow
 def test_network_displays_as_table_and_diagram_in_a_notebook(tmp_path):
     spec = SPECS / "resnet18.cnn"
     notebook = nbformat.v4.new_notebook(cells=[

@@ -36,6 +36,7 @@ def test_the_manifest_is_valid_and_offers_check_fmt_and_fmt_check():
     assert all(hook["language"] == "python" for hook in found.values())
 
 
+@pytest.mark.slow
 def test_the_hooks_pass_clean_specs_and_fail_the_rest(tmp_path):
     found = hooks()
     (tmp_path / "clean.cnn").write_text(CLEAN)

@@ -82,6 +82,7 @@ def browser():
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
+@pytest.mark.slow
 def test_view_in_a_browser(tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

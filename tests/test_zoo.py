@@ -30,6 +30,7 @@ def test_docs_zoo_md_is_current():
     assert (ROOT / "docs" / "zoo.md").read_text() == zoo_table(), "run `cnnspec zoo table > docs/zoo.md`"
 
 
+@pytest.mark.slow
 def test_zoo_list_and_show():
     listed = CliRunner().invoke(main, ["zoo", "list"])
     assert listed.exit_code == 0
