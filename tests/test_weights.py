@@ -3,6 +3,7 @@ complex, integer, boolean, NaN or infinite values, the wrong container), convert
 when a float is not float32, and a network too large for the memory budget refused with E303
 before anything is allocated (tracemalloc measures what numpy allocates)."""
 
+import os
 import tracemalloc
 import warnings
 
@@ -267,3 +268,33 @@ def test_run_takes_weights_for_a_spec_only(tmp_path, spec, small):
     assert CliRunner().invoke(main, ["export", str(spec), "-o", str(model)]).exit_code == 0
     result = CliRunner().invoke(main, ["run", str(model), "--weights", str(path)])
     assert result.exit_code == 1 and "--weights is for a spec" in result.output
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
+def test_a_safetensors_file_is_mapped_only_while_a_tensor_is_read(small, tmp_path):
+    """Mapped pages count as the process's memory: a file kept mapped beside the arrays read from
+    it was another copy of the weights at the export's peak. The arrays read are the file's."""
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import save_file
+
+    from cnnspec.backends.weights import load_weights
+
+    path = tmp_path / "small.safetensors"
+    written = random_weights(small, seed=1)
+    save_file(written, str(path))
+
+    def mapped() -> bool:
+        with open("/proc/self/maps") as maps:
+            return any(line.rstrip().endswith(str(path)) for line in maps)
+
+    stored = load_weights(path)
+    read = {key: np.asarray(array) for key, array in stored.items()}
+    assert not mapped()
+    assert read.keys() == written.keys() and all(np.array_equal(read[k], written[k]) for k in written)
+    model = small.to_onnx(weights=stored, fold_bn=False)
+    assert not mapped()
+    from onnx import numpy_helper
+
+    exported = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    assert exported.keys() == written.keys() - {"1.num_batches_tracked"}
+    assert all(np.array_equal(exported[k], written[k]) for k in exported)
