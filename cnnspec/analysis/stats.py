@@ -618,8 +618,10 @@ class ElementNode:
     def __init__(self, shape: tuple[int, ...], edges: tuple = (), source: "Channels | None" = None,
                  features: list[int] | None = None):
         self.shape, self.edges, self.source, self.features = tuple(shape), edges, source, features
-        #: the roots' elements that all of this tensor's depend on, once known
-        self.full = None if edges else {self: (1 << product(shape)) - 1}
+        #: the roots' elements that all of this tensor's depend on, once known (a root's are its
+        #: own, which `back` takes without it: a root holding itself would be a reference cycle,
+        #: left to the garbage collector after every check)
+        self.full = None
 
     def back(self, mask: int) -> "dict[ElementNode, int] | None":
         """The roots' elements that the elements in `mask` depend on, a mask per root, following
