@@ -573,9 +573,8 @@ class Channels(Sequence):
         """
         if self.flat is not None or not any(f.axis is not None for f in self.layout):
             return self
+        # past `MAX_TRACKED` elements, not followed (`elements` is None): it sees all
         gathered = tuple(f.gathered(keep_axis=False) for f in self)
-        if product(shape) > MAX_TRACKED:
-            return Channels(((product(shape), gathered),))
         return Channels(((product(shape), gathered),), self.elements(shape, features))
 
     def elements(self, shape: tuple[int, ...], features: list[int]) -> "ElementNode | None":
