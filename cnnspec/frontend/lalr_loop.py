@@ -18,8 +18,11 @@ its token is one the state takes; elsewhere the state's own lexer reads it.
 
 from __future__ import annotations
 
+import weakref
+
 from lark import Lark, Token
 from lark.lexer import UnlessCallback
+from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
 
@@ -29,17 +32,10 @@ class Unparsed(Exception):
 
 def parse(lalr: Lark, text: str):
     """What `lalr.parse(text)` returns, for a text that parses; else `Unparsed`."""
-    try:
-        frontend = lalr.parser
-        lexers = frontend.lexer.lexers
-        root = _Root(frontend.lexer.root_lexer)
-        table = frontend.parser.parser.parse_table
-        callbacks = frontend.parser.parser.callbacks
-        states, state_stack = table.states, [table.start_states["start"]]
-        end_state = table.end_states["start"]
-    except AttributeError:
-        raise Unparsed from None
-    readings: dict[int, _Reading] = {}
+    tables = _TABLES.get(lalr) or _tables(lalr)
+    root, readings, rows = tables.root, tables.readings, tables.rows
+    state_stack = [tables.start]
+    end_state = tables.end
     value_stack: list = []
     pos, line, line_start, end = 0, 1, 0, len(text)
     last = None
@@ -48,7 +44,7 @@ def parse(lalr: Lark, text: str):
         token = None
         while pos < end:
             state = state_stack[-1]
-            reading = readings.get(state) or _reading(readings, lexers, root, state)
+            reading = readings.get(state) or tables.reading(state)
             kind = None
             if reading.shared:
                 for pattern in root.patterns:
@@ -96,27 +92,85 @@ def parse(lalr: Lark, text: str):
         kind = token.type
         # fed to the parser: reductions until it shifts the token (or accepts the text)
         while True:
+            top = state_stack[-1]
             try:
-                action, argument = states[state_stack[-1]][kind]
+                target, size, callback, origin = (rows.get(top) or tables.row(top))[kind]
             except KeyError:
                 raise Unparsed from None
-            if action is Shift:
-                state_stack.append(argument)
-                value_stack.append(token if kind not in callbacks else callbacks[kind](token))
+            if size is None:  # a shift
+                state_stack.append(target)
+                value_stack.append(token if callback is None else callback(token))
                 break
-            size = len(argument.expansion)
+            if callback is None:  # a rule of one symbol that passes its value on (`?rule`)
+                below = state_stack[-2]
+                state = state_stack[-1] = (rows.get(below) or tables.row(below))[origin][0]
+                if at_end and state == end_state:
+                    return value_stack[-1]
+                continue
             if size:
                 children = value_stack[-size:]
                 del state_stack[-size:]
                 del value_stack[-size:]
             else:
                 children = []
-            value = callbacks[argument](children)
-            _, state = states[state_stack[-1]][argument.origin.name]
+            value = callback(children)
+            state = (rows.get(state_stack[-1]) or tables.row(state_stack[-1]))[origin][0]
             state_stack.append(state)
             value_stack.append(value)
             if at_end and state == end_state:
                 return value
+
+
+class _Tables:
+    """A parser's tables as the loop reads them, made once per parser and kept beside it.
+
+    `rows`: each state's actions by token or rule name, made on the state's first use: a shift
+    as `(state, None, the token's callback, None)`, a reduction as `(None, the rule's length,
+    its callback, the rule's name)`, so no step hashes a rule, and a goto as the first. A rule of
+    one symbol written `?rule` has no callback: its value is its child's, left on the stack."""
+
+    def __init__(self, lalr: Lark):
+        try:
+            frontend = lalr.parser
+            self.lexers = frontend.lexer.lexers
+            self.root = _Root(frontend.lexer.root_lexer)
+            table = frontend.parser.parser.parse_table
+            self.callbacks = frontend.parser.parser.callbacks
+            self.states = table.states
+            self.start, self.end = table.start_states["start"], table.end_states["start"]
+        except AttributeError:
+            raise Unparsed from None
+        self.readings: dict[int, _Reading] = {}
+        self.rows: dict[int, dict[str, tuple]] = {}
+
+    def reading(self, state: int) -> "_Reading":
+        try:
+            found = self.readings[state] = _Reading(self.lexers[state], self.root)
+        except AttributeError:
+            raise Unparsed from None
+        return found
+
+    def row(self, state: int) -> dict[str, tuple]:
+        callbacks, row = self.callbacks, {}
+        for symbol, (action, argument) in self.states[state].items():
+            if action is Shift:
+                row[symbol] = (argument, None, callbacks.get(symbol), None)
+            else:
+                size, callback = len(argument.expansion), callbacks[argument]
+                if size == 1 and type(callback) is ExpandSingleChild:
+                    callback = None  # it returns its one child as it is
+                row[symbol] = (None, size, callback, argument.origin.name)
+        self.rows[state] = row
+        return row
+
+
+#: each parser's tables, for as long as the parser lives
+_TABLES: "weakref.WeakKeyDictionary[Lark, _Tables]" = weakref.WeakKeyDictionary()
+
+
+def _tables(lalr: Lark) -> _Tables:
+    made = _TABLES[lalr] = _Tables(lalr)
+    return made
 
 
 class _Root:
@@ -137,7 +191,6 @@ class _Root:
             for keyword in callback.scanner.terminals:
                 if keyword.name not in self.kept:
                     self.embedders.setdefault(keyword.name, set()).add(name)
-        self._lexer = lexer
 
 
 class _Reading:
@@ -166,12 +219,3 @@ class _Reading:
         if self._own is None:
             self._own = self.lexer.scanner._mres
         return self._own
-
-
-def _reading(readings: dict, lexers: dict, root: _Root, state: int) -> _Reading:
-    lexer = lexers[state]
-    try:
-        found = readings[state] = _Reading(lexer, root)
-    except AttributeError:
-        raise Unparsed from None
-    return found

@@ -106,20 +106,40 @@ def flatten_numbers(values) -> list[float]:
     return [float(values)]
 
 
+#: geometries remembered, at most: every conv of a network of the default layer limit (20,000)
+REMEMBERED = 20_000
+
+
+def per_parameters(geometry):
+    """`geometry(p, shape)`, worked out once per parameters object and input shape: the shape
+    check, the counts, the receptive field and the lints each ask for it. The parameters are
+    looked up by identity, and held while remembered so that no other object takes their
+    identity: hashing and comparing a Pydantic model cost more than working the geometry out."""
+    remembered: dict[tuple[int, Shape], tuple[object, object]] = {}
+
+    @functools.wraps(geometry)
+    def remembering(p, shape: Shape):
+        shape = tuple(shape)
+        key = (id(p), shape)
+        try:
+            known = remembered.get(key)
+        except TypeError:
+            # a shape of symbolic sizes (`cnnspec.analysis.sizes`) does not hash
+            return geometry(p, shape)
+        if known is not None and known[0] is p:
+            return known[1]
+        result = geometry(p, shape)
+        if len(remembered) >= REMEMBERED:
+            remembered.clear()
+        remembered[key] = (p, result)
+        return result
+
+    return remembering
+
+
+@per_parameters
 def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
-    """Kernel, stride, padding, dilation and groups of a conv on an input, resolved.
-
-    The shape check, the counts, the receptive field and the lints each ask for it; parameters
-    are frozen and hashable, so each layer's geometry is worked out once.
-    """
-    try:
-        return _cached_conv_geometry(p, tuple(shape))
-    except TypeError:
-        # parameters built by hand may hold lists, which do not hash
-        return _conv_geometry(p, tuple(shape))
-
-
-def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
+    """Kernel, stride, padding, dilation and groups of a conv on an input, resolved."""
     rank = need_spatial("conv", shape)
     in_c = shape[0]
     kernel = p.kernel
@@ -153,8 +173,6 @@ def _conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
     return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
 
-
-_cached_conv_geometry = functools.lru_cache(maxsize=4096)(_conv_geometry)
 
 
 def literal_shape(where: Where) -> tuple[int, ...]:
@@ -313,6 +331,7 @@ class DeconvGeometry:
         return (self.in_channels, self.out_channels // self.groups, *self.kernel)
 
 
+@per_parameters
 def deconv_geometry(p: DeconvParams, shape: Shape) -> DeconvGeometry:
     rank = need_spatial("deconv", shape)
     if isinstance(p.kernel, tuple) and len(p.kernel) != rank:
