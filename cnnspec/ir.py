@@ -28,13 +28,7 @@ class Buildable:
         values.update(fields)
         if len(values) != len(layout.defaults):
             raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(values.keys() - layout.names))}")
-        model = _new(cls)
-        _set_attribute(model, "__dict__", values)
-        # every field is set: one set per class (a copy of the model copies it before changing it)
-        _set_attribute(model, "__pydantic_fields_set__", layout.names)
-        _set_attribute(model, "__pydantic_extra__", None)
-        _set_attribute(model, "__pydantic_private__", None)
-        return model
+        return _made(cls, values, layout.names)
 
 
 class Node(Buildable, BaseModel):
@@ -51,14 +45,40 @@ class _Layout(NamedTuple):
 
 
 _LAYOUTS: dict[type, _Layout] = {}
-_new = object.__new__
-_set_attribute = object.__setattr__
 
 
 def _layout(cls: type[BaseModel]) -> _Layout:
     fields = cls.model_fields
     layout = _LAYOUTS[cls] = _Layout({name: field.default for name, field in fields.items()}, set(fields))
     return layout
+
+
+def _slot_setter(name: str):
+    """The setter of one of `BaseModel`'s slots, called directly: a frozen model refuses its own
+    `__setattr__`, and `object.__setattr__` looks the slot up on every call."""
+    slot = BaseModel.__dict__.get(name)
+    if type(slot).__name__ == "member_descriptor":
+        return slot.__set__
+    return lambda model, value: object.__setattr__(model, name, value)
+
+
+_new = object.__new__
+_set_attribute = object.__setattr__
+_set_fields_set = _slot_setter("__pydantic_fields_set__")
+_set_extra = _slot_setter("__pydantic_extra__")
+_set_private = _slot_setter("__pydantic_private__")
+
+
+def _made(cls, values: dict, names: set[str]):
+    """A model of `cls` holding `values` (every field, in the order declared), as Pydantic's
+    `model_construct` leaves one. Every field is set: one set of names per class (a copy of the
+    model copies it before changing it)."""
+    model = _new(cls)
+    _set_attribute(model, "__dict__", values)
+    _set_fields_set(model, names)
+    _set_extra(model, None)
+    _set_private(model, None)
+    return model
 
 
 class Span(Node):
@@ -70,10 +90,18 @@ class Span(Node):
     end_line: int
     end_column: int
 
+    @staticmethod
+    def at(file: str, line: int, column: int, end_line: int, end_column: int) -> "Span":
+        """`Span.built` of these fields: the parser makes one for every node and kept token."""
+        return _made(Span, {"file": file, "line": line, "column": column, "end_line": end_line,
+                            "end_column": end_column}, _SPAN_FIELDS)
+
     def to(self, other: "Span") -> "Span":
         """The span from the start of `self` to the end of `other`."""
-        return Span.built(file=self.file, line=self.line, column=self.column,
-                          end_line=other.end_line, end_column=other.end_column)
+        return Span.at(self.file, self.line, self.column, other.end_line, other.end_column)
+
+
+_SPAN_FIELDS = set(Span.model_fields)
 
 
 # ---------------------------------------------------------------- expressions

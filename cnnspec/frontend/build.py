@@ -183,8 +183,7 @@ class SpecBuilder(Transformer):
             return parse(text)
         except NumberError as error:
             column = token.column + offset
-            span = ir.Span.built(file=self.path, line=token.line, column=column, end_line=token.line,
-                                 end_column=column + len(text))
+            span = ir.Span.at(self.path, token.line, column, token.line, column + len(text))
             self.problems.append(Diagnostic(code=Code.INVALID_EXPRESSION, message=str(error), span=span,
                                             label=error.label))
             return 0
@@ -222,11 +221,10 @@ class SpecBuilder(Transformer):
             sole = first[0] if type(first) is tuple and len(first) == 1 else first
             if isinstance(sole, ir.Node):
                 return sole.span
-        return ir.Span.built(file=self.path, line=start[0], column=start[1], end_line=end[0], end_column=end[1])
+        return ir.Span.at(self.path, start[0], start[1], end[0], end[1])
 
     def _tspan(self, token: Token) -> ir.Span:
-        return ir.Span.built(file=self.path, line=token.line, column=token.column, end_line=token.end_line,
-                             end_column=token.end_column)
+        return ir.Span.at(self.path, token.line, token.column, token.end_line, token.end_column)
 
     def _expr(self, child):
         """A number, dimensions or string token as its node; nodes pass through."""
