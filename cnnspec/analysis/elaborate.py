@@ -11,7 +11,7 @@ This module walks statements, items, block calls and layers; the rest of the wor
 of its own, each a part of `Elaborator`: `binding` (arguments to parameters, pydantic's
 messages as diagnostics), `merges` (residual, concat, add, scale), `contracts` (`expect`),
 `limits` (the bounds that refuse a spec), and `context` (what flows between items, and the
-reporting of diagnostics).
+reporting of diagnostics). A layer's figures are `figures`'s, worked out once for equal layers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from cnnspec.analysis.contracts import Contracts
 from cnnspec.analysis.dataflow import Dataflow
 from cnnspec.analysis.expansion import LayerBound
 from cnnspec.analysis.expressions import Word, describe_value, item_name
+from cnnspec.analysis.figures import LayerFigures
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
 from cnnspec.analysis.sharing import Sharing
@@ -88,6 +89,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
         self.next_id = 0
         self.layer_count = 0
         self.bound = LayerBound(blocks, limits.max_repeat, limits.max_call_depth)
+        self.layer_figures = LayerFigures()
         self.params_refused = False
         self.activation_refused = False
         self.scope_blocks: dict[str, str] = {}
@@ -452,7 +454,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
         values, spans = bound
         span = item.span
         try:
-            params = kind.Params(**values)
+            params = self.layer_figures.parameters(kind, values)
         except ValidationError as error:
             self.validation_errors(kind, error, values, spans, span)
             return Flow(None, ())
@@ -463,11 +465,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
             # what the count ahead could not know (a shape-dependent count or condition)
             self.too_many_layers(span, f"layer {self.layer_count:,}", self.layer_count - 1)
         try:
-            out = kind.infer_shape(params, flow.shape)
-            counts = count_state(kind.state(params, flow.shape))
-            macs = kind.count_macs(params, flow.shape, out)
-            window = kind.window(params, flow.shape, out)
-            notes = kind.warnings(params, flow.shape)
+            out, counts, macs, window, notes = self.layer_figures.figures(kind, params, flow.shape)
         except LayerError as error:
             where = spans.get(error.arg, span) if error.arg else span
             self.error(error.code, error.message, where, label=error.label,
