@@ -570,6 +570,20 @@ async def test_completion_offers_the_named_values_bound_above_in_the_module(clie
     close(client, path)
 
 
+async def test_completion_inside_use_of_a_labelled_call_offers_values_and_its_value_parameters(client, tmp_path):
+    path = tmp_path / "again.cnn"
+    head = ("input x: 3x8x8\nblock fuse(c, hi, lo) -> (h2, l2) {\n  h2 = add(hi, lo)\n  l2 = lo -> conv c 1x1\n}\n"
+            "a = relu\nb = relu\n(h, l) = ex: fuse(3, a, b)\n")
+    await open_text(client, path, head)
+    offered = await completions(client, path, head + "(p, q) = use ex(")
+    # the values above, and `hi=`/`lo=` (not `c=`: an expression parameter keeps the first call's value)
+    assert offered == {"x", "a", "b", "h", "l", "hi=", "lo="}
+    assert await completions(client, path, head + "(p, q) = use ex(h, ") == offered
+    # a label that calls no block over values: the values alone
+    assert await completions(client, path, head + "enc: conv 3 1x1\n(p, q) = use enc(") == {"x", "a", "b", "h", "l"}
+    close(client, path)
+
+
 async def test_completion_offers_kinds_options_values_and_blocks(client, tmp_path):
     path = tmp_path / "complete.cnn"
     head = "input x: 3x16x16\nblock unit(c, stride=1) {\n  conv c 3x3\n}\n"

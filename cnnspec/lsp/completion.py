@@ -1,7 +1,8 @@
 """Completion from the text before the cursor: layer kinds, keywords, blocks and named values where
 a statement starts; a kind's options and their value sets (from the layer registry's parameter
 models); a block's parameters inside its call; named values as the operands of `add(`, `scale(`,
-`concat(`, after `output` and as `upsample size=`; the labels above after `use`; `in.c` ...;
+`concat(`, after `output` and as `upsample size=`; the labels above after `use`, and inside `use LABEL(`
+the values and the value parameters of the block it calls; `in.c` ...;
 import paths in the spec's folder tree."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from cnnspec.analysis.values import value_mentions
+from cnnspec.analysis.values import value_mentions, value_parameters
 from cnnspec.layers import REGISTRY, option_names
 from cnnspec.lsp.navigation import every_name
 
@@ -78,6 +79,10 @@ def complete(lines: list[str], positions, position: types.Position, path: str, p
         return [_item(name, types.CompletionItemKind.Property, f"the block's input {what}")
                 for name, what in IN_ATTRIBUTES.items()]
     blocks = program.blocks if program is not None else {}
+    label = _open_call(before)
+    if label and re.search(rf"\buse\s+{re.escape(label)}\s*\([^()]*$", before):
+        # `use LABEL(` holds values alone, so its commas separate values, not items
+        return _applied_again(program, path, line, label)
     segment = _statement_before(before)
     call = _open_call(segment)
     if call is not None:
@@ -195,6 +200,32 @@ def _values(program, path: str, line: int) -> list[types.CompletionItem]:
     names = dict.fromkeys(m.name for m in value_mentions(program.spec, program.blocks.values())
                           if m.binding and visible(m.span))
     return [_item(name, types.CompletionItemKind.Variable, "named value") for name in names]
+
+
+def _applied_again(program, path: str, line: int, label: str) -> list[types.CompletionItem]:
+    """Inside `use LABEL(`, where a labelled call of a block over values is applied to other
+    values: the named values above, and the value parameters of the block it calls, by name."""
+    items = _values(program, path, line)
+    block = _labelled_block(program, path, line, label)
+    if block is not None:
+        passed = value_parameters(block)
+        items += [_item(f"{param.name}=", types.CompletionItemKind.Property, f"value parameter of `{block.name}`",
+                        param.name) for param in block.params if param.name in passed]
+    return items
+
+
+def _labelled_block(program, path: str, line: int, label: str):
+    """The block that the call labelled `label` above `line`, in its module, calls."""
+    if program is None:
+        return None
+    visible = _above_in_module(program, path, line)
+    body = next((b.body.body for b in program.blocks.values() if b.span.file == path
+                 and b.span.line <= line <= b.span.end_line), None)
+    for statement in program.spec.statements if body is None else body:
+        if (statement.node == "items" and statement.label == label and visible(statement.span)
+                and len(statement.chain) == 1 and statement.chain[0].node == "call"):
+            return program.blocks.get(statement.chain[0].name)
+    return None
 
 
 def _labels(program, path: str, line: int) -> list[types.CompletionItem]:
