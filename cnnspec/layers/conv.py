@@ -106,8 +106,9 @@ def flatten_numbers(values) -> list[float]:
     return [float(values)]
 
 
-#: geometries remembered, at most: every conv of a network of the default layer limit (20,000)
-REMEMBERED = 20_000
+#: geometries remembered, at most: equal layers share one parameters object
+#: (`cnnspec.analysis.figures`), so a network has far fewer than its layers
+REMEMBERED = 4096
 
 
 def per_parameters(geometry):
