@@ -111,7 +111,7 @@ class Binding(Reporting):
         values: dict = {}
         spans: dict = {}
         positional = list(kind.positional)
-        fields = set(kind.Params.model_fields) - {"kind"}
+        fields = kind.fields
         written = kind.name
         negative = negative_dimension(item.args)
         if negative is not None:

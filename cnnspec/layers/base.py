@@ -15,6 +15,7 @@ Shapes are per sample, the batch dimension left out: `(C, *spatial)` for feature
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
 
@@ -440,6 +441,11 @@ class LayerKind:
     #: resizes to that value's spatial size, which the checker knows and the backends read from
     #: the value at run time; the value gives no receptive field, only its size
     size_from_value: ClassVar[str | None] = None
+
+    @functools.cached_property
+    def fields(self) -> frozenset[str]:
+        """The parameter model's fields but `kind`: what arguments, flags and options bind to."""
+        return frozenset(self.Params.model_fields) - {"kind"}
 
     def infer_shape(self, p: Params, shape: Shape) -> Shape:
         """The output shape for one sample, or `LayerError`."""
