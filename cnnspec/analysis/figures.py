@@ -27,6 +27,8 @@ def value_key(value):
     """`value` with the type of every part: `true` and `1`, `1.0` and `1`, `-0.0` and `0.0` are
     equal in Python but not the same argument. Raises TypeError for a value that does not hash."""
     kind = type(value)
+    if kind is int or kind is str or kind is bool:
+        return kind, value
     if kind is tuple:
         return kind, tuple(value_key(v) for v in value)
     if kind is float:

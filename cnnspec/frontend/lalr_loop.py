@@ -26,6 +26,11 @@ from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
 
+#: a token made as `Token(...)` makes it, less its handling of a deprecated keyword argument (half
+#: its cost, once per token)
+_token = getattr(Token, "_future_new", Token)
+
+
 class Unparsed(Exception):
     """The loop met what Lark's own parse must handle: a syntax error, or unknown internals."""
 
@@ -78,7 +83,7 @@ def parse(lalr: Lark, text: str):
             pos += len(value)
             if kind in reading.ignore_types and retype is None:
                 continue
-            token = Token(kind, value, start, start_line, column, line, pos - line_start + 1, pos)
+            token = _token(kind, value, start, start_line, column, line, pos - line_start + 1, pos)
             if retype is not None:
                 token = retype(token)
             if token.type in reading.ignore_types:
