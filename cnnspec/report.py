@@ -7,7 +7,6 @@ exclusive, as in `Span`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +59,8 @@ def network_totals(network) -> dict:
 def json_report(reports: list[FileReport]) -> str:
     """One record a file: `file`, `ok`, `diagnostics`, and `totals` (null for a file that does not
     check or holds blocks only)."""
+    import json  # here: the text output, the usual one, has no need of it
+
     return json.dumps([{"file": r.path, "ok": r.ok, "diagnostics": [to_json(d) for d in r.diagnostics],
                         "totals": network_totals(r.network) if r.network is not None else None}
                        for r in reports], indent=2)
@@ -129,6 +130,8 @@ def sarif_report(reports: list[FileReport], version: str) -> str:
         "columnKind": "unicodeCodePoints",
         "results": results,
     }
+    import json
+
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 

@@ -3,8 +3,6 @@ misspelt one most likely meant (`closest`, for every "did you mean" in diagnosti
 
 from __future__ import annotations
 
-import difflib
-
 
 def human(value: float) -> str:
     """1234567 -> 1.23M.
@@ -33,5 +31,7 @@ def closest(name: str, candidates) -> str | None:
     >>> closest("reul", ["relu", "elu", "gelu"]), closest("xyz", ["relu"])
     ('relu', None)
     """
+    import difflib  # here: only a mistake needs it, and a check that finds none starts sooner
+
     match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return match[0] if match else None
