@@ -67,8 +67,8 @@ def compare(before: Path, after: Path, spec: Path, runs: int) -> list[tuple[floa
             later = once(after, spec)
             earlier = once(before, spec)
         rounds.append((earlier, later))
-    return [(statistics.median(e[i] for e, _ in rounds), statistics.median(l[i] for _, l in rounds),
-             statistics.median(l[i] / e[i] for e, l in rounds)) for i in (0, 1)]
+    return [(statistics.median(earlier[i] for earlier, _ in rounds), statistics.median(later[i] for _, later in rounds),
+             statistics.median(later[i] / earlier[i] for earlier, later in rounds)) for i in (0, 1)]
 
 
 def short(ref: str) -> str:

@@ -25,7 +25,6 @@ from lark.lexer import UnlessCallback
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
-
 #: a token made as `Token(...)` makes it, less its handling of a deprecated keyword argument (half
 #: its cost, once per token)
 _token = getattr(Token, "_future_new", Token)
