@@ -101,7 +101,7 @@ class Span(Node):
         return Span.at(self.file, self.line, self.column, other.end_line, other.end_column)
 
 
-_SPAN_FIELDS = set(Span.model_fields)
+_SPAN_FIELDS = _layout(Span).names
 
 
 # ---------------------------------------------------------------- expressions

@@ -28,7 +28,7 @@ from cnnspec.analysis.contracts import Contracts
 from cnnspec.analysis.dataflow import Dataflow
 from cnnspec.analysis.expansion import LayerBound
 from cnnspec.analysis.expressions import Word, describe_value, item_name
-from cnnspec.analysis.figures import LayerFigures
+from cnnspec.analysis.figures import LayerFigures, figures
 from cnnspec.analysis.limits import Abort, LayerLimits, Limits, layers_text
 from cnnspec.analysis.merges import Merges
 from cnnspec.analysis.sharing import Sharing
@@ -465,7 +465,7 @@ class Elaborator(Sharing, Binding, Merges, ValueBlocks, Dataflow, Contracts, Lay
             # what the count ahead could not know (a shape-dependent count or condition)
             self.too_many_layers(span, f"layer {self.layer_count:,}", self.layer_count - 1)
         try:
-            out, counts, macs, window, notes = self.layer_figures.figures(kind, params, flow.shape)
+            out, counts, macs, window, notes = figures(params, flow.shape, kind)
         except LayerError as error:
             where = spans.get(error.arg, span) if error.arg else span
             self.error(error.code, error.message, where, label=error.label,

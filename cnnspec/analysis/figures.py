@@ -2,9 +2,9 @@
 
 A network repeats its layers (the blocks of a stage, a stack of equal convs), so the elaborator
 meets the same arguments on the same input many times. `LayerFigures` validates a kind's
-arguments once for each set of values, so equal layers share one parameters object, and works
-the layer's output shape, state counts, MACs, window and warnings out once for each parameters
-object and input shape: they are pure functions of the two. The receptive field, which also
+arguments once for each set of values, so equal layers share one parameters object, and
+`figures` works the layer's output shape, state counts, MACs, window and warnings out once for
+each parameters object and input shape: they are pure functions of the two. The receptive field, which also
 depends on what came before, is left to each layer.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from cnnspec.layers.base import LayerKind, Params, Shape, StateCounts, Warning_, Window, count_state
+from cnnspec.layers.base import LayerKind, Params, Shape, StateCounts, Warning_, Window, count_state, per_parameters
 
 
 class Figures(NamedTuple):
@@ -38,12 +38,10 @@ def value_key(value):
 
 
 class LayerFigures:
-    """The figures of the layers of one check, by parameters and input shape."""
+    """The parameters of the layers of one check, one object for equal values."""
 
     def __init__(self):
         self._parameters: dict[tuple, Params] = {}
-        #: by the parameters object's identity; each entry holds the object, so no other takes it
-        self._figures: dict[tuple[int, Shape], tuple[Params, Figures]] = {}
 
     def parameters(self, kind: LayerKind, values: dict) -> Params:
         """`kind.Params(**values)`, the same object for equal values; raises pydantic's
@@ -57,22 +55,10 @@ class LayerFigures:
             params = self._parameters[key] = kind.Params(**values)
         return params
 
-    def figures(self, kind: LayerKind, params: Params, shape: Shape) -> Figures:
-        """The layer's figures on an input of `shape`; raises `LayerError` as the kind does."""
-        key = (id(params), shape)
-        try:
-            known = self._figures.get(key)
-        except TypeError:
-            # a shape of symbolic sizes (`cnnspec.analysis.sizes`) does not hash
-            return _figures(kind, params, shape)
-        if known is not None and known[0] is params:
-            return known[1]
-        figures = _figures(kind, params, shape)
-        self._figures[key] = (params, figures)
-        return figures
 
-
-def _figures(kind: LayerKind, params: Params, shape: Shape) -> Figures:
+@per_parameters
+def figures(params: Params, shape: Shape, kind: LayerKind) -> Figures:
+    """The figures of a layer of `kind` on an input of `shape`; raises `LayerError` as the kind does."""
     out = kind.infer_shape(params, shape)
     return Figures(out, count_state(kind.state(params, shape)), kind.count_macs(params, shape, out),
                    kind.window(params, shape, out), tuple(kind.warnings(params, shape)))

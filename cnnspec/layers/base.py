@@ -355,6 +355,38 @@ class StateCounts:
     buffers: int
 
 
+#: results `per_parameters` remembers, at most: equal layers share one parameters object
+#: (`cnnspec.analysis.figures`), so a network has far fewer than its layers
+REMEMBERED = 4096
+
+
+def per_parameters(function):
+    """`function(p, shape, *rest)`, worked out once per parameters object `p` and input shape (what
+    `rest` holds follows from the parameters: their kind). The parameters are looked up by
+    identity, and held while remembered so that no other object takes their identity: hashing
+    and comparing a Pydantic model cost more than most of what is remembered."""
+    remembered: dict[tuple[int, Shape], tuple[object, object]] = {}
+
+    @functools.wraps(function)
+    def remembering(p, shape: Shape, *rest):
+        shape = tuple(shape)
+        key = (id(p), shape)
+        try:
+            known = remembered.get(key)
+        except TypeError:
+            # a shape of symbolic sizes (`cnnspec.analysis.sizes`) does not hash
+            return function(p, shape, *rest)
+        if known is not None and known[0] is p:
+            return known[1]
+        result = function(p, shape, *rest)
+        if len(remembered) >= REMEMBERED:
+            remembered.clear()
+        remembered[key] = (p, result)
+        return result
+
+    return remembering
+
+
 def count_state(state: tuple[Tensor, ...]) -> StateCounts:
     params = trainable = buffers = 0
     for tensor in state:

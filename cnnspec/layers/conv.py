@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -31,6 +30,7 @@ from cnnspec.layers.base import (
     kernel_text,
     need_spatial,
     per_dim,
+    per_parameters,
     register,
     resolve_padding,
 )
@@ -106,38 +106,6 @@ def flatten_numbers(values) -> list[float]:
     return [float(values)]
 
 
-#: geometries remembered, at most: equal layers share one parameters object
-#: (`cnnspec.analysis.figures`), so a network has far fewer than its layers
-REMEMBERED = 4096
-
-
-def per_parameters(geometry):
-    """`geometry(p, shape)`, worked out once per parameters object and input shape: the shape
-    check, the counts, the receptive field and the lints each ask for it. The parameters are
-    looked up by identity, and held while remembered so that no other object takes their
-    identity: hashing and comparing a Pydantic model cost more than working the geometry out."""
-    remembered: dict[tuple[int, Shape], tuple[object, object]] = {}
-
-    @functools.wraps(geometry)
-    def remembering(p, shape: Shape):
-        shape = tuple(shape)
-        key = (id(p), shape)
-        try:
-            known = remembered.get(key)
-        except TypeError:
-            # a shape of symbolic sizes (`cnnspec.analysis.sizes`) does not hash
-            return geometry(p, shape)
-        if known is not None and known[0] is p:
-            return known[1]
-        result = geometry(p, shape)
-        if len(remembered) >= REMEMBERED:
-            remembered.clear()
-        remembered[key] = (p, result)
-        return result
-
-    return remembering
-
-
 @per_parameters
 def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
     """Kernel, stride, padding, dilation and groups of a conv on an input, resolved."""
@@ -173,7 +141,6 @@ def conv_geometry(p: ConvParams, shape: Shape) -> ConvGeometry:
                          help=f"use a multiple of {groups}, such as {groups * max(1, round(p.out / groups))}")
     pads = resolve_padding(p.pad, rank, shape[1:], kernel, stride, dilation)
     return ConvGeometry(rank, in_c, p.out, kernel, stride, pads, dilation, groups)
-
 
 
 def literal_shape(where: Where) -> tuple[int, ...]:
