@@ -777,6 +777,29 @@ def taps(spec, images, layers, kernels, weights, output):
 KEEPS_THE_COLLECTOR = frozenset({"lsp", "export", "run", "verify", "taps"})
 
 
+def _without_plugin_discovery() -> None:
+    """Pydantic's plugin loader, as it behaves with every plugin disabled: it finds none.
+
+    Pydantic imports `pydantic.plugin._loader` when it builds its first validator, and that module
+    imports `importlib.metadata` (and with it `email`, `csv` and `zipfile`) to read entry points,
+    about 7 ms of a 0.2 s check, even where `PYDANTIC_DISABLE_PLUGINS=__all__` (or `1`, or `true`) means
+    no entry point is read. So when all plugins are disabled, the loader is a module whose `get_plugins`
+    returns none, as the real one then does (`tests/test_cli.py` holds the two to the same names).
+    """
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") not in ALL_PLUGINS_DISABLED or PLUGIN_LOADER in sys.modules:
+        return
+    import types
+
+    loader = types.ModuleType(PLUGIN_LOADER, "Pydantic's plugin loader with every plugin disabled")
+    loader.get_plugins = lambda: ()
+    sys.modules[PLUGIN_LOADER] = loader
+
+
+#: the module Pydantic finds its plugins with, and the settings with which it finds none
+PLUGIN_LOADER = "pydantic.plugin._loader"
+ALL_PLUGINS_DISABLED = ("__all__", "1", "true")
+
+
 def console_entry() -> None:
     """The console entry point (`cnnspec` and `python -m cnnspec`): `main`, then a quick exit.
 
@@ -790,6 +813,7 @@ def console_entry() -> None:
     # it builds a validator (a tenth of a check's time here); a command has none to run. Set the
     # variable to an empty string to have Pydantic look for them after all.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _without_plugin_discovery()
     if sys.argv[1:2] and sys.argv[1] not in KEEPS_THE_COLLECTOR:
         # one short process that ends at once below: the cyclic collector would only walk the
         # checked network's objects, alive to the end, pass after pass once a check has

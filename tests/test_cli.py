@@ -140,6 +140,40 @@ def _console(*args, code_before=""):
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
+#: at the command's exit: whether the check imported `importlib.metadata`, and what plugin loader
+#: Pydantic was given (the real one has a file)
+_PLUGIN_PROBE = ("import atexit\nalready = 'importlib.metadata' in sys.modules\n"
+                 "atexit.register(lambda: print('metadata', already, 'importlib.metadata' in sys.modules, 'loader',"
+                 " getattr(sys.modules.get('pydantic.plugin._loader'), '__file__', None) is not None))")
+
+
+@pytest.mark.parametrize("setting, metadata, real_loader", [(None, False, False), ("true", False, False), ("", True, True)])
+def test_with_plugins_disabled_the_check_reads_no_entry_points(monkeypatch, setting, metadata, real_loader):
+    monkeypatch.delenv("PYDANTIC_DISABLE_PLUGINS", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("PYDANTIC_DISABLE_PLUGINS", setting)  # empty: look for plugins after all
+    out = _console("check", SPECS / "resnet50.cnn", code_before=_PLUGIN_PROBE)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == f"metadata False {metadata} loader {real_loader}"
+
+
+def test_the_loader_without_plugins_has_every_name_pydantic_imports_from_it():
+    import ast
+    import pathlib
+
+    import pydantic
+
+    from cnnspec.cli import PLUGIN_LOADER
+
+    wanted = set()
+    for source in pathlib.Path(pydantic.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("_loader") and (
+                    node.level or node.module == PLUGIN_LOADER):
+                wanted |= {alias.name for alias in node.names}
+    assert wanted == {"get_plugins"}, "Pydantic's plugin loader changed: `_without_plugin_discovery` must follow"
+
+
 @pytest.mark.slow
 def test_the_entry_point_keeps_exit_codes_and_output(tmp_path):
     bad = tmp_path / "bad.cnn"
