@@ -20,7 +20,6 @@ means the spec cannot be built.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,18 +81,26 @@ def _nearest_table(start: str | Path) -> tuple[Path, dict] | None:
     for candidate in (folder, *folder.parents):
         path = candidate / "pyproject.toml"
         if path.is_file():
-            tool = _read(path).get("tool", {})
+            tool = _read(path, only_mentioning="cnnspec").get("tool", {})
             if "cnnspec" in tool:
                 return path, tool["cnnspec"]
     return None
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, only_mentioning: str | None = None) -> dict:
+    """The TOML file's tables; with `only_mentioning`, nothing from a file whose text does not hold
+    that word, as it can hold no table of that name (short of spelling the name in escapes): most
+    projects' pyproject.toml has no `[tool.cnnspec]`, and is then left unparsed (and `tomllib`
+    unimported)."""
     try:
         # as a spec is read: a regular file of bounded size, never a FIFO that blocks or a device
         text = read_source(path, str(path))
     except SpecError as error:
         raise ConfigError(f"{path}: cannot read it ({error.diagnostics[0].message})") from None
+    if only_mentioning is not None and only_mentioning not in text:
+        return {}
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

@@ -102,6 +102,18 @@ def test_the_nearest_table_applies_and_tables_without_it_are_skipped(project, tm
     assert codes(invoke("check", spec)) == {"W104"}
 
 
+def test_a_pyproject_that_never_mentions_cnnspec_is_not_parsed(project, tmp_path):
+    # broken TOML a project's own tools would refuse, with no word of cnnspec: looked past, unread
+    spec = project('[tool.cnnspec]\nignore = ["W104", "W112"]\n')
+    (spec.parent / "pyproject.toml").write_text("[project\nname = \"inner\"\n")
+    assert find_config(spec) == tmp_path / "pyproject.toml"
+    assert invoke("check", spec).output.startswith(str(spec) + ": ok")
+    # a word of cnnspec anywhere, and the file is read as TOML, and refused as such
+    (spec.parent / "pyproject.toml").write_text("[project\nname = \"cnnspec-models\"\n")
+    result = invoke("check", spec)
+    assert result.exit_code == 2 and "not valid TOML" in result.output
+
+
 def test_an_explicit_config_wins(project, tmp_path):
     spec = project('[tool.cnnspec]\nignore = ["W104", "W112"]\n')
     other = tmp_path / "other.toml"
