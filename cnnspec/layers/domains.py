@@ -12,14 +12,12 @@ and only `when` its condition holds (an option that would make the layer invalid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, NamedTuple, Union
 
 Shape = tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     """What a domain may depend on: the layer's input shape and the options drawn so far."""
 
     shape: Shape
@@ -45,66 +43,85 @@ def bound(value: Bound, where: Where) -> int:
     return value(where) if callable(value) else value
 
 
-@dataclass(frozen=True, kw_only=True)
-class Domain:
-    chance: float = 0.5
-    when: Callable[[Where], bool] | None = None
-
-    def applies(self, where: Where) -> bool:
-        return self.when is None or self.when(where)
+# Each domain is a named tuple, ending in the `chance` and `when` every domain has: every layer
+# module imports these classes, and a named tuple's class is made in a seventh of a frozen
+# dataclass's time.
 
 
-@dataclass(frozen=True)
-class Choice(Domain):
+def applies(domain: Domain, where: Where) -> bool:
+    """Whether the option is written at all `where` (its domain's `when` holds)."""
+    return domain.when is None or domain.when(where)
+
+
+class Choice(NamedTuple):
     """One of the values (or of those a function of the `Where` gives)."""
 
     values: tuple | Callable[[Where], tuple]
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
     def options(self, where: Where) -> tuple:
         return tuple(self.values(where)) if callable(self.values) else self.values
 
 
-@dataclass(frozen=True)
-class Ints(Domain):
+class Ints(NamedTuple):
     """A multiple of `times` from `low * times` to `high * times`."""
 
     low: Bound
     high: Bound
     times: Bound = 1
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
 
-@dataclass(frozen=True)
-class Divisors(Domain):
+class Divisors(NamedTuple):
     """A divisor of the input's channel count."""
 
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
-@dataclass(frozen=True)
-class PerDim(Domain):
+
+class PerDim(NamedTuple):
     """One value for every spatial dimension, or one per dimension."""
 
     each: Domain
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
 
-@dataclass(frozen=True)
-class Pairs(Domain):
+class Pairs(NamedTuple):
     """A (begin, end) pair per spatial dimension."""
 
     each: Domain
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
 
-@dataclass(frozen=True)
-class OneOf(Domain):
+class OneOf(NamedTuple):
     """A value of one of the domains."""
 
     domains: tuple[Domain, ...]
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
 
 
-@dataclass(frozen=True)
-class Nested(Domain):
+class Nested(NamedTuple):
     """Nested lists of values, of the shape a function of the `Where` gives (a literal kernel)."""
 
     each: Domain
     shape: Callable[[Where], Shape]
+    chance: float = 0.5
+    when: Callable[[Where], bool] | None = None
+    applies = applies
+
+
+Domain = Union[Choice, Ints, Divisors, PerDim, Pairs, OneOf, Nested]
 
 
 def values(*choices, **options) -> Choice:
