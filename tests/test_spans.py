@@ -6,7 +6,9 @@ brackets around it (the `atom` rule keeps them).
 """
 
 import functools
+import marshal
 import sys
+import threading
 
 import pytest
 from conftest import ROOT, SPECS, TESTS
@@ -157,40 +159,98 @@ def test_the_quick_parse_loop_builds_what_larks_parse_builds(text):
     # `parse_text` runs the loop of cnnspec.frontend.lalr_loop; it must neither fall back to
     # Lark's parse on a valid text nor build anything else than it
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
-    lalr = parser()
-    lalr.options.transformer.begin("spec.cnn")
-    by_lark = lalr.parse(text)
-    lalr.options.transformer.begin("spec.cnn")
-    assert lalr_loop.parse(lalr, text) == by_lark
+    parsing = parser()
+    parsing.builder.begin("spec.cnn")
+    by_lark = parsing.lark().parse(text)
+    parsing.builder.begin("spec.cnn")
+    assert lalr_loop.parse(parsing.loop, text) == by_lark
 
 
 @pytest.mark.parametrize("text", ["input x: 3x8x8\nconv 8 3x3 @\n", "input x: 3x8x8\nconv 8 = 3\n", "input x: 3x8x8\n{ relu\n"])
 def test_the_quick_parse_loop_leaves_syntax_errors_to_lark(text):
-    lalr = parser()
-    lalr.options.transformer.begin("spec.cnn")
+    parsing = parser()
+    parsing.builder.begin("spec.cnn")
     with pytest.raises(lalr_loop.Unparsed):
-        lalr_loop.parse(lalr, text)
+        lalr_loop.parse(parsing.loop, text)
 
 
-def test_the_loop_reads_most_states_with_the_root_lexer_and_the_rest_with_their_own():
-    # a parser of its own, whose states no other test has read: on the lexing snippet some states
-    # take a token the root lexer reads otherwise, and read with their own lexers
+def _fresh_loop():
+    """A loop over tables read off a Lark parser of its own, whose states no other test has read."""
     from cnnspec.frontend.build import SpecBuilder
     from cnnspec.resources import grammar_path
 
+    builder = SpecBuilder()
     lalr = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", maybe_placeholders=True,
-                transformer=SpecBuilder(), cache=True)
+                transformer=builder, cache=True)
+    return lalr_loop.Loop(lalr_loop.Tables.read_off(lalr), builder), builder
+
+
+def test_the_loop_reads_most_states_with_the_root_lexer_and_the_rest_with_their_own():
+    # on the lexing snippet some states take a token the root lexer reads otherwise, and read
+    # with their own alternations, compiled for those states only
+    loop, builder = _fresh_loop()
     text = SNIPPETS[-1]
-    lalr.options.transformer.begin("spec.cnn")
-    by_the_loop = lalr_loop.parse(lalr, text)
-    reference = parser()  # Lark's own parse compiles every state's lexer it meets: another parser's
-    reference.options.transformer.begin("spec.cnn")
-    assert by_the_loop == reference.parse(text)
-    readings = lalr_loop._TABLES[lalr].readings.values()
+    builder.begin("spec.cnn")
+    by_the_loop = lalr_loop.parse(loop, text)
+    reference = parser()
+    reference.builder.begin("spec.cnn")
+    assert by_the_loop == reference.lark().parse(text)
+    readings = set(loop.readings.values())
     assert sum(r.shared for r in readings) > 10 * sum(not r.shared for r in readings)
-    assert any(r._own is not None for r in readings)
-    unused = [lexer for lexer in set(lalr.parser.lexer.lexers.values()) if lexer._scanner is None]
-    assert len(unused) > len(set(lalr.parser.lexer.lexers.values())) - 5
+    compiled = [r for r in loop._lexer_readings.values() if r._own is not None]
+    assert 0 < len(compiled) < 5
+
+
+def test_the_tables_kept_as_data_parse_as_the_tables_read_off_lark():
+    loop, builder = _fresh_loop()
+    again = lalr_loop.Loop(lalr_loop.Tables(marshal.loads(marshal.dumps(loop.tables.data()))), builder)
+    for text in SNIPPETS:
+        builder.begin("spec.cnn")
+        expected = lalr_loop.parse(loop, text)
+        builder.begin("spec.cnn")
+        assert lalr_loop.parse(again, text) == expected
+
+
+def test_the_tables_are_kept_for_the_next_process_and_lark_is_made_only_for_errors(tmp_path, monkeypatch):
+    from cnnspec.frontend import parser as parsing_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(parsing_module, "_TABLES", [])
+    kept = parsing_module.cache_file("tables", "marshal")
+    assert kept.parent == tmp_path / "cnnspec" and not kept.exists()
+    assert (kept.parent.stat().st_mode & 0o777) == 0o700  # the user's own
+    first = parsing_module.Parsing()  # reads them off Lark, and keeps them
+    assert kept.stat().st_size > 0 and first._lark is not None
+    assert list(kept.parent.glob("lark-*.pickle"))  # and Lark's own cache beside them
+    monkeypatch.setattr(parsing_module, "_TABLES", [])
+    second = parsing_module.Parsing()  # a process after it: from the file, without Lark
+    assert second._lark is None and second.loop.tables.data() == first.loop.tables.data()
+    monkeypatch.setattr(parsing_module, "_per_thread", threading.local())
+    monkeypatch.setattr(parsing_module, "_TABLES", [second.loop.tables])
+    parse_text(SNIPPETS[0], "spec.cnn")
+    assert parsing_module.parser()._lark is None
+    with pytest.raises(SpecError):
+        parse_text("input x: 3x8x8\nconv 8 3x3 @\n", "spec.cnn")
+    assert parsing_module.parser()._lark is not None
+    # a file spoilt or of another format is read off Lark again, and replaced
+    for spoilt in (b"", b"\x00garbage", marshal.dumps({"format": -1})):
+        kept.write_bytes(spoilt)
+        monkeypatch.setattr(parsing_module, "_TABLES", [])
+        assert parsing_module.Parsing().loop is not None
+        assert lalr_loop.Tables(marshal.loads(kept.read_bytes())).data() == first.loop.tables.data()
+
+
+def test_without_a_cache_folder_the_tables_are_read_off_lark_each_time(tmp_path, monkeypatch):
+    from cnnspec.frontend import parser as parsing_module
+
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # no folder can be made inside a file
+    monkeypatch.setattr(parsing_module, "_TABLES", [])
+    monkeypatch.setattr(parsing_module, "_per_thread", threading.local())
+    assert parsing_module.cache_folder() is None
+    assert parse_text(SNIPPETS[0], "spec.cnn").statements
+    assert parsing_module.parser().loop is not None
 
 
 def test_keyword_led_constructs_start_at_their_keyword():

@@ -7,8 +7,11 @@ escapes.
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 import threading
+from pathlib import Path
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -35,18 +38,122 @@ LAYER_LIMIT_MESSAGE = "the spec expands to more than {:,} layers"
 LAYER_LIMIT_HELP = "check the repeat counts and nested blocks, or raise `max-layers` in `[tool.cnnspec.limits]`"
 
 
+#: how Lark's parser of the grammar is made (`Parsing.lark`), the tables read off it too
+LARK_OPTIONS = {"parser": "lalr", "maybe_placeholders": True}
+
+
+class Parsing:
+    """One thread's parsing: its IR builder, the quick loop over the grammar's tables
+    (`cnnspec.frontend.lalr_loop`), and Lark's own parser, made only for a text the loop does
+    not parse (Lark's parse is what reports a syntax error) or where no tables were kept."""
+
+    def __init__(self) -> None:
+        self.builder = SpecBuilder()
+        self._lark: Lark | None = None
+        tables = grammar_tables(self)
+        self.loop = lalr_loop.Loop(tables, self.builder) if tables is not None else None
+
+    def lark(self) -> Lark:
+        if self._lark is None:
+            # Lark keeps the LALR tables it builds in a cache, keyed by the grammar's hash:
+            # building them takes longer than checking a whole network
+            kept = cache_file("lark", "pickle")
+            self._lark = Lark(_grammar_text(), **LARK_OPTIONS, transformer=self.builder,
+                              cache=str(kept) if kept is not None else True)
+        return self._lark
+
+
 _per_thread = threading.local()
 
 
-def parser() -> Lark:
-    """This thread's parser; its builder's `path` is set before each parse, so threads do not
+def parser() -> Parsing:
+    """This thread's parsing; its builder's `path` is set before each parse, so threads do not
     share one."""
-    if not hasattr(_per_thread, "parser"):
-        # cache=True keeps the built LALR tables in the temporary folder, keyed by the
-        # grammar's hash: building them takes longer than checking a whole network.
-        _per_thread.parser = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr",
-                                  maybe_placeholders=True, transformer=SpecBuilder(), cache=True)
-    return _per_thread.parser
+    if not hasattr(_per_thread, "parsing"):
+        _per_thread.parsing = Parsing()
+    return _per_thread.parsing
+
+
+@functools.cache
+def _grammar_text() -> str:
+    return grammar_path().read_text(encoding="utf-8")
+
+
+_tables_made = threading.Lock()
+#: the grammar's tables, once read in this process (None: none could be read off Lark)
+_TABLES: list = []
+
+
+def grammar_tables(parsing: Parsing) -> lalr_loop.Tables | None:
+    """The grammar's parse tables as the loop reads them: from the file kept in the cache folder
+    (`cache_file`), or read off Lark's parser (`parsing.lark()`) and kept there for the next
+    process. A file that cannot be read or written only costs the time of reading them off."""
+    with _tables_made:
+        if not _TABLES:
+            _TABLES.append(_kept_tables() or _read_off(parsing))
+        return _TABLES[0]
+
+
+def cache_folder() -> Path | None:
+    """The user's own cache folder for cnnspec, `$XDG_CACHE_HOME/cnnspec` or `~/.cache/cnnspec`,
+    made if need be; None where there is none. The user's, not the shared temporary folder: what
+    is read from there decides how every spec parses, and no other user can write it."""
+    import os
+
+    try:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        folder = Path(base) / "cnnspec"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (OSError, RuntimeError):  # no home, or a folder that cannot be made
+        return None
+    return folder
+
+
+def cache_file(what: str, suffix: str) -> Path | None:
+    """Where something made from the grammar is kept (None: nowhere), under a name that changes
+    with the grammar, the options Lark makes its parser with, Lark's version, the tables' format
+    and Python's version (marshal's format)."""
+    import hashlib
+
+    import lark
+
+    folder = cache_folder()
+    if folder is None:
+        return None
+    made_by = f"{_grammar_text()}{sorted(LARK_OPTIONS.items())}{lark.__version__}{lalr_loop.FORMAT}{sys.version_info[:2]}"
+    return folder / f"{what}-{hashlib.sha256(made_by.encode()).hexdigest()[:32]}.{suffix}"
+
+
+def _kept_tables() -> lalr_loop.Tables | None:
+    import marshal
+
+    kept = cache_file("tables", "marshal")
+    if kept is None:
+        return None
+    try:
+        return lalr_loop.Tables(marshal.loads(kept.read_bytes()))
+    except (OSError, EOFError, ValueError, TypeError, lalr_loop.Unparsed):
+        return None
+
+
+def _read_off(parsing: Parsing) -> lalr_loop.Tables | None:
+    import marshal
+    import os
+
+    try:
+        tables = lalr_loop.Tables.read_off(parsing.lark())
+    except lalr_loop.Unparsed:
+        return None
+    kept = cache_file("tables", "marshal")
+    if kept is not None:
+        # written whole under another name, then renamed: a process reading meanwhile sees all or none
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
+        try:
+            partial.write_bytes(marshal.dumps(tables.data()))
+            os.replace(partial, kept)
+        except (OSError, ValueError):
+            partial.unlink(missing_ok=True)
+    return tables
 
 
 #: keywords the grammar also accepts as option names (`scale=2`)
@@ -123,12 +230,12 @@ def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: i
     lines = source.split("\n")
     diagnostics: list[Diagnostic] = []
     blanked: set[int] = set()
-    lalr = parser()
-    builder = lalr.options.transformer
+    parsing = parser()
+    builder = parsing.builder
     while True:
         current = "\n".join(lines)
         try:
-            statements = _parse(lalr, current, path)
+            statements = _parse(parsing, current, path)
             break
         except UnexpectedInput as error:
             diagnostic = describe_syntax_error(error, current, path)
@@ -154,8 +261,8 @@ def parse_text(text: str, path: str, max_tokens: int = MAX_TOKENS, max_layers: i
 def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | None:
     """The text parsed part by part, unchanged parts reused; None when a part does not parse (or
     holds a number out of range), for the whole text's parse to report it."""
-    lalr = parser()
-    builder = lalr.options.transformer
+    parsing = parser()
+    builder = parsing.builder
     kept: dict[tuple[int, str], tuple] = {}
     statements: list = []
     for key in top_level_parts(text):
@@ -163,7 +270,7 @@ def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | N
         if done is None:
             first_line, part = key
             try:
-                built = _parse(lalr, "\n" * (first_line - 1) + part, path)
+                built = _parse(parsing, "\n" * (first_line - 1) + part, path)
             except UnexpectedInput:
                 return None
             if builder.problems:
@@ -175,17 +282,18 @@ def _parse_in_parts(text: str, path: str, reuse: ParsedParts) -> ir.SpecFile | N
     return ir.SpecFile.model_construct(path=path, statements=tuple(statements))
 
 
-def _parse(lalr: Lark, text: str, path: str) -> list:
+def _parse(parsing: Parsing, text: str, path: str) -> list:
     """The statements of `text` (from the file `path`), as Lark's parse builds them: by the
     quick loop of `cnnspec.frontend.lalr_loop`, or where it stops (at a syntax error) by Lark's own
     parse, which raises Lark's exception."""
-    builder = lalr.options.transformer
+    builder = parsing.builder
     builder.begin(path)
-    try:
-        return lalr_loop.parse(lalr, text)
-    except lalr_loop.Unparsed:
-        builder.begin(path)
-        return lalr.parse(text)
+    if parsing.loop is not None:
+        try:
+            return lalr_loop.parse(parsing.loop, text)
+        except lalr_loop.Unparsed:
+            builder.begin(path)
+    return parsing.lark().parse(text)
 
 
 def _braces_of(line: str) -> str:
