@@ -20,6 +20,7 @@ means the spec cannot be built.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,23 +82,40 @@ def _nearest_table(start: str | Path) -> tuple[Path, dict] | None:
     for candidate in (folder, *folder.parents):
         path = candidate / "pyproject.toml"
         if path.is_file():
-            tool = _read(path, only_mentioning="cnnspec").get("tool", {})
+            tool = _read(path, only_if=may_hold_the_table).get("tool", {})
             if "cnnspec" in tool:
                 return path, tool["cnnspec"]
     return None
 
 
-def _read(path: Path, only_mentioning: str | None = None) -> dict:
-    """The TOML file's tables; with `only_mentioning`, nothing from a file whose text does not hold
-    that word, as it can hold no table of that name (short of spelling the name in escapes): most
-    projects' pyproject.toml has no `[tool.cnnspec]`, and is then left unparsed (and `tomllib`
-    unimported)."""
+#: a bare or quoted TOML key (escapes in a quoted key are not followed), and blanks around a dot
+_KEY = r"""[ \t]*["']?{}["']?[ \t]*"""
+_TOOL = _KEY.format("tool")
+#: `[tool.cnnspec`, `[[tool.cnnspec` or a key `tool.cnnspec` at the start of a line (a header
+#: left unclosed too, for the parse to refuse it)
+_TOOL_CNNSPEC = re.compile(rf"""^[ \t]*\[?\[?{_TOOL}\.[ \t]*["']?cnnspec""", re.M)
+#: a `[tool]` table or a `tool = {...}` key, in which a key `cnnspec` may stand apart
+_TOOL_ALONE = re.compile(rf"^[ \t]*(?:\[{_TOOL}\]|{_TOOL}=)", re.M)
+_CNNSPEC_KEY = re.compile(r"""cnnspec["']?[ \t]*[.=]""")
+
+
+def may_hold_the_table(text: str) -> bool:
+    """Whether a TOML text may hold a `tool.cnnspec` table: a header or a key names `tool` then
+    `cnnspec`, or a `[tool]` table or a `tool = {...}` key is there beside a key `cnnspec`. False
+    for what most projects' pyproject.toml holds, tables of other tools and `cnnspec` as a
+    dependency, so it is left unparsed (and `tomllib` unimported); true wherever TOML could make
+    the table (short of spelling its name in escapes)."""
+    return bool(_TOOL_CNNSPEC.search(text) or (_TOOL_ALONE.search(text) and _CNNSPEC_KEY.search(text)))
+
+
+def _read(path: Path, only_if=None) -> dict:
+    """The TOML file's tables; with `only_if`, nothing from a file whose text it says no to."""
     try:
         # as a spec is read: a regular file of bounded size, never a FIFO that blocks or a device
         text = read_source(path, str(path))
     except SpecError as error:
         raise ConfigError(f"{path}: cannot read it ({error.diagnostics[0].message})") from None
-    if only_mentioning is not None and only_mentioning not in text:
+    if only_if is not None and not only_if(text):
         return {}
     import tomllib
 

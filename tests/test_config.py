@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 import cnnspec
 from cnnspec.cli import main
-from cnnspec.config import Config, ConfigError, config_for, find_config, load_config
+from cnnspec.config import Config, ConfigError, config_for, find_config, load_config, may_hold_the_table
 
 #: W104 (bias before BN) and W112 (20 channels), 12,120 parameters
 SPEC = "input x: 3x32x32\nconv 20 3x3 pad=1\nbn\nrelu\nconv 64 3x3 pad=1 bias=false\n"
@@ -102,14 +102,35 @@ def test_the_nearest_table_applies_and_tables_without_it_are_skipped(project, tm
     assert codes(invoke("check", spec)) == {"W104"}
 
 
-def test_a_pyproject_that_never_mentions_cnnspec_is_not_parsed(project, tmp_path):
-    # broken TOML a project's own tools would refuse, with no word of cnnspec: looked past, unread
+#: TOML texts that make a `tool.cnnspec` table, in every way TOML has, and texts that do not
+TABLES = ['[tool.cnnspec]\nstrict = true\n', '[tool.cnnspec.limits]\nmax-layers = 5\n', '[ tool . "cnnspec" ]\nx=1\n',
+          "['tool'.cnnspec.severity]\nW104='off'\n", 'tool.cnnspec.strict = true\n', '[tool]\ncnnspec = { strict = true }\n',
+          '[tool]\ncnnspec.strict = true\n', 'tool = { cnnspec = { strict = true } }\n', '[tool]\n"cnnspec".strict = true\n',
+          '[[tool.cnnspec]]\nx = 1\n', '  [tool.cnnspec]\nx=1\n', '[project]\nname="p"\n\n[tool.cnnspec]\n',
+          '\t[ tool ]\n  cnnspec = {}\n', '[tool.ruff]\nx = 1\n[tool . cnnspec]\ny = 2\n']
+NO_TABLES = ['[project]\nname = "cnnspec"\n', '[project]\ndependencies = [\n  "cnnspec>=1.0",\n]\n[tool.ruff]\nline-length = 100\n',
+             '[tool.pytest.ini_options]\naddopts = "-p cnnspec"\n', '[project.scripts]\ncnnspec = "cnnspec.cli:main"\n[tool.hatch]\nx=1\n']
+
+
+@pytest.mark.parametrize("text", TABLES + NO_TABLES)
+def test_a_pyproject_is_parsed_wherever_toml_could_make_the_table(text):
+    import tomllib
+
+    has_table = "cnnspec" in tomllib.loads(text).get("tool", {})
+    assert has_table == (text in TABLES)
+    assert may_hold_the_table(text) or not has_table
+    if text in NO_TABLES:
+        assert not may_hold_the_table(text)  # the common case is left unparsed
+
+
+def test_a_pyproject_that_cannot_hold_the_table_is_not_parsed(project, tmp_path):
+    # broken TOML a project's own tools would refuse, with cnnspec only as a value: looked past, unread
     spec = project('[tool.cnnspec]\nignore = ["W104", "W112"]\n')
-    (spec.parent / "pyproject.toml").write_text("[project\nname = \"inner\"\n")
+    (spec.parent / "pyproject.toml").write_text('[project\ndependencies = ["cnnspec>=1"]\n')
     assert find_config(spec) == tmp_path / "pyproject.toml"
     assert invoke("check", spec).output.startswith(str(spec) + ": ok")
-    # a word of cnnspec anywhere, and the file is read as TOML, and refused as such
-    (spec.parent / "pyproject.toml").write_text("[project\nname = \"cnnspec-models\"\n")
+    # one that could, and the file is read as TOML, and refused as such
+    (spec.parent / "pyproject.toml").write_text('[project\n[tool.cnnspec]\n')
     result = invoke("check", spec)
     assert result.exit_code == 2 and "not valid TOML" in result.output
 
