@@ -1,5 +1,7 @@
 """What a diagnostic tells a new user: where it is, what led there, and a help that is true."""
 
+import re
+
 import pytest
 
 import cnnspec
@@ -158,6 +160,21 @@ def test_expect_with_one_equals_sign_suggests_two():
     assert error.help == "write `==`, such as `expect params == 100`"
     # an option's `=` keeps its help
     assert "key=value" in only_error("input x: 3x8x8\nconv 4 3x3 = 1").help
+
+
+@pytest.mark.parametrize("written,message,fixes", [
+    ("expect output 4x6x6", "`expect output` is not an expectation: only `expect shape` takes a shape",
+     ["expect shape 4x6x6"]),
+    ("expect params 4x6x6", "`expect params` takes a comparison, such as `expect params < 5M`", ["expect shape 4x6x6"]),
+    ("expect params 112", "`expect params` takes a comparison, such as `expect params < 5M`",
+     ["expect params == 112", "expect shape 112"]),
+])
+def test_a_shape_after_another_word_than_shape_says_what_to_write(written, message, fixes):
+    error = only_error(f"input x: 3x8x8\nconv 4 3x3\n{written}")
+    assert error.code == "E403" and error.message == message
+    assert re.findall(r"`([^`]+)`", error.help) == fixes
+    # each fix is a statement that parses; the first holds for this network (112 parameters)
+    cnnspec.loads(f"input x: 3x8x8\nconv 4 3x3\n{fixes[0]}")
 
 
 @pytest.mark.parametrize("written,fixed", [("5m", "5M"), ("1.9g", "1.9G"), ("2t", "2T")])

@@ -43,7 +43,16 @@ class Contracts(Reporting):
     def expect_shape(self, st: ir.ExpectShape, flow: Flow, what: str = "the shape here") -> None:
         """`expect shape 512x7x7` of the tensor flowing here, or (`what`) of a named value."""
         if st.metric != "shape":
-            self.error(Code.UNKNOWN_METRIC, f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`", st.span)
+            # a shape written after another word: most often the shape the network should give
+            instead = f"for the shape here, write `expect shape {describe_shape(st.dims)}`"
+            if st.metric in METRICS:
+                if len(st.dims) == 1:  # a bare number: most often the bound without its comparison
+                    instead = f"to bound it, write `expect {st.metric} == {st.dims[0]}`; {instead}"
+                self.error(Code.UNKNOWN_METRIC, f"`expect {st.metric}` takes a comparison, such as `expect {st.metric} < 5M`",
+                           st.span, help=instead)
+            else:
+                self.error(Code.UNKNOWN_METRIC, f"`expect {st.metric}` is not an expectation: only `expect shape` takes a shape",
+                           st.span, help=instead)
             return
         if self.overridden_input:
             self.skipped[id(st)] = st
