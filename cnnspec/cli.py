@@ -240,10 +240,14 @@ def _replace(path: str, text: str) -> None:
 @click.option("--depth", type=click.IntRange(min=1), help="Collapse blocks and groups nested deeper than N.")
 @click.option("--input", "input_dims", callback=_parse_dims, multiple=True,
               help="Override the declared input, e.g. 3x256x256; one of several by name, b=3x64x64 (repeatable).")
-def summary(spec, fmt, depth, input_dims):
+@click.option("--sizes", is_flag=True,
+              help="Also work out the input sizes the network is valid for (not with --format csv).")
+def summary(spec, fmt, depth, input_dims, sizes):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
+    if sizes and fmt == "csv":
+        raise click.UsageError("--sizes goes with the table, markdown and json formats: CSV has a row per layer")
     network = _load_network(spec, input_dims)
-    click.echo(network.summary(format=fmt, depth=depth))
+    click.echo(network.summary(format=fmt, depth=depth, sizes=sizes))
 
 
 @main.command("diff")

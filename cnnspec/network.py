@@ -42,10 +42,12 @@ class Network(CheckedGraph):
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
-    def summary(self, format: str = "table", depth: int | None = None) -> str:
+    def summary(self, format: str = "table", depth: int | None = None, sizes: bool = False) -> str:
+        """The per-layer table and totals (`cnnspec.summary.render_summary`); with `sizes`, the input
+        sizes the network is valid for too."""
         from cnnspec.summary import render_summary
 
-        return render_summary(self, format=format, depth=depth)
+        return render_summary(self, format=format, depth=depth, sizes=sizes)
 
     def to_torch(self, seed: int | None = None, outputs=None, memory_budget: int | None = 4 * 2**30):
         """An `nn.Module` for this network (imports torch); see `cnnspec.backends.torch.to_torch`."""

@@ -109,7 +109,24 @@ def buffers_note(network) -> str:
     return f"  ({', '.join(notes)})" if notes else ""
 
 
-def render_summary(network, format: str = "table", depth: int | None = None) -> str:
+def input_sizes(network) -> tuple[str, dict | None]:
+    """The input sizes the network is valid for, in words and as data (`cnnspec.analysis.sizes`;
+    None with the reason where the analysis cannot follow the network)."""
+    from cnnspec.analysis.sizes import Unsupported
+
+    try:
+        sizes = network.input_sizes()
+    except Unsupported as error:
+        return f"not worked out: {error}", None
+    return sizes.describe(), sizes.as_dict()
+
+
+def render_summary(network, format: str = "table", depth: int | None = None, sizes: bool = False) -> str:
+    """The per-layer table and the totals; with `sizes`, the input sizes the network is valid for
+    too (an analysis of its own, which takes up to a second on the zoo's largest)."""
+    if sizes and format == "csv":
+        raise ValueError("the CSV summary has one row per layer: the input sizes are in the other formats")
+    valid_sizes = input_sizes(network) if sizes else None
     rows = collapse([Row(**{k: getattr(r, k) for k in r.__dataclass_fields__}) for r in network.rows],
                     depth, network.scope_blocks)
     needs = output_needs(network.graph, network.rows)
@@ -120,6 +137,8 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
                     **({"outputs": {name: {"shape": list(shape), "receptive_field": rf, **vars(needs[name])}
                                     for name, _, shape, rf in network.graph.outputs}} if network.graph.outputs else {}),
                     **totals(network), "layers": [_record(r) for r in rows]}
+        if valid_sizes is not None:
+            document["input_sizes"] = {"constraint": valid_sizes[0], "axes": valid_sizes[1]}
         return json.dumps(document, indent=2)
     # a spec with named values gets a column saying which value each row reads and binds
     values = any("reads" in r.extra or "binds" in r.extra or "uses" in r.extra for r in rows)
@@ -152,6 +171,8 @@ def render_summary(network, format: str = "table", depth: int | None = None) -> 
         footer.append(f"RF:          {WHOLE_LEGEND}")
     if len(network.input_shapes) > 1:
         footer.append(f"inputs:      {SEVERAL_INPUTS_LEGEND}")
+    if valid_sizes is not None:
+        footer.append(f"sizes:       {valid_sizes[0]}")
     outputs = _outputs_table(network, needs)
     if format == "markdown":
         lines = [f"**{network.name}**: {input_line}", "", *_markdown(header, table, {2, 3, 4, 5, 6})]

@@ -108,3 +108,24 @@ def test_summary_of_periodic_parts():
     assert constraint == Constraint(multiple=4, residues=(0,), at_least=8, also=(3,))
     assert constraint.describe(plural=True) == "multiples of 4, at least 8 (or 3)"
     assert [n for n in range(1, 30) if n in constraint] == [3, 8, 12, 16, 20, 24, 28]
+
+
+def test_the_summary_shows_the_sizes_brute_force_finds():
+    import json
+
+    from click.testing import CliRunner
+
+    from cnnspec.cli import main
+
+    path = SPECS / "lenet5.cnn"
+    network = cnnspec.load(path)
+    table = CliRunner().invoke(main, ["summary", str(path), "--sizes"])
+    assert table.exit_code == 0 and table.output.splitlines()[-1] == "sizes:       H and W must be one of 28, 29, 30 or 31"
+    document = json.loads(CliRunner().invoke(main, ["summary", str(path), "--sizes", "--format", "json"]).output)
+    valid = document["input_sizes"]["axes"]["H"]["only"]
+    assert valid == [n for n in range(1, 60) if accepted_file(path, network, n)]
+    assert "input_sizes" not in json.loads(network.summary(format="json"))  # only when asked for
+    # what it cannot follow it says, and CSV, a row per layer, has no room for it
+    assert "sizes: not worked out: the network has several inputs" in cnnspec.load(SPECS / "siamese.cnn").summary(
+        format="markdown", sizes=True)
+    assert CliRunner().invoke(main, ["summary", str(path), "--sizes", "--format", "csv"]).exit_code == 2
