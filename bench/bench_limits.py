@@ -31,7 +31,7 @@ def peak():
     sys.stderr.write(f"peak-rss-kb {kb}\\n")
 atexit.register(peak)
 sys.argv[0] = "cnnspec"
-from cnnspec.cli import console_entry
+from cnnspec.console import console_entry
 console_entry()
 """
 

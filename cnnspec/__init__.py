@@ -5,17 +5,18 @@
     >>> net.params, net.macs, net.output_shape
     (47206, 164640, (10,))
 
-Only the standard library, lark and pydantic load here; torch, onnx and numpy load in the
-backends that need them.
+Importing the package loads nothing but its version: its names load when first used (the
+checker with lark and pydantic; torch, onnx and numpy only in the backends that need them), so
+the command decides how its process runs before anything heavy loads (`cnnspec.console`).
 """
 
-from cnnspec.diagnostics import Diagnostic, SpecError
 from cnnspec.version import __version__
 
 __all__ = ["Diagnostic", "Network", "SpecError", "__version__", "check", "load", "loads"]
 #: the façade's names, imported when first used: a module deep in the package (a backend, the
 #: loader) then loads without the façade above it, as the import graph runs one way
 _FACADE = ("Network", "check", "load", "loads")
+_DIAGNOSTICS = ("Diagnostic", "SpecError")
 
 
 def __getattr__(name: str):
@@ -23,8 +24,12 @@ def __getattr__(name: str):
         from cnnspec import network
 
         return getattr(network, name)
+    if name in _DIAGNOSTICS:
+        from cnnspec import diagnostics
+
+        return getattr(diagnostics, name)
     raise AttributeError(f"module 'cnnspec' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_FACADE))
+    return sorted(set(globals()) | set(_FACADE) | set(_DIAGNOSTICS))

@@ -1,3 +1,3 @@
-from cnnspec.cli import console_entry
+from cnnspec.console import console_entry
 
 console_entry()

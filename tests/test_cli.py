@@ -136,7 +136,7 @@ def test_check_takes_folders():
 def _console(*args, code_before=""):
     """Run the console entry point in a fresh interpreter, as the `cnnspec` command does."""
     code = f"import sys\n{code_before}\nsys.argv = ['cnnspec', *{[str(a) for a in args]!r}]\n" \
-           "from cnnspec.cli import console_entry\nconsole_entry()\n"
+           "from cnnspec.console import console_entry\nconsole_entry()\n"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 
@@ -157,13 +157,30 @@ def test_with_plugins_disabled_the_check_reads_no_entry_points(monkeypatch, sett
     assert out.stdout.splitlines()[-1] == f"metadata False {metadata} loader {real_loader}"
 
 
+#: at the command's exit: how many passes the cyclic collector made, and whether it is on
+_COLLECTOR_PROBE = ("import atexit, gc\npasses = []\ngc.callbacks.append(lambda phase, info: passes.append(phase))\n"
+                    "atexit.register(lambda: print('passes', passes.count('start'), 'enabled', gc.isenabled()))")
+
+
+def test_the_entry_point_pauses_the_collector_before_anything_heavy_loads():
+    light = subprocess.run([sys.executable, "-c", "import sys, cnnspec.console\n"
+                            "print(sorted({'click', 'pydantic', 'lark', 'cnnspec.cli'} & set(sys.modules)))"],
+                           capture_output=True, text=True)
+    assert light.stdout.strip() == "[]", light.stderr
+    # importing click and pydantic alone makes about fifty passes where the collector runs
+    check = _console("check", SPECS / "resnet50.cnn", code_before=_COLLECTOR_PROBE)
+    assert check.returncode == 0 and check.stdout.splitlines()[-1] == "passes 0 enabled False", check.stderr
+    ran = _console("lsp", "--help", code_before=_COLLECTOR_PROBE)  # a command that keeps it
+    assert ran.returncode == 0 and int(ran.stdout.split()[-3]) > 0 and ran.stdout.split()[-1] == "True", ran.stderr
+
+
 def test_the_loader_without_plugins_has_every_name_pydantic_imports_from_it():
     import ast
     import pathlib
 
     import pydantic
 
-    from cnnspec.cli import PLUGIN_LOADER
+    from cnnspec.console import PLUGIN_LOADER
 
     wanted = set()
     for source in pathlib.Path(pydantic.__file__).parent.rglob("*.py"):

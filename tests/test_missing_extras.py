@@ -34,7 +34,7 @@ sys.meta_path.insert(0, Blocker())
 """
 
 CLI = BLOCKER + """
-from cnnspec.cli import console_entry
+from cnnspec.console import console_entry
 
 sys.argv = ["cnnspec", *sys.argv[2:]]
 console_entry()
