@@ -42,7 +42,7 @@ import time
 start = time.perf_counter()
 {DEPENDENCIES}
 dependencies = time.perf_counter()
-import cnnspec
+import cnnspec, cnnspec.diagnostics
 imported = time.perf_counter()
 cnnspec.load({str(ROOT / 'specs' / 'resnet50.cnn')!r})
 first = time.perf_counter()
@@ -155,7 +155,7 @@ def main() -> None:
     lines += ["", "Targets: ResNet-50 within 1.4x of the floor; 10,000 layers under 1 s, growing linearly (set where",
               "the floor took 0.103 s: 1 s was 9.7 times the floor there).", "",
               "Where ResNet-50's time goes, in one process (medians): importing the dependencies",
-              f"{dependencies:.3f} s (Pydantic's `BaseModel`, Lark, click); `import cnnspec` {own:.3f} s (the",
+              f"{dependencies:.3f} s (Pydantic's `BaseModel`, Lark, click); importing `cnnspec` {own:.3f} s (the",
               f"IR's model classes and the diagnostics); the first `load` {first:.3f} s, of which about",
               f"{first - second:.3f} s is done once per process (importing the checker, the layer registry's",
               "model classes and the lints, loading the parse tables, Pydantic building the validators of the",
