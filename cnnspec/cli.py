@@ -242,10 +242,13 @@ def _replace(path: str, text: str) -> None:
               help="Also work out the input sizes the network is valid for (not with --format csv).")
 def summary(spec, fmt, depth, input_dims, sizes):
     """Per-layer table: output shape, params, MACs, receptive field, activations."""
-    if sizes and fmt == "csv":
-        raise click.UsageError("--sizes goes with the table, markdown and json formats: CSV has a row per layer")
     network = _load_network(spec, input_dims)
-    click.echo(network.summary(format=fmt, depth=depth, sizes=sizes))
+    try:
+        text = network.summary(format=fmt, depth=depth, sizes=sizes)
+    except ValueError as refused:
+        # options the summary does not take together (`--sizes` with CSV)
+        raise click.UsageError(str(refused)) from None
+    click.echo(text)
 
 
 @main.command("diff")

@@ -2,7 +2,7 @@
 
 It loads nothing but the standard library's `gc`, `os` and `sys` before it has decided how the
 process runs: the cyclic collector is paused before click and Pydantic are imported (their
-imports alone met 50 collections), and Pydantic is told there are no plugins to look for. Only
+imports alone made about 50 collector passes), and Pydantic is told there are no plugins to look for. Only
 then does it import the command line (`cnnspec.cli`) and run it.
 """
 

@@ -129,3 +129,5 @@ def test_the_summary_shows_the_sizes_brute_force_finds():
     assert "sizes: not worked out: the network has several inputs" in cnnspec.load(SPECS / "siamese.cnn").summary(
         format="markdown", sizes=True)
     assert CliRunner().invoke(main, ["summary", str(path), "--sizes", "--format", "csv"]).exit_code == 2
+    with pytest.raises(ValueError, match="one row per layer"):
+        network.summary(format="csv", sizes=True)
